@@ -1,0 +1,223 @@
+"""The source post's advice, checked against the study: a verdict with numbers per claim.
+
+Every check is a difference between two groups of cells, oriented so that a
+positive difference is what the post claims, with a 95% Satterthwaite interval
+(`analysis.stats.linear_contrast`):
+
+- `supported`: the interval lies above 0 (for "at least as good": above -margin);
+- `refuted`: the interval lies below 0, or, for "beats", below the margin of
+  0.1 percentage point, so any advantage is too small to matter;
+- `inconclusive`: otherwise, or when the study did not vary what the claim needs;
+  the reason says which.
+
+Cells are matched on the other factors as in `analysis.effects`. Claims about the
+best cell compare the best cell of the claimed group with the best other cell; both
+are picked from the same data, so those intervals are optimistic about the winner.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from analysis.design import Design, cell_table
+from analysis.effects import NESTED, contrast, group_weights
+from analysis.ranking import Ranking
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+ACC_MARGIN = 0.001  # 0.1 percentage point: the post's own "very minor" improvement
+CLAIM_TEXT = {
+    "bn_before_dropout": "Put BatchNorm before Dropout: in a conv block with both, BN then Dropout beats Dropout then BN.",
+    "dropout_fc_only_with_bn": (
+        "When the convolutions have BatchNorm, Dropout only in the classifier is at least as good as "
+        "Dropout in the convolutions too."
+    ),
+    "bn_dropout_improves_loss": "BatchNorm plus Dropout gives a lower validation loss than BatchNorm alone (the post's experiment 6 vs 4).",
+    "all_three_generalize_best": (
+        "BatchNorm + Dropout + augmentation has the smallest generalization gap (val_loss - train_loss) "
+        "of all settings (the post's experiment 7)."
+    ),
+    "large_model_all_three_best": "The large model with BatchNorm, Dropout and augmentation is the most accurate (the post's experiment 8).",
+}
+METHOD = "difference of least-squares means of matched cells, " + stats.WELCH_T
+BEST_METHOD = "best cell of the claimed group against the best other cell, " + stats.WELCH_T
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    verdict: str
+    evidence: dict = field(default_factory=dict)
+    reason: str = ""
+    method: str = ""
+
+
+def check_claims(design: Design, ranking: Ranking) -> list[Claim]:
+    return [
+        bn_before_dropout(design),
+        dropout_fc_only_with_bn(design),
+        bn_dropout_improves_loss(design),
+        all_three_generalize_best(design),
+        large_model_all_three_best(design, ranking),
+    ]
+
+
+def bn_before_dropout(design: Design) -> Claim:
+    cid = "bn_before_dropout"
+    if "order" not in design.cell_factors:
+        return _inconclusive(cid, "order (bn_first vs dropout_first) did not vary, so the two orders were never compared")
+    cells = _cells(design, "score")
+    cells = cells[(cells["bn"] != "none") & cells["dropout"].isin(("conv", "all"))].reset_index(drop=True)
+    return _matched(cid, design, cells, "order", {"bn_first": ["bn_first"], "dropout_first": ["dropout_first"]},
+                    metric=design.metric, higher_is_better=True, margin=ACC_MARGIN)
+
+
+def dropout_fc_only_with_bn(design: Design) -> Claim:
+    cid = "dropout_fc_only_with_bn"
+    cells = _cells(design, "score")
+    if "dropout" not in cells or "bn" not in cells:
+        return _inconclusive(cid, "dropout placement or bn was not recorded per cell")
+    cells = cells[cells["bn"] != "none"].reset_index(drop=True)
+    present = set(cells["dropout"])
+    other = "all" if "all" in present else ("conv" if "conv" in present else None)
+    if "fc" not in present or other is None:
+        return _inconclusive(
+            cid, "no cell with BatchNorm has both Dropout only in the classifier (fc) and Dropout in the convolutions (all or conv)"
+        )
+    return _matched(cid, design, cells, "dropout", {"fc": ["fc"], other: [other]}, metric=design.metric,
+                    higher_is_better=True, margin=ACC_MARGIN, non_inferiority=True)
+
+
+def bn_dropout_improves_loss(design: Design) -> Claim:
+    cid = "bn_dropout_improves_loss"
+    if "val_loss" not in design.trials:
+        return _inconclusive(cid, "the trials table has no val_loss column")
+    cells = _cells(design, "val_loss")
+    cells = cells[cells["bn"] != "none"].reset_index(drop=True)
+    if not (cells["dropout"] == "none").any() or not (cells["dropout"] != "none").any():
+        return _inconclusive(cid, "no cells with BatchNorm both with and without Dropout (with at least 2 full-budget trials)")
+    with_dropout = [v for v in ("fc", "conv", "all") if v in set(cells["dropout"])]
+    return _matched(cid, design, cells, "dropout", {"bn+dropout": with_dropout, "bn only": ["none"]},
+                    metric="val_loss", higher_is_better=False, margin=None)
+
+
+def all_three_generalize_best(design: Design) -> Claim:
+    cid = "all_three_generalize_best"
+    if "gap" not in design.trials:
+        return _inconclusive(cid, "the trials table has no gap (or val_loss and train_loss) column")
+    if "augment" not in design.trials:
+        return _inconclusive(cid, "augmentation was not recorded (no augment column)")
+    cells = _cells(design, "gap")
+    claimed = _all_three(cells)
+    return _best_of(cid, cells, claimed, metric="gap", higher_is_better=False)
+
+
+def large_model_all_three_best(design: Design, ranking: Ranking) -> Claim:
+    cid = "large_model_all_three_best"
+    table = ranking.table
+    if "model" not in table or "augment" not in table:
+        return _inconclusive(cid, "model size or augmentation was not recorded")
+    cells = table[table["df"] >= 1].rename(columns={"score": "mean"}).reset_index(drop=True)
+    claimed = _all_three(cells) & (cells["model"] == "large").to_numpy()
+    return _best_of(cid, cells, claimed, metric=ranking.metric, higher_is_better=True)
+
+
+def _all_three(cells: pd.DataFrame) -> np.ndarray:
+    augment = cells["augment"].map(lambda v: v is True or v == True)  # noqa: E712 - NaN-safe
+    return ((cells["bn"] != "none") & (cells["dropout"] != "none") & augment).to_numpy(dtype=bool)
+
+
+def _cells(design: Design, column: str) -> pd.DataFrame:
+    cells = design.cells if column == "score" else cell_table(design.trials, column)
+    return cells[cells["df"] >= 1].reset_index(drop=True)
+
+
+def _matched(cid, design, cells, factor, groups, *, metric, higher_is_better, margin, non_inferiority=False) -> Claim:
+    labels = list(groups)
+    if cells.empty:
+        return _inconclusive(cid, f"no cells to compare for {factor} (with at least 2 full-budget trials each)")
+    nested = NESTED.get(factor, ())
+    keys = tuple(f for f in design.cell_factors if f != factor and f not in nested and f in cells)
+    comparison = group_weights(cells, factor, groups, keys)
+    if comparison is None:
+        return _inconclusive(cid, f"not every group of {factor} ({', '.join(labels)}) has a cell with at least 2 full-budget trials")
+    iv, p = contrast(cells, comparison, labels[0], labels[1])
+    means = {l: float(comparison.weights[l] @ cells["mean"]) for l in labels}
+    sign = 1.0 if higher_is_better else -1.0
+    evidence = {
+        "metric": metric,
+        labels[0]: means[labels[0]],
+        labels[1]: means[labels[1]],
+        "difference": iv.estimate,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "p_value": p,
+        "matched": comparison.matched,
+        "n_cells": int(sum((w > 0).sum() for w in comparison.weights.values())),
+        "n_trials": int(cells.loc[np.any([w > 0 for w in comparison.weights.values()], axis=0), "n"].sum()),
+    }
+    if margin is not None:
+        evidence["margin"] = margin
+    verdict, reason = _verdict(sign * iv.estimate, *sorted((sign * iv.low, sign * iv.high)), margin, non_inferiority)
+    if not comparison.matched:
+        reason += "; the groups could not be matched on the other factors, so the difference may be confounded"
+    return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, METHOD)
+
+
+def _best_of(cid, cells, claimed, *, metric, higher_is_better) -> Claim:
+    if not claimed.any():
+        return _inconclusive(cid, "no cell (with at least 2 full-budget trials or folds) has the claimed setting")
+    if claimed.all():
+        return _inconclusive(cid, "every compared cell has the claimed setting; there is nothing to compare it with")
+    sign = 1.0 if higher_is_better else -1.0
+    order = np.argsort(-sign * cells["mean"].to_numpy())
+    best_claimed = next(i for i in order if claimed[i])
+    best_other = next(i for i in order if not claimed[i])
+    w = np.zeros(len(cells))
+    w[best_claimed], w[best_other] = 1.0, -1.0
+    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+    evidence = {
+        "metric": metric,
+        "claimed_cell": str(cells["cell"].iloc[best_claimed]),
+        "claimed_score": float(cells["mean"].iloc[best_claimed]),
+        "best_other_cell": str(cells["cell"].iloc[best_other]),
+        "best_other_score": float(cells["mean"].iloc[best_other]),
+        "claimed_rank": int(np.flatnonzero(order == best_claimed)[0]) + 1,
+        "difference": iv.estimate,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "p_value": p,
+    }
+    lo, hi = sorted((sign * iv.low, sign * iv.high))
+    verdict, reason = _verdict(sign * iv.estimate, lo, hi, None, False)
+    if verdict == SUPPORTED and evidence["claimed_rank"] != 1:
+        verdict, reason = INCONCLUSIVE, "the claimed cell is not ranked first"
+    return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, BEST_METHOD)
+
+
+def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
+    """Verdict from an interval oriented so that positive means the claim holds."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return INCONCLUSIVE, "too few trials for an interval"
+    if non_inferiority:
+        if low > -margin:
+            return SUPPORTED, f"the 95% interval lies above -{margin:.3g} (non-inferiority margin)"
+        if high < 0:
+            return REFUTED, "the 95% interval lies below 0: significantly worse"
+        return INCONCLUSIVE, f"the 95% interval reaches below the non-inferiority margin -{margin:.3g} and above 0"
+    if low > 0:
+        return SUPPORTED, "the 95% interval lies above 0"
+    if high < 0:
+        return REFUTED, "the 95% interval lies below 0: significantly the other way"
+    if margin is not None and high < margin:
+        return REFUTED, f"the 95% interval rules out an advantage of {margin:.3g} or more"
+    return INCONCLUSIVE, "the 95% interval includes 0"
+
+
+def _inconclusive(cid: str, reason: str) -> Claim:
+    return Claim(cid, CLAIM_TEXT[cid], INCONCLUSIVE, {}, reason, "")

@@ -1,0 +1,198 @@
+"""Effects of each scientific factor: a score per value, compared on matched cells.
+
+A value's score is the least-squares mean of cell means: the average, over the
+combinations of the other factors ("keys") that were run with every value of this
+factor, of the cells' mean scores. Matching on keys means two values are compared
+on the same networks except for this factor (e.g. `order` only on cells that have
+both BN and Dropout2d in the convolutions). Factors nested in the one compared are
+left out of the key: comparing `dropout` placements averages over the drop rates
+that come with each placement. When no key has every value, the values are
+compared unmatched and the result says so (`matched: false`).
+
+Whether the values differ at all is a Welch-James test on the same contrasts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from analysis.design import Design, cell_table, ordered_values, value_label
+from analysis.io import RATE_FACTORS, RATE_LAYER
+
+# Factors whose value is implied by the compared factor, so they cannot be held fixed.
+NESTED = {"dropout": RATE_FACTORS}
+MATCHED_METHOD = stats.LS_MEAN + ", over cells matched on the other factors"
+UNMATCHED_METHOD = stats.LS_MEAN + ", over all cells (not matched: no combination of the other factors has every value)"
+TRIAL_METHOD = "mean of trials per value (the factor varies inside cells, so not matched), " + stats.T_INTERVAL
+TEST_METHOD = stats.WELCH_JAMES + " of equal least-squares means"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Weights over the rows of a cell table, one vector per group of factor values."""
+
+    weights: dict  # label -> np.ndarray, each summing to 1
+    matched: bool
+    n_keys: int
+
+
+@dataclass(frozen=True)
+class FactorEffect:
+    factor: str
+    values: dict  # label -> {"score", "ci_low", "ci_high", "n", "n_cells"}
+    test: dict  # {"p_value", "significant", "method", "matched", "statistic", "df1", "df2"}
+
+
+def testable_cells(design: Design, column: str = "score") -> pd.DataFrame:
+    """Cells with at least two trials (a variance), summarised on `column`."""
+    cells = design.cells if column == "score" else cell_table(design.trials, column)
+    return cells[cells["df"] >= 1].reset_index(drop=True)
+
+
+def key_factors(design: Design, factor: str) -> tuple[str, ...]:
+    nested = NESTED.get(factor, ())
+    return tuple(f for f in design.cell_factors if f != factor and f not in nested)
+
+
+def group_weights(cells: pd.DataFrame, factor: str, groups: dict, keys: tuple[str, ...]) -> Comparison | None:
+    """Weights that average each group's cells over the keys where every group was run.
+
+    `groups` maps a label to the factor values it pools (e.g. ``{"fc": ["fc"], "conv too": ["all"]}``).
+    None when some group has no cell at all.
+    """
+    member = {label: cells[factor].isin(values).to_numpy() for label, values in groups.items()}
+    if any(not m.any() for m in member.values()):
+        return None
+    if keys:
+        key = cells[list(keys)].astype(str).agg("|".join, axis=1).to_numpy()
+    else:
+        key = np.array([""] * len(cells))
+    complete = [k for k in pd.unique(key) if all((m & (key == k)).any() for m in member.values())]
+    weights = {}
+    for label, m in member.items():
+        w = np.zeros(len(cells))
+        if complete:
+            for k in complete:
+                idx = m & (key == k)
+                w[idx] = 1.0 / idx.sum() / len(complete)
+        else:
+            w[m] = 1.0 / m.sum()
+        weights[label] = w
+    return Comparison(weights, bool(complete), len(complete))
+
+
+def contrast(cells: pd.DataFrame, comparison: Comparison, a: str, b: str) -> tuple[stats.Interval, float]:
+    """Estimate (group a - group b) with a Satterthwaite interval and p-value."""
+    w = comparison.weights[a] - comparison.weights[b]
+    return stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+
+
+def factor_effects(design: Design) -> dict[str, FactorEffect]:
+    """An effect entry for every factor that varied."""
+    out = {}
+    for factor in design.factors:
+        if factor in design.cell_factors:
+            effect = _cell_factor_effect(design, factor)
+        else:
+            effect = _within_cell_effect(design, factor)
+        if effect is not None:
+            out[factor] = effect
+    return out
+
+
+def _cell_factor_effect(design: Design, factor: str) -> FactorEffect | None:
+    cells = testable_cells(design)
+    if factor in RATE_FACTORS and "dropout" in cells:
+        cells = cells[cells["dropout"].isin(RATE_LAYER[factor])].reset_index(drop=True)
+    values = ordered_values(factor, cells[factor])
+    if len(values) < 2:
+        return _unmatched_single(design, factor, cells, values)
+    groups = {value_label(v): [v] for v in values}
+    comparison = group_weights(cells, factor, groups, key_factors(design, factor))
+    entries = {}
+    for label, w in comparison.weights.items():
+        iv, _ = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+        used = w > 0
+        entries[label] = _entry(iv, int(cells.loc[used, "n"].sum()), int(used.sum()))
+    labels = list(groups)
+    base = comparison.weights[labels[0]]
+    C = np.array([comparison.weights[l] - base for l in labels[1:]])
+    used = np.any(C != 0, axis=0)
+    result = stats.welch_james(cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used])
+    test = {
+        "p_value": result.p_value,
+        "significant": result.significant,
+        "method": TEST_METHOD,
+        "estimate_method": MATCHED_METHOD if comparison.matched else UNMATCHED_METHOD,
+        "matched": comparison.matched,
+        "statistic": result.statistic,
+        "df1": result.df1,
+        "df2": result.df2,
+    }
+    return FactorEffect(factor, entries, test)
+
+
+def _unmatched_single(design, factor, cells, values) -> FactorEffect | None:
+    """A factor with fewer than two testable values: report what there is, no test."""
+    entries = {}
+    for v in values:
+        sub = cells[cells[factor] == v]
+        w = np.full(len(sub), 1.0 / len(sub))
+        iv, _ = stats.linear_contrast(w, sub["mean"], sub["se2"], sub["df"])
+        entries[value_label(v)] = _entry(iv, int(sub["n"].sum()), len(sub))
+    if not entries:
+        return None
+    test = {"p_value": None, "significant": False, "method": TEST_METHOD, "matched": False,
+            "reason": f"fewer than two values of {factor} have a cell with at least 2 full-budget trials"}
+    return FactorEffect(factor, entries, test)
+
+
+def _within_cell_effect(design: Design, factor: str) -> FactorEffect | None:
+    """Trial-level summary for a factor that varies inside cells (binned when continuous)."""
+    df = design.trials
+    if factor in RATE_FACTORS and "dropout" in df:
+        df = df[df["dropout"].isin(RATE_LAYER[factor])]
+    labels = rate_bins(df[factor]) if factor in RATE_FACTORS else df[factor].map(value_label)
+    entries = {}
+    groups = []
+    order = sorted(labels.unique(), key=lambda s: _bin_start(s)) if factor in RATE_FACTORS else [
+        value_label(v) for v in ordered_values(factor, df[factor])
+    ]
+    for label in order:
+        scores = df.loc[labels == label, "score"]
+        iv = stats.t_interval(scores)
+        entries[label] = _entry(iv, len(scores), int(df.loc[labels == label, "cell"].nunique()))
+        groups.append(scores.to_numpy())
+    testable = [g for g in groups if len(g) >= 2]
+    test = {"p_value": None, "significant": False, "method": TEST_METHOD + " (trial-level groups)", "matched": False}
+    if len(testable) >= 2:
+        k = len(testable)
+        C = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
+        res = stats.welch_james(
+            [g.mean() for g in testable], [g.var(ddof=1) / len(g) for g in testable], [len(g) - 1 for g in testable], C
+        )
+        test.update(p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1, df2=res.df2)
+    test["estimate_method"] = TRIAL_METHOD
+    return FactorEffect(factor, entries, test)
+
+
+def rate_bins(rates: pd.Series, max_bins: int = 4) -> pd.Series:
+    """Quantile bins of sampled rates, labelled like ``0.1-0.25``."""
+    k = min(max_bins, rates.nunique())
+    bins = pd.qcut(rates, q=k, duplicates="drop")
+    return bins.map(lambda iv: f"{max(iv.left, 0.0):.2g}-{iv.right:.2g}").astype(str)
+
+
+def _bin_start(label: str) -> float:
+    try:
+        return float(label.split("-")[0])
+    except ValueError:
+        return float("inf")
+
+
+def _entry(iv: stats.Interval, n: int, n_cells: int) -> dict:
+    return {"score": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n": n, "n_cells": n_cells}

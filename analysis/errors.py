@@ -1,0 +1,7 @@
+"""The one exception the analysis raises for bad input."""
+
+from __future__ import annotations
+
+
+class AnalysisError(ValueError):
+    """The input cannot be analysed; the message says what was wrong and what to do."""

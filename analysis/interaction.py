@@ -1,0 +1,157 @@
+"""Does the effect of Dropout depend on BatchNorm? The bn x dropout interaction test.
+
+Groups are the cells, summarised by their full-budget trials (the replicates). The
+other cell-defining factors (model, augment, order) form strata; inside each
+stratum the additive model says ``mean(bn, dropout) = a + b[bn] + d[dropout]``. The
+test compares that model with the full cell-means model: the contrasts are a basis
+of the cell-mean vectors orthogonal to the additive design, so they are zero
+exactly when there is no interaction in any stratum. Differences between strata
+(e.g. bn x model) are free under both models and do not count as interaction.
+
+Cells are not assumed to share a variance (cells with BN are usually less sensitive
+to the learning rate), so the test is Welch-James (Johansen's heteroscedastic F
+approximation) rather than the classical pooled-variance ANOVA F test. The drop
+rates that come with a placement are part of the dropout level. When `dropout`
+did not vary but a rate did, the rate (binned when continuous) takes its place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from analysis.design import Design, ordered_values, value_label
+from analysis.effects import rate_bins
+from analysis.io import RATE_FACTORS, RATE_LAYER
+
+METHOD = (
+    stats.WELCH_JAMES + " of the bn x dropout interaction: additive model (bn + dropout within each stratum "
+    "of the other factors) against the full cell-means model; trials are the replicates"
+)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    factors: list  # the pair tested, e.g. ["bn", "dropout"]
+    p_value: float | None
+    significant: bool
+    method: str
+    statistic: float | None = None
+    df1: float | None = None
+    df2: float | None = None
+    n_cells: int = 0
+    n_trials: int = 0
+    reason: str | None = None
+    groups: pd.DataFrame | None = None  # stratum, bn, level, n, mean, se2, df
+
+
+def interaction_test(design: Design) -> Interaction:
+    """The bn x dropout (or bn x rate) interaction test on a design."""
+    pair, level = _levels(design)
+    if level is None:
+        return Interaction(pair, None, False, METHOD, reason=pair_reason(design))
+    df = design.trials.assign(_level=level)
+    strata_factors = [f for f in design.cell_factors if f not in ("bn", "dropout", *RATE_FACTORS)]
+    if strata_factors:
+        stratum = df[strata_factors].map(value_label).agg(",".join, axis=1)
+    else:
+        stratum = pd.Series("all", index=df.index)
+    df = df.assign(_stratum=stratum)
+    groups = (
+        df.groupby(["_stratum", "bn", "_level"], sort=False)["score"]
+        .agg(n="count", mean="mean", var="var")
+        .reset_index()
+        .rename(columns={"_stratum": "stratum", "_level": "level"})
+    )
+    groups["se2"] = groups["var"] / groups["n"]
+    groups["df"] = groups["n"] - 1
+    used = groups[groups["n"] >= 2].reset_index(drop=True)
+    result, q = additivity_test(used)
+    if result is None:
+        return Interaction(
+            pair, None, False, METHOD, n_cells=len(used), n_trials=int(used["n"].sum()), groups=used,
+            reason=(
+                f"no stratum has a 2 x 2 sub-table of {pair[0]} x {pair[1]} cells with at least 2 full-budget "
+                "trials each, so an interaction cannot be estimated"
+            ),
+        )
+    return Interaction(
+        pair, result.p_value, result.significant, METHOD, result.statistic, result.df1, result.df2,
+        n_cells=len(used), n_trials=int(used["n"].sum()), groups=used,
+    )
+
+
+def additivity_test(groups: pd.DataFrame) -> tuple[stats.TestResult | None, int]:
+    """Welch-James test of ``mean = a[stratum] + b[stratum, bn] + d[stratum, level]``.
+
+    `groups` has columns stratum, bn, level, mean, se2, df (one row per cell, df >= 1).
+    Returns (None, 0) when the additive model already fits every cell exactly.
+    """
+    if len(groups) < 4:
+        return None, 0
+    X0 = additive_design(groups)
+    C = stats.complement_contrasts(X0)
+    if C.shape[0] == 0:
+        return None, 0
+    return stats.welch_james(groups["mean"], groups["se2"], groups["df"], C), C.shape[0]
+
+
+def additive_design(groups: pd.DataFrame) -> np.ndarray:
+    """Cells x parameters: per stratum an intercept, bn dummies and level dummies."""
+    columns = []
+    for s in pd.unique(groups["stratum"]):
+        in_s = (groups["stratum"] == s).to_numpy()
+        columns.append(in_s.astype(float))
+        for factor in ("bn", "level"):
+            levels = list(pd.unique(groups.loc[in_s, factor]))
+            for value in levels[1:]:
+                columns.append((in_s & (groups[factor] == value).to_numpy()).astype(float))
+    return np.column_stack(columns)
+
+
+def _levels(design: Design) -> tuple[list, pd.Series | None]:
+    """The factor pair tested and each trial's level of the second factor."""
+    df = design.trials
+    if "bn" not in design.cell_factors:
+        return ["bn", "dropout"], None
+    if "dropout" in design.cell_factors:
+        parts = [df["dropout"].astype(str)]
+        for rate in RATE_FACTORS:
+            if rate in design.cell_factors:
+                parts.append(rate + "=" + df[rate].map(value_label))
+        level = parts[0]
+        for p in parts[1:]:
+            level = level + "," + p
+        return ["bn", "dropout"], level
+    for rate in RATE_FACTORS:
+        if rate not in design.factors:
+            continue
+        has_layer = df["dropout"].isin(RATE_LAYER[rate]) if "dropout" in df else pd.Series(True, index=df.index)
+        if rate in design.cell_factors:
+            level = df[rate].map(value_label)
+        else:
+            level = pd.Series("absent", index=df.index, dtype=object)
+            level[has_layer] = rate_bins(df.loc[has_layer, rate]).astype(object)
+        return ["bn", rate], level.astype(str)
+    return ["bn", "dropout"], None
+
+
+def pair_reason(design: Design) -> str:
+    if "bn" not in design.factors:
+        return "bn did not vary among the full-budget trials, so the effect of Dropout cannot depend on it here"
+    if "bn" not in design.cell_factors:
+        return "bn varies inside cells (the cell column does not separate BN settings)"
+    return "neither the dropout placement nor a drop rate varied among the full-budget trials"
+
+
+def means_table(interaction: Interaction) -> pd.DataFrame | None:
+    """bn x level table of mean scores (unweighted average over strata), for description."""
+    g = interaction.groups
+    if g is None or g.empty:
+        return None
+    table = g.groupby(["bn", "level"])["mean"].mean().unstack("level")
+    bn_order = ordered_values("bn", table.index)
+    return table.loc[bn_order]

@@ -1,0 +1,349 @@
+"""Loading and validating the experiment-directory tables (DESIGN.md section 4).
+
+`load_experiment` reads a directory (or a bare trials.csv and whatever sits beside
+it); the `validate_*` functions check one table each and return a cleaned copy:
+types parsed, vocabulary checked, factors that cannot matter normalised, a `cell`
+column built when the table has none. Problems are `AnalysisError`s that name the
+table, the column and the bad values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from study.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name
+
+# The least a trials table needs: which trial, did it finish, how long it trained, its
+# score, and the two factors the study is about.
+REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "epochs", "best_val_acc", "bn", "dropout")
+REQUIRED_EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+REQUIRED_CV_COLUMNS = ("config_id", "fold", "val_acc")
+REQUIRED_CV_SUMMARY_COLUMNS = ("config_id", "n_folds", "val_acc_mean", "val_acc_std")
+REQUIRED_FINAL_COLUMNS = ("config_id", "seed", "test_acc")
+STATUSES = ("completed", "pruned", "error")
+RATE_FACTORS = ("p_conv", "p_fc")
+# Which dropout placements contain the layer a rate belongs to.
+RATE_LAYER = {"p_conv": ("conv", "all"), "p_fc": ("fc", "all")}
+ACCURACY_COLUMNS = ("best_val_acc", "val_acc", "train_acc")
+FILES = {
+    "trials": "trials.csv",
+    "epochs": "epochs.csv",
+    "cv": "cv.csv",
+    "cv_summary": "cv_summary.csv",
+    "final": "final.csv",
+    "study": "study.json",
+}
+_STRING_COLUMNS = {"trial_id": str, "config_id": str, "cell": str}
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Everything an experiment directory holds that the analysis reads (validated)."""
+
+    trials: pd.DataFrame
+    epochs: pd.DataFrame | None = None
+    cv: pd.DataFrame | None = None
+    cv_summary: pd.DataFrame | None = None
+    final: pd.DataFrame | None = None
+    # Nuisance search ranges from study.json: name -> (low, high, log). None when unknown.
+    search_ranges: dict | None = None
+    source: str = ""
+
+
+def load_experiment(path: str | Path) -> Tables:
+    """Read an experiment directory, or a trials CSV with the other tables beside it."""
+    path = Path(path)
+    if path.is_dir():
+        folder, trials_path = path, path / FILES["trials"]
+        if not trials_path.is_file():
+            raise AnalysisError(
+                f"experiment directory {str(path)!r} has no {FILES['trials']}; "
+                "pass a directory written by `study run` or the path of a trials CSV"
+            )
+    elif path.is_file():
+        folder, trials_path = path.parent, path
+    else:
+        raise AnalysisError(f"{str(path)!r} does not exist; pass an experiment directory or a trials.csv file")
+    trials = validate_trials(read_csv(trials_path))
+    optional = {}
+    for key in ("epochs", "cv", "cv_summary", "final"):
+        file = folder / FILES[key]
+        # A bare CSV given by path only picks up siblings when it is the standard trials.csv.
+        if file.is_file() and file != trials_path:
+            optional[key] = read_csv(file)
+    return Tables(
+        trials=trials,
+        epochs=validate_epochs(optional["epochs"]) if "epochs" in optional else None,
+        cv=validate_cv(optional["cv"]) if "cv" in optional else None,
+        cv_summary=validate_cv_summary(optional["cv_summary"]) if "cv_summary" in optional else None,
+        final=validate_final(optional["final"]) if "final" in optional else None,
+        search_ranges=read_search_ranges(folder / FILES["study"]),
+        source=str(path),
+    )
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV with identifier columns kept as strings."""
+    try:
+        return pd.read_csv(path, dtype=_STRING_COLUMNS)
+    except pd.errors.EmptyDataError as exc:
+        raise AnalysisError(f"{str(path)!r} is empty; it needs a header row and one row per trial") from exc
+
+
+def read_search_ranges(path: Path) -> dict | None:
+    """Nuisance ranges recorded in study.json (``space.nuisance``), if any."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        nuisance = record["space"]["nuisance"]
+        return {
+            name: (float(r["low"]), float(r["high"]), bool(r.get("log", False)))
+            for name, r in nuisance.items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def validate_trials(frame: pd.DataFrame, metric: str = "best_val_acc") -> pd.DataFrame:
+    """Check and clean a trials table; returns a new DataFrame.
+
+    - required columns present (`REQUIRED_TRIAL_COLUMNS`, and `metric`);
+    - `status` one of completed / pruned / error; `trial_id` unique;
+    - categorical factors in the vocabulary, `augment` parsed from true/false;
+    - rates in [0, 1); accuracies fractions in [0, 1];
+    - `max_epochs` filled with the largest `epochs` when the column is absent;
+    - factors that cannot matter normalised (as `study.factors.normalise_factors`);
+    - `cell` built from the factors that vary when the column is absent.
+    """
+    _check_columns("trials", frame, (*REQUIRED_TRIAL_COLUMNS, metric))
+    if len(frame) == 0:
+        raise AnalysisError("the trials table is empty (0 rows); run a study first or pass a table with one row per trial")
+    df = frame.copy()
+    df["trial_id"] = df["trial_id"].astype(str)
+    dup = df["trial_id"][df["trial_id"].duplicated()].unique()
+    if len(dup):
+        raise AnalysisError(f"trials table has duplicate trial_id values: {_quote(dup)}; each trial must appear once")
+    df["status"] = df["status"].astype(str).str.strip().str.lower()
+    _check_values("trials", df, "status", STATUSES)
+    df["epochs"] = _numeric("trials", df, "epochs")
+    if "max_epochs" in df.columns:
+        df["max_epochs"] = _numeric("trials", df, "max_epochs")
+        df["max_epochs"] = df["max_epochs"].fillna(df["epochs"].max())
+    else:
+        df["max_epochs"] = df["epochs"].max()
+    for column in (metric, *ACCURACY_COLUMNS, "train_loss", "val_loss", "gap", "best_epoch", "epoch_s", "samples_per_s"):
+        if column in df.columns:
+            df[column] = _numeric("trials", df, column)
+    for column in ACCURACY_COLUMNS + ((metric,) if metric not in ACCURACY_COLUMNS else ()):
+        if column in df.columns:
+            _check_fraction("trials", df, column)
+    if "gap" not in df.columns and {"val_loss", "train_loss"} <= set(df.columns):
+        df["gap"] = df["val_loss"] - df["train_loss"]
+    df = validate_factors("trials", df)
+    for column in ("lr", "weight_decay", "momentum"):
+        if column in df.columns:
+            df[column] = _numeric("trials", df, column)
+    if "experiment" in df.columns:
+        df["experiment"] = pd.to_numeric(df["experiment"], errors="coerce").astype("Int64")
+    if "cell" not in df.columns or df["cell"].isna().any():
+        built = build_cells(df)
+        df["cell"] = built if "cell" not in df.columns else df["cell"].fillna(built)
+    df["cell"] = df["cell"].astype(str)
+    return df
+
+
+def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Vocabulary, types and normalisation of whichever scientific factor columns exist."""
+    for factor, allowed in CATEGORICAL_VALUES.items():
+        if factor not in df.columns:
+            continue
+        if factor == "augment":
+            df[factor] = _boolean(table, df, factor)
+        else:
+            df[factor] = df[factor].astype(str).str.strip()
+            _check_values(table, df, factor, allowed)
+    for rate in RATE_FACTORS:
+        if rate in df.columns:
+            df[rate] = _numeric(table, df, rate).fillna(0.0)
+            bad = df.loc[(df[rate] < 0) | (df[rate] >= 1), rate]
+            if len(bad):
+                raise AnalysisError(
+                    f"{table} column {rate!r} has values outside [0, 1): {_quote(bad.unique())}; drop rates are probabilities"
+                )
+    # Normalise as study.factors.normalise_factors does, column-wise: equal networks, one cell.
+    if "bn" in df.columns and "dropout" in df.columns:
+        if "order" in df.columns:
+            irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(("conv", "all"))
+            df.loc[irrelevant, "order"] = "bn_first"
+        for rate, layers in RATE_LAYER.items():
+            if rate in df.columns:
+                df.loc[~df["dropout"].isin(layers), rate] = 0.0
+    return df
+
+
+def build_cells(df: pd.DataFrame) -> pd.Series:
+    """A cell name per row from the factors that vary (rates only when they take few values)."""
+    names = []
+    for factor in SCIENTIFIC_FACTORS:
+        if factor not in df.columns or df[factor].nunique(dropna=True) < 2:
+            continue
+        if factor in RATE_FACTORS and not is_discrete(df[factor]):
+            continue
+        names.append(factor)
+    if not names:
+        return pd.Series("all", index=df.index)
+    return pd.Series([cell_name(row, names) for row in df[names].to_dict("records")], index=df.index)
+
+
+def is_discrete(values: pd.Series) -> bool:
+    """A rate column is a grid (cell-defining) when its values repeat: at most 10 distinct
+    values, each used twice on average; sampled continuous rates are not."""
+    values = values.dropna()
+    k = values.nunique()
+    return k <= 10 and k <= len(values) / 2
+
+
+def validate_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    _check_columns("epochs", frame, REQUIRED_EPOCH_COLUMNS)
+    df = frame.copy()
+    df["trial_id"] = df["trial_id"].astype(str)
+    for column in df.columns:
+        if column != "trial_id":
+            df[column] = pd.to_numeric(df[column], errors="coerce")
+    df = df.dropna(subset=["epoch"])
+    df["epoch"] = df["epoch"].astype(int)
+    if "gap" not in df.columns:
+        df["gap"] = df["val_loss"] - df["train_loss"]
+    for column in ("train_acc", "val_acc"):
+        _check_fraction("epochs", df, column)
+    return df.sort_values(["trial_id", "epoch"], ignore_index=True)
+
+
+def validate_cv(frame: pd.DataFrame) -> pd.DataFrame:
+    _check_columns("cv", frame, REQUIRED_CV_COLUMNS)
+    df = frame.copy()
+    df["config_id"] = df["config_id"].astype(str)
+    for column in ("fold", "val_acc", "val_loss", "train_loss", "train_acc", "gap"):
+        if column in df.columns:
+            df[column] = _numeric("cv", df, column)
+    _check_fraction("cv", df, "val_acc")
+    df = validate_factors("cv", df)
+    if "cell" not in df.columns:
+        df["cell"] = df["config_id"]
+    df["cell"] = df["cell"].astype(str)
+    return df
+
+
+def validate_cv_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    _check_columns("cv_summary", frame, REQUIRED_CV_SUMMARY_COLUMNS)
+    df = frame.copy()
+    df["config_id"] = df["config_id"].astype(str)
+    for column in df.columns:
+        if column.startswith(("val_", "gap_", "n_folds")):
+            df[column] = _numeric("cv_summary", df, column)
+    _check_fraction("cv_summary", df, "val_acc_mean")
+    df = validate_factors("cv_summary", df)
+    if "cell" not in df.columns:
+        df["cell"] = df["config_id"]
+    df["cell"] = df["cell"].astype(str)
+    return df
+
+
+def validate_final(frame: pd.DataFrame) -> pd.DataFrame:
+    _check_columns("final", frame, REQUIRED_FINAL_COLUMNS)
+    df = frame.copy()
+    df["config_id"] = df["config_id"].astype(str)
+    for column in ("seed", "test_acc", "test_loss"):
+        if column in df.columns:
+            df[column] = _numeric("final", df, column)
+    _check_fraction("final", df, "test_acc")
+    df = validate_factors("final", df)
+    if "cell" not in df.columns:
+        df["cell"] = df["config_id"]
+    df["cell"] = df["cell"].astype(str)
+    return df
+
+
+def _check_columns(table: str, frame: pd.DataFrame, required) -> None:
+    missing = [c for c in dict.fromkeys(required) if c not in frame.columns]
+    if missing:
+        raise AnalysisError(
+            f"{table} table is missing required column(s): {', '.join(missing)}; "
+            f"it has: {', '.join(map(str, frame.columns)) or '(no columns)'} (see DESIGN.md section 4)"
+        )
+
+
+def _check_values(table: str, df: pd.DataFrame, column: str, allowed) -> None:
+    bad = sorted(set(df[column].dropna()) - set(allowed), key=str)
+    if df[column].isna().any():
+        bad.append("<empty>")
+    if bad:
+        raise AnalysisError(
+            f"{table} column {column!r} has value(s) {_quote(bad)} not in the vocabulary; allowed: {', '.join(map(str, allowed))}"
+        )
+
+
+def _numeric(table: str, df: pd.DataFrame, column: str) -> pd.Series:
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = df.loc[values.isna() & df[column].notna(), column]
+    if len(bad):
+        raise AnalysisError(f"{table} column {column!r} has non-numeric value(s): {_quote(bad.unique())}")
+    return values.astype(float)
+
+
+def _boolean(table: str, df: pd.DataFrame, column: str) -> pd.Series:
+    mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    text = df[column].astype(str).str.strip().str.lower()
+    bad = df.loc[~text.isin(mapping), column]
+    if len(bad):
+        raise AnalysisError(f"{table} column {column!r} has value(s) {_quote(bad.unique())}; expected true or false")
+    return text.map(mapping).astype(bool)
+
+
+def _check_fraction(table: str, df: pd.DataFrame, column: str) -> None:
+    values = df[column].dropna()
+    if len(values) and (values.max() > 1.0 or values.min() < 0.0):
+        hint = " (they look like percentages; divide by 100)" if values.max() <= 100 else ""
+        raise AnalysisError(
+            f"{table} column {column!r} must hold accuracies as fractions in [0, 1], "
+            f"found values from {values.min():g} to {values.max():g}{hint}"
+        )
+
+
+def _quote(values, limit: int = 8) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def finite(x) -> float | None:
+    """A float for JSON: None for NaN/inf/None."""
+    if x is None:
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+__all__ = [
+    "NUISANCE",
+    "REQUIRED_TRIAL_COLUMNS",
+    "Tables",
+    "load_experiment",
+    "read_csv",
+    "validate_trials",
+    "validate_epochs",
+    "validate_cv",
+    "validate_cv_summary",
+    "validate_final",
+]

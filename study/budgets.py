@@ -1,0 +1,49 @@
+"""Budget presets: how much data, how many epochs and trials a study spends.
+
+`smoke` is for tests (seconds, on tiny synthetic files), `quick` for the README
+command on a 2-core CPU machine (about ten minutes), `full` for a GPU cluster.
+Every field can be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    samples_per_cell: int  # trials per scientific cell
+    max_epochs: int
+    train_size: int | None  # stratified subset of the 54k training split; None = all of it
+    val_size: int
+    batch_size: int
+    grace_period: int  # ASHA: epochs every trial gets before it can be stopped
+    reduction_factor: float  # ASHA: keep the best 1/reduction_factor at each rung
+    cpus_per_trial: float
+    gpus_per_trial: float
+
+    def with_overrides(self, **overrides) -> "Budget":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+BUDGETS = {
+    "smoke": Budget(
+        name="smoke", samples_per_cell=1, max_epochs=3, train_size=400, val_size=100, batch_size=64,
+        grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
+    ),
+    "quick": Budget(
+        name="quick", samples_per_cell=2, max_epochs=4, train_size=6000, val_size=2000, batch_size=128,
+        grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
+    ),
+    "full": Budget(
+        name="full", samples_per_cell=24, max_epochs=30, train_size=None, val_size=6000, batch_size=256,
+        grace_period=3, reduction_factor=3, cpus_per_trial=2, gpus_per_trial=0.25,
+    ),
+}
+
+
+def get_budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise ValueError(f"unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
+    return BUDGETS[name]
