@@ -9,7 +9,8 @@ left out of the key: comparing `dropout` placements averages over the drop rates
 that come with each placement. When no key has every value, the values are
 compared unmatched and the result says so (`matched: false`).
 
-Whether the values differ at all is a Welch-James test on the same contrasts.
+Whether the values differ at all is a heteroscedastic F test on the same contrasts
+(`analysis.stats.bootstrap_heteroscedastic_test`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ NESTED = {"dropout": RATE_FACTORS}
 MATCHED_METHOD = stats.LS_MEAN + ", over cells matched on the other factors"
 UNMATCHED_METHOD = stats.LS_MEAN + ", over all cells (not matched: no combination of the other factors has every value)"
 TRIAL_METHOD = "mean of trials per value (the factor varies inside cells, so not matched), " + stats.T_INTERVAL
-TEST_METHOD = stats.WELCH_JAMES + " of equal least-squares means"
+TEST_METHOD = stats.PB_TEST + " of equal least-squares means"
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _cell_factor_effect(design: Design, factor: str) -> FactorEffect | None:
     base = comparison.weights[labels[0]]
     C = np.array([comparison.weights[l] - base for l in labels[1:]])
     used = np.any(C != 0, axis=0)
-    result = stats.welch_james(cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used])
+    result = stats.bootstrap_heteroscedastic_test(cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used])
     test = {
         "p_value": result.p_value,
         "significant": result.significant,
@@ -172,7 +173,7 @@ def _within_cell_effect(design: Design, factor: str) -> FactorEffect | None:
     if len(testable) >= 2:
         k = len(testable)
         C = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
-        res = stats.welch_james(
+        res = stats.bootstrap_heteroscedastic_test(
             [g.mean() for g in testable], [g.var(ddof=1) / len(g) for g in testable], [len(g) - 1 for g in testable], C
         )
         test.update(p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1, df2=res.df2)

@@ -9,8 +9,10 @@ exactly when there is no interaction in any stratum. Differences between strata
 (e.g. bn x model) are free under both models and do not count as interaction.
 
 Cells are not assumed to share a variance (cells with BN are usually less sensitive
-to the learning rate), so the test is Welch-James (Johansen's heteroscedastic F
-approximation) rather than the classical pooled-variance ANOVA F test. The drop
+to the learning rate), so the test uses the Welch-James statistic rather than the
+classical pooled-variance ANOVA F; its p-value comes from a parametric bootstrap,
+which holds its level with few trials per cell where Johansen's F approximation is
+liberal (see `analysis.stats.bootstrap_heteroscedastic_test`). The drop
 rates that come with a placement are part of the dropout level. When `dropout`
 did not vary but a rate did, the rate (binned when continuous) takes its place.
 """
@@ -28,7 +30,7 @@ from analysis.effects import rate_bins
 from analysis.io import RATE_FACTORS, RATE_LAYER
 
 METHOD = (
-    stats.WELCH_JAMES + " of the bn x dropout interaction: additive model (bn + dropout within each stratum "
+    stats.PB_TEST + " of the bn x dropout interaction: additive model (bn + dropout within each stratum "
     "of the other factors) against the full cell-means model; trials are the replicates"
 )
 
@@ -85,7 +87,7 @@ def interaction_test(design: Design) -> Interaction:
 
 
 def additivity_test(groups: pd.DataFrame) -> tuple[stats.TestResult | None, int]:
-    """Welch-James test of ``mean = a[stratum] + b[stratum, bn] + d[stratum, level]``.
+    """Heteroscedastic test of ``mean = a[stratum] + b[stratum, bn] + d[stratum, level]``.
 
     `groups` has columns stratum, bn, level, mean, se2, df (one row per cell, df >= 1).
     Returns (None, 0) when the additive model already fits every cell exactly.
@@ -96,7 +98,7 @@ def additivity_test(groups: pd.DataFrame) -> tuple[stats.TestResult | None, int]
     C = stats.complement_contrasts(X0)
     if C.shape[0] == 0:
         return None, 0
-    return stats.welch_james(groups["mean"], groups["se2"], groups["df"], C), C.shape[0]
+    return stats.bootstrap_heteroscedastic_test(groups["mean"], groups["se2"], groups["df"], C), C.shape[0]
 
 
 def additive_design(groups: pd.DataFrame) -> np.ndarray:

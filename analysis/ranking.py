@@ -24,7 +24,7 @@ from study.factors import SCIENTIFIC_FACTORS
 
 TRIALS_METHOD = "mean of full-budget trials per cell, " + stats.T_INTERVAL
 CV_METHOD = "mean over CV folds of each cell's best cross-validated configuration, " + stats.CV_INTERVAL
-OMNIBUS_METHOD = stats.WELCH_JAMES + " of equal cell means"
+OMNIBUS_METHOD = stats.PB_TEST + " of equal cell means"
 TOP_TWO_METHOD = stats.WELCH_T + " of the best cell against the runner-up (both chosen from the same data, so read it as descriptive)"
 
 
@@ -67,7 +67,7 @@ def _finish(table: pd.DataFrame, metric: str, method: str, source: str) -> Ranki
     if len(testable) >= 2:
         k = len(testable)
         contrasts = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
-        omnibus = stats.welch_james(testable["score"], testable["se2"], testable["df"], contrasts)
+        omnibus = stats.bootstrap_heteroscedastic_test(testable["score"], testable["se2"], testable["df"], contrasts)
     top_two = None
     if len(table) >= 2 and (table["df"].iloc[:2] >= 1).all():
         top_two = stats.linear_contrast([1, -1], table["score"].iloc[:2], table["se2"].iloc[:2], table["df"].iloc[:2])

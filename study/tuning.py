@@ -24,7 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import SearchSpace, load_space
 from study.budgets import Budget, get_budget
-from study.datasets import find_data_dir
+from study.datasets import find_data_dir, load_arrays
 from study.results import read_text, tables_from_results, write_csv, write_json
 from study.trainable import train_trial
 
@@ -101,6 +101,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))
+    load_arrays(data_dir, "train")  # a corrupt or truncated file fails here, not in every trial
     fixed = {**space.fixed}
     if options.model:
         if "model" in space.scientific:
