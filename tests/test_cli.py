@@ -7,8 +7,6 @@ import subprocess
 import sys
 
 
-
-
 def _study(*args: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "STUDY_DEBIAN_DATA_DIR": str(tmp_path / "no-debian"), "STUDY_DATA_CACHE": str(tmp_path / "no-cache")}
     return subprocess.run(
