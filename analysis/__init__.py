@@ -1,0 +1,73 @@
+"""Analysis of a BatchNorm x Dropout study: trials table -> numbers -> plots and report.
+
+Entry points:
+
+- `analyze(path, out_dir)`: read an experiment directory (or a trials CSV), write
+  conclusions.json, PNG plots, report.md and a self-contained report.html;
+- `conclude(trials, epochs=None, cv=None, cv_summary=None, final=None)`: the
+  conclusions dict, computed without touching the disk;
+- `run_analysis(tables)`: every intermediate result, for custom plots.
+"""
+
+from analysis.claims import Claim, check_claims
+from analysis.conclusions import Analysis, conclude, make_tables, run_analysis
+from analysis.design import Design, make_design
+from analysis.effects import FactorEffect, factor_effects
+from analysis.errors import AnalysisError
+from analysis.importance import Importance, hyperparameter_importance
+from analysis.interaction import Interaction, interaction_test
+from analysis.io import (
+    REQUIRED_TRIAL_COLUMNS,
+    Tables,
+    load_experiment,
+    validate_cv,
+    validate_cv_summary,
+    validate_epochs,
+    validate_final,
+    validate_trials,
+)
+from analysis.pipeline import CONCLUSIONS_FILE, analyze
+from analysis.plots import PLOT_FILES, PlotSet, write_plots
+from analysis.ranking import Ranking, rank_cells
+from analysis.rates import RateFit, fit_dropout_rates
+from analysis.report import SECTIONS, build_report, to_html, to_markdown, write_report
+
+__all__ = [
+    "Analysis",
+    "AnalysisError",
+    "CONCLUSIONS_FILE",
+    "Claim",
+    "Design",
+    "FactorEffect",
+    "Importance",
+    "Interaction",
+    "PLOT_FILES",
+    "PlotSet",
+    "REQUIRED_TRIAL_COLUMNS",
+    "RateFit",
+    "Ranking",
+    "SECTIONS",
+    "Tables",
+    "analyze",
+    "build_report",
+    "check_claims",
+    "conclude",
+    "factor_effects",
+    "fit_dropout_rates",
+    "hyperparameter_importance",
+    "interaction_test",
+    "load_experiment",
+    "make_design",
+    "make_tables",
+    "rank_cells",
+    "run_analysis",
+    "to_html",
+    "to_markdown",
+    "validate_cv",
+    "validate_cv_summary",
+    "validate_epochs",
+    "validate_final",
+    "validate_trials",
+    "write_plots",
+    "write_report",
+]

@@ -206,17 +206,22 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
         return INCONCLUSIVE, "too few trials for an interval"
     if non_inferiority:
         if low > -margin:
-            return SUPPORTED, f"the 95% interval lies above -{margin:.3g} (non-inferiority margin)"
+            return SUPPORTED, f"the 95% interval lies above the non-inferiority margin of -{_margin_text(margin)}"
         if high < 0:
             return REFUTED, "the 95% interval lies below 0: significantly worse"
-        return INCONCLUSIVE, f"the 95% interval reaches below the non-inferiority margin -{margin:.3g} and above 0"
+        return INCONCLUSIVE, f"the 95% interval reaches below the non-inferiority margin of -{_margin_text(margin)} and above 0"
     if low > 0:
         return SUPPORTED, "the 95% interval lies above 0"
     if high < 0:
         return REFUTED, "the 95% interval lies below 0: significantly the other way"
     if margin is not None and high < margin:
-        return REFUTED, f"the 95% interval rules out an advantage of {margin:.3g} or more"
+        return REFUTED, f"the 95% interval rules out an advantage of {_margin_text(margin)} or more"
     return INCONCLUSIVE, "the 95% interval includes 0"
+
+
+def _margin_text(margin: float) -> str:
+    """Margins are on accuracy: 0.001 -> '0.1 percentage point'."""
+    return f"{100 * margin:g} percentage point"
 
 
 def _inconclusive(cid: str, reason: str) -> Claim:

@@ -152,7 +152,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=plan.num_samples,
-            max_concurrent_trials=plan.options.max_concurrent or _default_concurrency(budget),
+            max_concurrent_trials=plan.options.max_concurrent or _default_concurrency(budget, plan.options.address),
             reuse_actors=True,
         ),
         run_config=_run_config(plan),
@@ -174,12 +174,18 @@ def _run_config(plan: StudyPlan) -> tune.RunConfig:
     )
 
 
-def _default_concurrency(budget: Budget) -> int:
-    """As many trials as the cluster has room for, by CPUs and GPUs."""
+# On a cluster that autoscales, the trials waiting for resources are what make the
+# autoscaler add nodes, so the default must not be limited to what exists right now.
+MIN_CLUSTER_CONCURRENCY = 8
+
+
+def _default_concurrency(budget: Budget, address: str | None) -> int:
+    """As many trials as the cluster has room for now, by CPUs and GPUs."""
     resources = ray.cluster_resources()
-    by_cpu = resources.get("CPU", 1) / max(budget.cpus_per_trial, 1e-9)
+    by_cpu = resources.get("CPU", 0) / max(budget.cpus_per_trial, 1e-9)
     by_gpu = resources.get("GPU", 0) / budget.gpus_per_trial if budget.gpus_per_trial else by_cpu
-    return max(1, int(min(by_cpu, by_gpu)))
+    fits_now = max(1, int(min(by_cpu, by_gpu)))
+    return max(fits_now, MIN_CLUSTER_CONCURRENCY) if address else fits_now
 
 
 def _connect(address: str | None) -> None:

@@ -1,0 +1,229 @@
+"""The report: report.md (plots beside it) and a self-contained report.html (plots inline).
+
+The report is a list of blocks (headings, paragraphs, lists, tables, images) built
+from the conclusions dict and the plot files; `to_markdown` and `to_html` render
+the same blocks, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.summary import claim_evidence, metric_words
+from analysis.text import ci_pct, num, ok, pct, pvalue
+
+SECTIONS = (
+    "Conclusions",
+    "Claims from the source post",
+    "Ranking of cells",
+    "Interaction: does the effect of Dropout depend on BatchNorm?",
+    "Dropout rate",
+    "Effects of each factor",
+    "Learning curves",
+    "The post's eight experiments",
+    "Hyperparameter importance",
+    "Final evaluation on the test set",
+    "Warnings",
+    "Methods",
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # h1, h2, p, ul, table, img
+    content: object
+    extra: object = None  # table rows / image caption
+
+
+def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, source: str = "") -> list[Block]:
+    """The report's blocks. `plots` maps plot names to PNG paths; `skipped` says why others are missing."""
+    c = conclusions
+    skipped = skipped or {}
+    b: list[Block] = [Block("h1", "BatchNorm x Dropout study: analysis report")]
+    counts = c.get("counts", {})
+    b.append(Block("p", (
+        f"Source: {source or 'trials table'}. {counts.get('analysed', '?')} of {counts.get('trials', '?')} trials trained "
+        f"the full {counts.get('max_epochs', '?')} epochs and are compared, in {counts.get('cells', '?')} cells. "
+        f"Score: {metric_words(c['metric'])} ({c['metric']}). Factors that varied: {', '.join(c['factors'])}. "
+        "Accuracies are shown in percent; differences in percentage points (pp)."
+    )))
+
+    b.append(Block("h2", "Conclusions"))
+    b.append(Block("ul", list(c.get("summary", []))))
+
+    b.append(Block("h2", "Claims from the source post"))
+    rows = []
+    for claim in c["claims"]:
+        evidence = claim_evidence(claim["evidence"]) if claim.get("evidence") else ""
+        rows.append([claim["id"], claim["text"], claim["verdict"], evidence, claim.get("reason", "")])
+    b.append(Block("table", ["claim", "advice", "verdict", "evidence", "why"], rows))
+
+    b.append(Block("h2", "Ranking of cells"))
+    b.append(Block("p", f"Method: {c.get('ranking_method', '')}."))
+    b += _image(plots, skipped, "ranking", "Cells ranked by mean score; bars are 95% confidence intervals.")
+    b.append(Block("table", *_ranking_table(c["ranking"])))
+    if c.get("ranking_trials"):
+        b.append(Block("p", "Ranking from the search trials alone (before cross-validation):"))
+        b.append(Block("table", *_ranking_table(c["ranking_trials"])))
+
+    b.append(Block("h2", "Interaction: does the effect of Dropout depend on BatchNorm?"))
+    it = c["interaction"]
+    if it.get("p_value") is not None:
+        b.append(Block("p", (
+            f"{' x '.join(it['factors'])} interaction: F({num(it['df1'], 2)}, {num(it['df2'], 3)}) = {num(it['statistic'])}, "
+            f"{pvalue(it['p_value'])} ({'significant' if it['significant'] else 'not significant'} at 0.05; "
+            f"{it['n_cells']} cells, {it['n_trials']} trials). Method: {it['method']}."
+        )))
+    else:
+        b.append(Block("p", f"Not tested: {it.get('reason', '')}."))
+    b += _image(plots, skipped, "interaction", "Score against dropout rate (or placement), one line per BatchNorm setting, 95% confidence bands.")
+    if "interaction_placement" in plots:
+        b += _image(plots, skipped, "interaction_placement", "Score against dropout placement, one line per BatchNorm setting.")
+    b += _image(plots, skipped, "heatmap", "Mean score of each bn x dropout cell (n = trials).")
+
+    b.append(Block("h2", "Dropout rate"))
+    rate_rows = [
+        [rate, bn, num(e["best"], 3), f"{num(e['ci_low'], 3)}–{num(e['ci_high'], 3)}", pct(e["score_at_best"]), e["n"],
+         f"{num(e['range'][0], 2)}–{num(e['range'][1], 2)}"]
+        for rate, per_bn in c["dropout_rate"].items() for bn, e in per_bn.items()
+    ]
+    if rate_rows:
+        b.append(Block("table", ["rate", "bn", "best rate", "95% CI", "fitted score", "trials", "rates tried"], rate_rows))
+        methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
+        b.append(Block("p", "Method: " + "; ".join(methods) + "."))
+    else:
+        b.append(Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate."))
+
+    b.append(Block("h2", "Effects of each factor"))
+    b.append(Block("p", f"Score per value of each factor: least-squares means of matched cells ({metric_words(c['effects_metric'])})."))
+    effect_rows = []
+    for factor, values in c["effects"].items():
+        test = c.get("effect_tests", {}).get(factor, {})
+        for label, e in values.items():
+            effect_rows.append([factor, label, pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), e.get("n", ""), e.get("n_cells", "")])
+        effect_rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
+    b.append(Block("table", ["factor", "value", "score", "95% CI", "trials", "cells"], effect_rows))
+    b += _image(plots, skipped, "isolation", "Isolation plots: the best trial for each value (nuisance tuned away) and the mean of trials.")
+
+    b.append(Block("h2", "Learning curves"))
+    b += _image(plots, skipped, "learning_curves", "Each cell's best trial: train and validation loss (the shaded gap is overfitting) and accuracy per epoch.")
+
+    b.append(Block("h2", "The post's eight experiments"))
+    if "blog_experiments" in plots or "blog_curves" in plots:
+        b += _image(plots, skipped, "blog_experiments", "The eight experiments of the source post, as rerun by this study.")
+        b += _image(plots, skipped, "blog_curves", "Accuracy and loss curves of each experiment's best trial, as in the post.")
+    else:
+        b.append(Block("p", "This study did not run the blog_ablation space (no experiment column)."))
+
+    b.append(Block("h2", "Hyperparameter importance"))
+    imp = c.get("importance")
+    if imp:
+        b += _image(plots, skipped, "importance", "How much each parameter separates the top 10% of trials from the rest.")
+        b.append(Block("table", ["parameter", "kind", "importance"],
+                       [[k, imp["kinds"].get(k, ""), f"{v:.3f}"] for k, v in imp["values"].items()]))
+        b.append(Block("p", f"Method: {imp['method']}."))
+    else:
+        b.append(Block("p", "Not computed: " + skipped.get("importance", "see warnings") + "."))
+
+    b.append(Block("h2", "Final evaluation on the test set"))
+    if c.get("final"):
+        b.append(Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
+                       [[f["config_id"], f["cell"], f["n_seeds"], pct(f["test_acc"]), ci_pct(f["ci_low"], f["ci_high"])] for f in c["final"]]))
+    else:
+        b.append(Block("p", "No final.csv: the winners have not been evaluated on the test set yet."))
+
+    b.append(Block("h2", "Warnings"))
+    b.append(Block("ul", list(c["warnings"]) or ["None."]))
+
+    b.append(Block("h2", "Methods"))
+    b.append(Block("ul", [f"{k}: {v}" for k, v in c.get("methods", {}).items()]))
+    return b
+
+
+def _ranking_table(entries: list) -> tuple[list, list]:
+    header = ["rank", "cell", "n", "score", "95% CI", "best trial"]
+    rows = []
+    for e in entries:
+        best = e.get("best_trial") or {}
+        best_text = f"{best['trial_id']} ({pct(best['score'])})" if best else e.get("config_id", "")
+        rows.append([e["rank"], e["cell"], f"{e['n']} {e.get('unit', '')}".strip(), pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), best_text])
+    return header, rows
+
+
+def _image(plots: dict, skipped: dict, name: str, caption: str) -> list[Block]:
+    if name in plots:
+        return [Block("img", Path(plots[name]), caption)]
+    reason = skipped.get(name, "not available for this study")
+    return [Block("p", f"(Plot '{name}' not drawn: {reason}.)")]
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out = []
+    for block in blocks:
+        if block.kind == "h1":
+            out.append(f"# {block.content}\n")
+        elif block.kind == "h2":
+            out.append(f"## {block.content}\n")
+        elif block.kind == "p":
+            out.append(f"{block.content}\n")
+        elif block.kind == "ul":
+            out.append("\n".join(f"- {item}" for item in block.content) + "\n")
+        elif block.kind == "table":
+            header, rows = block.content, block.extra
+            lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+            out.append("\n".join(lines) + "\n")
+        elif block.kind == "img":
+            out.append(f"![{block.extra}]({block.content.name})\n\n*{block.extra}*\n")
+    return "\n".join(out)
+
+
+def _md_cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; line-height: 1.5; color: #222; }
+h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; } th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #eee; } figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+li { margin: 0.3em 0; }
+"""
+
+
+def to_html(blocks: list[Block]) -> str:
+    title = next((b.content for b in blocks if b.kind == "h1"), "Report")
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body>"]
+    for block in blocks:
+        if block.kind in ("h1", "h2"):
+            parts.append(f"<{block.kind}>{html.escape(str(block.content))}</{block.kind}>")
+        elif block.kind == "p":
+            parts.append(f"<p>{html.escape(str(block.content))}</p>")
+        elif block.kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in block.content) + "</ul>")
+        elif block.kind == "table":
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block.content)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in block.extra)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif block.kind == "img":
+            data = base64.b64encode(Path(block.content).read_bytes()).decode("ascii")
+            caption = html.escape(str(block.extra))
+            parts.append(f"<figure><img alt=\"{caption}\" src=\"data:image/png;base64,{data}\"><figcaption>{caption}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(conclusions: dict, plots: dict, out_dir: Path, skipped: dict | None = None, source: str = "") -> tuple[Path, Path]:
+    """Write report.md and report.html into out_dir; returns their paths."""
+    out_dir = Path(out_dir)
+    blocks = build_report(conclusions, plots, skipped, source)
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(to_markdown(blocks))
+    page.write_text(to_html(blocks))
+    return md, page

@@ -1,0 +1,88 @@
+"""analysis.io: input contract, clear errors, cleaning."""
+
+import pandas as pd
+import pytest
+
+from analysis import AnalysisError, load_experiment, validate_trials
+from synthetic import make_trials, write_experiment
+
+
+def small():
+    return make_trials(0, n_per_cell=2)
+
+
+def test_missing_columns_are_named():
+    df = small().drop(columns=["best_val_acc", "dropout"])
+    with pytest.raises(AnalysisError) as err:
+        validate_trials(df)
+    message = str(err.value)
+    assert "best_val_acc" in message and "dropout" in message and "missing" in message
+
+
+def test_empty_table_is_an_error():
+    with pytest.raises(AnalysisError, match="empty"):
+        validate_trials(small().iloc[:0])
+
+
+def test_value_outside_vocabulary_is_quoted():
+    df = small()
+    df.loc[0, "bn"] = "layer_norm"
+    with pytest.raises(AnalysisError, match="layer_norm"):
+        validate_trials(df)
+
+
+def test_unknown_status_is_an_error():
+    df = small()
+    df.loc[0, "status"] = "running"
+    with pytest.raises(AnalysisError, match="running"):
+        validate_trials(df)
+
+
+def test_percentages_are_rejected_with_a_hint():
+    df = small()
+    df["best_val_acc"] = df["best_val_acc"] * 100
+    with pytest.raises(AnalysisError, match="percentages"):
+        validate_trials(df)
+
+
+@pytest.mark.parametrize("true, false", [("true", "false"), ("True", "False"), (True, False)])
+def test_augment_parsed_from_text(true, false):
+    df = small()
+    df["augment"] = [true if i % 2 else false for i in range(len(df))]
+    out = validate_trials(df)
+    assert out["augment"].dtype == bool
+    assert out["augment"].sum() == len(df) // 2
+
+
+def test_budget_defaults_to_the_longest_trial_and_cell_is_built():
+    df = make_trials(0, n_per_cell=2, pruned=1).drop(columns=["max_epochs", "cell"])
+    out = validate_trials(df)
+    assert (out["max_epochs"] == df["epochs"].max()).all()
+    assert set(out["cell"]) == {f"bn={b},dropout={d}" for b in ("none", "pre_act", "post_act") for d in ("none", "fc", "conv", "all")}
+
+
+def test_factors_that_cannot_matter_are_normalised():
+    df = small()
+    df["order"] = "dropout_first"  # only meaningful with BN and Dropout2d
+    out = validate_trials(df)
+    relevant = (out["bn"] != "none") & out["dropout"].isin(["conv", "all"])
+    assert (out.loc[~relevant, "order"] == "bn_first").all()
+    assert (out.loc[relevant, "order"] == "dropout_first").all()
+    assert (out.loc[out["dropout"] == "none", "p_fc"] == 0).all()
+
+
+def test_load_experiment_errors(tmp_path):
+    with pytest.raises(AnalysisError, match="does not exist"):
+        load_experiment(tmp_path / "nowhere")
+    with pytest.raises(AnalysisError, match="trials.csv"):
+        load_experiment(tmp_path)
+
+
+def test_load_experiment_reads_directory_and_bare_csv(tmp_path):
+    trials = small()
+    folder = write_experiment(tmp_path / "exp", trials, cv=pd.DataFrame({"config_id": ["a"], "fold": [0], "val_acc": [0.9]}))
+    tables = load_experiment(folder)
+    assert len(tables.trials) == len(trials) and tables.cv is not None and tables.epochs is None
+    bare = tmp_path / "mine.csv"
+    trials.to_csv(bare, index=False)
+    assert load_experiment(bare).cv is None

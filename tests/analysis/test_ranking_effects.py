@@ -1,0 +1,99 @@
+"""Ranking and factor effects recover planted differences; CV takes precedence."""
+
+import pytest
+
+from analysis import conclude, make_design, rank_cells, validate_trials
+from analysis.effects import factor_effects
+from synthetic import cells, cv_summary_from, make_cv, make_trials
+
+
+def design_of(df):
+    return make_design(validate_trials(df))
+
+
+def test_planted_best_cell_is_ranked_first():
+    effect = lambda f: 0.01 * (f["bn"] == "pre_act" and f["dropout"] == "fc")  # noqa: E731
+    c = conclude(make_trials(0, n_per_cell=6, effect=effect), importance=False, n_boot=50)
+    best = c["ranking"][0]
+    assert best["cell"] == "bn=pre_act,dropout=fc"
+    assert (best["bn"], best["dropout"]) == ("pre_act", "fc")
+    assert best["ci_low"] < best["score"] < best["ci_high"]
+    assert best["n"] == 6 and best["unit"] == "trials"
+    assert c["comparisons"]["best_vs_runner_up"]["ci_low"] > 0
+    assert c["comparisons"]["omnibus"]["significant"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_few_tenths_of_a_point_is_found_with_enough_trials(seed):
+    # 0.3 pp between BN and no BN, trial noise sd 0.3 pp, 40 trials per cell.
+    df = make_trials(seed, cell_list=cells(bn=["none", "pre_act"], dropout=["none"]), n_per_cell=40,
+                     effect=lambda f: 0.003 * (f["bn"] == "pre_act"), noise=0.003)
+    design = design_of(df)
+    effect = factor_effects(design)["bn"]
+    assert effect.test["p_value"] < 0.05
+    assert effect.values["pre_act"]["score"] - effect.values["none"]["score"] == pytest.approx(0.003, abs=0.0015)
+    ranking = rank_cells(design)
+    assert ranking.table["bn"].iloc[0] == "pre_act"
+    assert ranking.top_two[0].low > 0
+
+
+def test_effect_of_order_is_matched_on_cells_where_order_exists():
+    df = make_trials(0, cell_list=cells(order=["bn_first", "dropout_first"]), n_per_cell=4,
+                     effect=lambda f: 0.004 * (f["order"] == "bn_first") * (f["dropout"] in ("conv", "all")) * (f["bn"] != "none")
+                     + 0.02 * (f["bn"] == "none"))
+    effects = factor_effects(design_of(df))
+    order = effects["order"]
+    assert order.test["matched"]
+    # Only the 4 BN x {conv, all} cells have both orders; bn=none cells (+2 pp) must not leak in.
+    assert order.values["bn_first"]["n_cells"] == 4
+    assert order.values["bn_first"]["score"] - order.values["dropout_first"]["score"] == pytest.approx(0.004, abs=0.002)
+
+
+def test_effects_have_score_and_interval_for_every_value():
+    c = conclude(make_trials(1, n_per_cell=4), importance=False, n_boot=50)
+    assert set(c["effects"]) == {"bn", "dropout"}
+    assert set(c["effects"]["dropout"]) == {"none", "fc", "conv", "all"}
+    for values in c["effects"].values():
+        for entry in values.values():
+            assert entry["ci_low"] <= entry["score"] <= entry["ci_high"]
+
+
+def test_cv_results_take_precedence_for_the_ranking():
+    trials = make_trials(0, n_per_cell=5, effect=lambda f: 0.01 * (f["bn"] == "pre_act" and f["dropout"] == "fc"))
+    # In CV the trials' winner falls behind bn=post_act,dropout=all.
+    cv = make_cv(trials, shift={"bn=pre_act,dropout=fc": -0.02, "bn=post_act,dropout=all": 0.02})
+    c = conclude(trials, cv=cv, importance=False, n_boot=50)
+    assert c["metric"] == "cv_val_acc"
+    assert c["ranking"][0]["cell"] == "bn=post_act,dropout=all"
+    assert c["ranking"][0]["unit"] == "folds" and c["ranking"][0]["n"] == 5
+    assert c["ranking_trials"][0]["cell"] == "bn=pre_act,dropout=fc"
+    assert "Nadeau-Bengio" in c["ranking_method"]
+    summary_only = conclude(trials, cv_summary=cv_summary_from(cv), importance=False, n_boot=50)
+    assert summary_only["ranking"][0]["cell"] == "bn=post_act,dropout=all"
+    assert summary_only["ranking"][0]["score"] == pytest.approx(c["ranking"][0]["score"])
+    assert summary_only["ranking"][0]["ci_low"] == pytest.approx(c["ranking"][0]["ci_low"])
+
+
+def test_missing_cv_falls_back_to_trials():
+    c = conclude(make_trials(0, n_per_cell=3), importance=False, n_boot=50)
+    assert c["metric"] == "best_val_acc" and "ranking_trials" not in c
+
+
+def test_one_cell_with_a_sampled_rate_is_analysed_with_warnings():
+    df = make_trials(0, cell_list=cells(bn=["pre_act"], dropout=["fc"]), n_per_cell=12, rate_range={"p_fc": (0.0, 0.7)},
+                     effect=lambda f: -0.04 * (f["p_fc"] - 0.35) ** 2)
+    c = conclude(df, importance=False, n_boot=100)
+    assert len(c["ranking"]) == 1
+    assert c["factors"] == ["p_fc"]
+    assert c["interaction"]["p_value"] is None and c["interaction"]["reason"]
+    assert any("Only one cell" in w for w in c["warnings"])
+    assert "pre_act" in c["dropout_rate"]["p_fc"]
+
+
+def test_cells_with_few_trials_and_failures_are_warned_about():
+    df = make_trials(0, n_per_cell=(1, 4), pruned=1, errors=1)
+    c = conclude(df, importance=False, n_boot=50)
+    text = " ".join(c["warnings"])
+    assert "fewer than 3 full-budget trials" in text
+    assert "pruned" in text and "failed" in text
+    assert "Many trials failed" in text  # one failed trial per cell of 3 to 6: over 10%
