@@ -8,8 +8,6 @@ drop rate at the edge of the rates tried, cells missing from cross-validation.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -166,7 +164,3 @@ def single_cell(design: Design) -> list[str]:
         "Only one cell was run: the ranking has one entry and there is no difference between cells to test; "
         f"the factor(s) {', '.join(design.factors)} vary inside it."
     ]
-
-
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, float) and math.isfinite(x)

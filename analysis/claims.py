@@ -114,6 +114,8 @@ def all_three_generalize_best(design: Design) -> Claim:
         return _inconclusive(cid, "augmentation was not recorded (no augment column)")
     cells = _cells(design, "gap")
     claimed = _all_three(cells)
+    if not claimed.any():
+        return _inconclusive(cid, _no_all_three_reason(design.trials))
     return _best_of(cid, cells, claimed, metric="gap", higher_is_better=False)
 
 
@@ -124,7 +126,24 @@ def large_model_all_three_best(design: Design, ranking: Ranking) -> Claim:
         return _inconclusive(cid, "model size or augmentation was not recorded")
     cells = table[table["df"] >= 1].rename(columns={"score": "mean"}).reset_index(drop=True)
     claimed = _all_three(cells) & (cells["model"] == "large").to_numpy()
+    if not claimed.any():
+        if not (design.trials["model"] == "large").any():
+            return _inconclusive(cid, "the large model was not run")
+        return _inconclusive(cid, _no_all_three_reason(design.trials[design.trials["model"] == "large"]) + " with the large model")
     return _best_of(cid, cells, claimed, metric=ranking.metric, higher_is_better=True)
+
+
+def _no_all_three_reason(trials: pd.DataFrame) -> str:
+    missing = []
+    if not (trials["bn"] != "none").any():
+        missing.append("BatchNorm")
+    if not (trials["dropout"] != "none").any():
+        missing.append("Dropout")
+    if not trials["augment"].map(lambda v: v is True or v == True).any():  # noqa: E712
+        missing.append("augmentation")
+    if missing:
+        return "no full-budget trial used " + " or ".join(missing)
+    return "no cell with at least 2 full-budget trials combines BatchNorm, Dropout and augmentation"
 
 
 def _all_three(cells: pd.DataFrame) -> np.ndarray:
@@ -206,14 +225,14 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
         return INCONCLUSIVE, "too few trials for an interval"
     if non_inferiority:
         if low > -margin:
-            return SUPPORTED, f"the 95% interval lies above the non-inferiority margin of -{_margin_text(margin)}"
+            return SUPPORTED, f"the 95% interval excludes a loss of {_margin_text(margin)} or more (non-inferiority margin)"
         if high < 0:
-            return REFUTED, "the 95% interval lies below 0: significantly worse"
-        return INCONCLUSIVE, f"the 95% interval reaches below the non-inferiority margin of -{_margin_text(margin)} and above 0"
+            return REFUTED, "the 95% interval excludes 0 in the opposite direction: significantly worse"
+        return INCONCLUSIVE, f"the 95% interval includes both 0 and a loss larger than the {_margin_text(margin)} non-inferiority margin"
     if low > 0:
-        return SUPPORTED, "the 95% interval lies above 0"
+        return SUPPORTED, "the 95% interval excludes 0 in the claimed direction"
     if high < 0:
-        return REFUTED, "the 95% interval lies below 0: significantly the other way"
+        return REFUTED, "the 95% interval excludes 0 in the opposite direction"
     if margin is not None and high < margin:
         return REFUTED, f"the 95% interval rules out an advantage of {_margin_text(margin)} or more"
     return INCONCLUSIVE, "the 95% interval includes 0"

@@ -21,7 +21,7 @@ import pandas as pd
 from analysis import checks
 from analysis.claims import Claim, check_claims
 from analysis.design import Design, make_design
-from analysis.effects import FactorEffect, factor_effects
+from analysis.effects import factor_effects
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
 from analysis.importance import Importance, hyperparameter_importance
@@ -278,7 +278,12 @@ def methods_entry(out: dict) -> dict:
             "seeds, so a cell's score is the mean over the trials the tuner and scheduler let finish, not the best "
             "trial (a maximum, biased upwards, and more so for cells with more trials)."
         ),
-        "score": f"{out['effects_metric']}: the trial's highest validation accuracy over its epochs.",
+        "score": (
+            f"{out['effects_metric']}: "
+            + ("the trial's highest validation accuracy over its epochs" if out["effects_metric"] == "best_val_acc"
+               else "the trial's validation accuracy after its last epoch")
+            + "."
+        ),
         "ranking": out["ranking_method"],
         "effects": "least-squares means of matched cells (see effect_tests for each factor's test)",
         "interaction": out["interaction"]["method"],

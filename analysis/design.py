@@ -86,36 +86,65 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc") -> Design:
 def varying_factors(df: pd.DataFrame) -> tuple[str, ...]:
     """Scientific factors with at least two values; a rate counts only where its layer exists."""
     out = []
+    dropout = df["dropout"].to_numpy(dtype=object) if "dropout" in df else None
     for factor in SCIENTIFIC_FACTORS:
         if factor not in df.columns:
             continue
-        values = df[factor]
-        if factor in RATE_FACTORS and "dropout" in df.columns:
-            values = values[df["dropout"].isin(RATE_LAYER[factor])]
-        if values.nunique(dropna=True) >= 2:
+        values = df[factor].to_numpy(dtype=object)
+        if factor in RATE_FACTORS and dropout is not None:
+            values = values[np.isin(dropout, RATE_LAYER[factor])]
+        if len(set(v for v in values if not _isnan(v))) >= 2:
             out.append(factor)
     return tuple(out)
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and v != v
 
 
 def cell_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
     """One row per cell: constant factor values, n, mean, sd, se2 (= sd²/n), df, best trial.
 
     Factor columns that vary inside a cell hold NaN for it. Sorted by mean, best first.
+    (Plain numpy on purpose: pandas groupby on a few dozen rows is mostly overhead.)
     """
     df = df[df[column].notna()]
-    factor_cols = [f for f in SCIENTIFIC_FACTORS if f in df.columns]
-    grouped = df.groupby("cell", sort=False)
-    table = grouped[column].agg(n="count", mean="mean", sd="std", best="max")
-    table["best_trial_id"] = df.loc[grouped[column].idxmax(), "trial_id"].to_numpy()
-    if factor_cols:
-        first = grouped[factor_cols].first()
-        constant = grouped[factor_cols].nunique(dropna=False) <= 1
-        table = first.where(constant).join(table)
-    table["sd"] = table["sd"].where(table["n"] > 1)
-    table["se2"] = table["sd"] ** 2 / table["n"]
-    table["df"] = table["n"] - 1
-    table = table.reset_index()
-    return table.sort_values("mean", ascending=False, ignore_index=True)
+    codes, cells = pd.factorize(df["cell"].to_numpy(dtype=object), sort=False)
+    y = df[column].to_numpy(dtype=float)
+    n = np.bincount(codes, minlength=len(cells))
+    mean = np.bincount(codes, y, minlength=len(cells)) / n
+    ss = np.bincount(codes, (y - mean[codes]) ** 2, minlength=len(cells))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.where(n > 1, np.sqrt(ss / np.maximum(n - 1, 1)), np.nan)
+    # Best trial per cell: sort by cell, then score descending; the first of each cell wins.
+    order = np.lexsort((-y, codes))
+    first = order[np.searchsorted(codes[order], np.arange(len(cells)))]
+    table = {"cell": cells}
+    for f in (f for f in SCIENTIFIC_FACTORS if f in df.columns):
+        values = df[f].to_numpy(dtype=object)
+        firsts = values[first]
+        differs = np.array([a != b and not (_isnan(a) and _isnan(b)) for a, b in zip(values, firsts[codes])], dtype=float)
+        constant = np.bincount(codes, differs, minlength=len(cells)) == 0
+        table[f] = [v if c else np.nan for v, c in zip(firsts, constant)]
+    table.update(
+        n=n, mean=mean, sd=sd, best=y[first], best_trial_id=df["trial_id"].to_numpy(dtype=object)[first].astype(str),
+        se2=sd**2 / n, df=n - 1,
+    )
+    out = pd.DataFrame(table)
+    return out.sort_values("mean", ascending=False, ignore_index=True)
+
+
+def group_summary(keys: list, y: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Unique keys (first-seen order) with count, mean and sample variance (NaN when n = 1) of y."""
+    index: dict = {}
+    codes = np.array([index.setdefault(k, len(index)) for k in keys], dtype=int)
+    m = len(index)
+    n = np.bincount(codes, minlength=m)
+    mean = np.bincount(codes, y, minlength=m) / n
+    ss = np.bincount(codes, (y - mean[codes]) ** 2, minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(n > 1, ss / np.maximum(n - 1, 1), np.nan)
+    return list(index), n, mean, var
 
 
 def ordered_values(factor: str, values) -> list:

@@ -65,13 +65,12 @@ def group_weights(cells: pd.DataFrame, factor: str, groups: dict, keys: tuple[st
     `groups` maps a label to the factor values it pools (e.g. ``{"fc": ["fc"], "conv too": ["all"]}``).
     None when some group has no cell at all.
     """
-    member = {label: cells[factor].isin(values).to_numpy() for label, values in groups.items()}
+    column = cells[factor].to_numpy(dtype=object)
+    member = {label: np.array([v in values for v in column], dtype=bool) for label, values in groups.items()}
     if any(not m.any() for m in member.values()):
         return None
-    if keys:
-        key = cells[list(keys)].astype(str).agg("|".join, axis=1).to_numpy()
-    else:
-        key = np.array([""] * len(cells))
+    columns = [cells[k].to_numpy(dtype=object) for k in keys]
+    key = np.array(["|".join(map(str, t)) for t in zip(*columns)] if columns else [""] * len(cells), dtype=object)
     complete = [k for k in pd.unique(key) if all((m & (key == k)).any() for m in member.values())]
     weights = {}
     for label, m in member.items():
@@ -92,26 +91,30 @@ def contrast(cells: pd.DataFrame, comparison: Comparison, a: str, b: str) -> tup
     return stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
 
 
-def factor_effects(design: Design) -> dict[str, FactorEffect]:
-    """An effect entry for every factor that varied."""
+def factor_effects(design: Design, n_boot: int = stats.N_BOOT_TEST) -> dict[str, FactorEffect]:
+    """An effect entry for every factor that varied (`n_boot`: resamples for the tests' p-values)."""
     out = {}
     for factor in design.factors:
         if factor in design.cell_factors:
-            effect = _cell_factor_effect(design, factor)
+            effect = _cell_factor_effect(design, factor, n_boot)
         else:
-            effect = _within_cell_effect(design, factor)
+            effect = _within_cell_effect(design, factor, n_boot)
         if effect is not None:
             out[factor] = effect
     return out
 
 
-def _cell_factor_effect(design: Design, factor: str) -> FactorEffect | None:
+def _cell_factor_effect(design: Design, factor: str, n_boot: int) -> FactorEffect | None:
     cells = testable_cells(design)
     if factor in RATE_FACTORS and "dropout" in cells:
         cells = cells[cells["dropout"].isin(RATE_LAYER[factor])].reset_index(drop=True)
     values = ordered_values(factor, cells[factor])
     if len(values) < 2:
-        return _unmatched_single(design, factor, cells, values)
+        # Too few replicated cells to test: report point estimates from every cell.
+        every = design.cells
+        if factor in RATE_FACTORS and "dropout" in every:
+            every = every[every["dropout"].isin(RATE_LAYER[factor])]
+        return _unmatched_single(design, factor, every, ordered_values(factor, every[factor]))
     groups = {value_label(v): [v] for v in values}
     comparison = group_weights(cells, factor, groups, key_factors(design, factor))
     entries = {}
@@ -123,7 +126,9 @@ def _cell_factor_effect(design: Design, factor: str) -> FactorEffect | None:
     base = comparison.weights[labels[0]]
     C = np.array([comparison.weights[l] - base for l in labels[1:]])
     used = np.any(C != 0, axis=0)
-    result = stats.bootstrap_heteroscedastic_test(cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used])
+    result = stats.bootstrap_heteroscedastic_test(
+        cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used], n_boot=n_boot
+    )
     test = {
         "p_value": result.p_value,
         "significant": result.significant,
@@ -152,7 +157,7 @@ def _unmatched_single(design, factor, cells, values) -> FactorEffect | None:
     return FactorEffect(factor, entries, test)
 
 
-def _within_cell_effect(design: Design, factor: str) -> FactorEffect | None:
+def _within_cell_effect(design: Design, factor: str, n_boot: int) -> FactorEffect | None:
     """Trial-level summary for a factor that varies inside cells (binned when continuous)."""
     df = design.trials
     if factor in RATE_FACTORS and "dropout" in df:
@@ -174,7 +179,8 @@ def _within_cell_effect(design: Design, factor: str) -> FactorEffect | None:
         k = len(testable)
         C = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
         res = stats.bootstrap_heteroscedastic_test(
-            [g.mean() for g in testable], [g.var(ddof=1) / len(g) for g in testable], [len(g) - 1 for g in testable], C
+            [g.mean() for g in testable], [g.var(ddof=1) / len(g) for g in testable], [len(g) - 1 for g in testable], C,
+            n_boot=n_boot,
         )
         test.update(p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1, df2=res.df2)
     test["estimate_method"] = TRIAL_METHOD

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.design import Design, ordered_values, value_label
+from analysis.design import Design, group_summary, ordered_values, value_label
 from analysis.effects import rate_bins
 from analysis.io import RATE_FACTORS, RATE_LAYER
 
@@ -50,28 +50,22 @@ class Interaction:
     groups: pd.DataFrame | None = None  # stratum, bn, level, n, mean, se2, df
 
 
-def interaction_test(design: Design) -> Interaction:
-    """The bn x dropout (or bn x rate) interaction test on a design."""
+def interaction_test(design: Design, n_boot: int = stats.N_BOOT_TEST) -> Interaction:
+    """The bn x dropout (or bn x rate) interaction test on a design (`n_boot`: bootstrap resamples for the p-value)."""
     pair, level = _levels(design)
     if level is None:
         return Interaction(pair, None, False, METHOD, reason=pair_reason(design))
-    df = design.trials.assign(_level=level)
+    df = design.trials
     strata_factors = [f for f in design.cell_factors if f not in ("bn", "dropout", *RATE_FACTORS)]
-    if strata_factors:
-        stratum = df[strata_factors].map(value_label).agg(",".join, axis=1)
-    else:
-        stratum = pd.Series("all", index=df.index)
-    df = df.assign(_stratum=stratum)
-    groups = (
-        df.groupby(["_stratum", "bn", "_level"], sort=False)["score"]
-        .agg(n="count", mean="mean", var="var")
-        .reset_index()
-        .rename(columns={"_stratum": "stratum", "_level": "level"})
-    )
+    columns = [df[f].to_numpy(dtype=object) for f in strata_factors]
+    stratum = [",".join(value_label(v) for v in t) for t in zip(*columns)] if columns else ["all"] * len(df)
+    keys = list(zip(stratum, df["bn"].to_numpy(dtype=object), level.to_numpy(dtype=object)))
+    unique, n, mean, var = group_summary(keys, df["score"].to_numpy(dtype=float))
+    groups = pd.DataFrame(unique, columns=["stratum", "bn", "level"]).assign(n=n, mean=mean, var=var)
     groups["se2"] = groups["var"] / groups["n"]
     groups["df"] = groups["n"] - 1
     used = groups[groups["n"] >= 2].reset_index(drop=True)
-    result, q = additivity_test(used)
+    result, q = additivity_test(used, n_boot)
     if result is None:
         return Interaction(
             pair, None, False, METHOD, n_cells=len(used), n_trials=int(used["n"].sum()), groups=used,
@@ -86,7 +80,7 @@ def interaction_test(design: Design) -> Interaction:
     )
 
 
-def additivity_test(groups: pd.DataFrame) -> tuple[stats.TestResult | None, int]:
+def additivity_test(groups: pd.DataFrame, n_boot: int = stats.N_BOOT_TEST) -> tuple[stats.TestResult | None, int]:
     """Heteroscedastic test of ``mean = a[stratum] + b[stratum, bn] + d[stratum, level]``.
 
     `groups` has columns stratum, bn, level, mean, se2, df (one row per cell, df >= 1).
@@ -98,19 +92,21 @@ def additivity_test(groups: pd.DataFrame) -> tuple[stats.TestResult | None, int]
     C = stats.complement_contrasts(X0)
     if C.shape[0] == 0:
         return None, 0
-    return stats.bootstrap_heteroscedastic_test(groups["mean"], groups["se2"], groups["df"], C), C.shape[0]
+    return stats.bootstrap_heteroscedastic_test(groups["mean"], groups["se2"], groups["df"], C, n_boot=n_boot), C.shape[0]
 
 
 def additive_design(groups: pd.DataFrame) -> np.ndarray:
     """Cells x parameters: per stratum an intercept, bn dummies and level dummies."""
+    stratum = groups["stratum"].to_numpy(dtype=object)
+    factors = {f: groups[f].to_numpy(dtype=object) for f in ("bn", "level")}
     columns = []
-    for s in pd.unique(groups["stratum"]):
-        in_s = (groups["stratum"] == s).to_numpy()
+    for s in pd.unique(stratum):
+        in_s = stratum == s
         columns.append(in_s.astype(float))
-        for factor in ("bn", "level"):
-            levels = list(pd.unique(groups.loc[in_s, factor]))
+        for values in factors.values():
+            levels = pd.unique(values[in_s])
             for value in levels[1:]:
-                columns.append((in_s & (groups[factor] == value).to_numpy()).astype(float))
+                columns.append((in_s & (values == value)).astype(float))
     return np.column_stack(columns)
 
 

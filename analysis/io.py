@@ -10,7 +10,6 @@ table, the column and the bad values.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from study.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name
+from study.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, cell_name
 
 # The least a trials table needs: which trial, did it finish, how long it trained, its
 # score, and the two factors the study is about.
@@ -165,6 +164,12 @@ def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
     for factor, allowed in CATEGORICAL_VALUES.items():
         if factor not in df.columns:
             continue
+        if df[factor].isna().any():
+            rows = df.index[df[factor].isna()].tolist()
+            raise AnalysisError(
+                f"{table} column {factor!r} is empty in {len(rows)} row(s) (first: {rows[:5]}); "
+                f"every row needs one of: {', '.join(map(str, allowed))}"
+            )
         if factor == "augment":
             df[factor] = _boolean(table, df, factor)
         else:
@@ -193,11 +198,16 @@ def build_cells(df: pd.DataFrame) -> pd.Series:
     """A cell name per row from the factors that vary (rates only when they take few values)."""
     names = []
     for factor in SCIENTIFIC_FACTORS:
-        if factor not in df.columns or df[factor].nunique(dropna=True) < 2:
+        if factor not in df.columns:
             continue
-        if factor in RATE_FACTORS and not is_discrete(df[factor]):
-            continue
-        names.append(factor)
+        values = df[factor]
+        if factor in RATE_FACTORS and "dropout" in df.columns:
+            # A rate that only comes with its placement (0 without it) adds nothing to the name.
+            values = values[df["dropout"].isin(RATE_LAYER[factor])]
+            if not is_discrete(values):
+                continue
+        if values.nunique(dropna=True) >= 2:
+            names.append(factor)
     if not names:
         return pd.Series("all", index=df.index)
     return pd.Series([cell_name(row, names) for row in df[names].to_dict("records")], index=df.index)
@@ -292,6 +302,8 @@ def _check_values(table: str, df: pd.DataFrame, column: str, allowed) -> None:
 
 
 def _numeric(table: str, df: pd.DataFrame, column: str) -> pd.Series:
+    if pd.api.types.is_float_dtype(df[column]):
+        return df[column]
     values = pd.to_numeric(df[column], errors="coerce")
     bad = df.loc[values.isna() & df[column].notna(), column]
     if len(bad):
@@ -300,6 +312,8 @@ def _numeric(table: str, df: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _boolean(table: str, df: pd.DataFrame, column: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(df[column]):
+        return df[column]
     mapping = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
     text = df[column].astype(str).str.strip().str.lower()
     bad = df.loc[~text.isin(mapping), column]
@@ -324,19 +338,7 @@ def _quote(values, limit: int = 8) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def finite(x) -> float | None:
-    """A float for JSON: None for NaN/inf/None."""
-    if x is None:
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 __all__ = [
-    "NUISANCE",
     "REQUIRED_TRIAL_COLUMNS",
     "Tables",
     "load_experiment",

@@ -98,7 +98,7 @@ def plot_rate_interaction(info: RateInteractionInfo, path: Path) -> Path:
         ax.set_xlabel(f"{rate} (drop probability)")
         ax.set_ylabel(info.ylabel)
         ax.set_title(f"{rate}: score against drop rate, per BatchNorm setting", fontsize=10)
-        ax.legend(fontsize=8, title="line: fit; band: 95% CI; dots: trials", title_fontsize=8)
+        ax.legend(fontsize=8, title="line: fit; band: 95% CI; dots: trials", title_fontsize=8, loc="lower center")
         ax.grid(alpha=0.3)
     fig.suptitle(info.title)
     return _save(fig, path)
@@ -343,10 +343,19 @@ def blog_curves_info(design: Design, epochs: pd.DataFrame | None) -> CurvesInfo 
         best = group.loc[group["score"].idxmax()]
         frame = by_trial.get(best["trial_id"])
         if frame is not None and len(frame):
-            curves[f"experiment {int(exp)}: {best['cell']}"] = frame.sort_values("epoch")
+            curves[f"experiment {int(exp)}: {_describe(best)}"] = frame.sort_values("epoch")
     if not curves:
         return None
     return CurvesInfo(curves, "The post's experiments side by side (best trial of each): accuracy and loss per epoch")
+
+
+def _describe(trial: pd.Series) -> str:
+    """'medium, bn=pre_act, dropout=all, augment' from a trial's factor values."""
+    parts = [str(trial["model"])] if "model" in trial else []
+    parts += [f"{f}={trial[f]}" for f in ("bn", "dropout") if f in trial]
+    if "augment" in trial and bool(trial["augment"]):
+        parts.append("augment")
+    return ", ".join(parts)
 
 
 def plot_learning_curves(info: CurvesInfo, path: Path) -> Path:

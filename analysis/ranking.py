@@ -40,7 +40,12 @@ class Ranking:
     top_two: tuple[stats.Interval, float] | None  # (best - runner-up, p)
 
 
-def rank_cells(design: Design, cv: pd.DataFrame | None = None, cv_summary: pd.DataFrame | None = None) -> Ranking:
+def rank_cells(
+    design: Design,
+    cv: pd.DataFrame | None = None,
+    cv_summary: pd.DataFrame | None = None,
+    n_boot: int = stats.N_BOOT_TEST,
+) -> Ranking:
     """CV results when present (cv.csv preferred over cv_summary.csv), else the trials."""
     cv_table = None
     if cv is not None and len(cv):
@@ -49,25 +54,25 @@ def rank_cells(design: Design, cv: pd.DataFrame | None = None, cv_summary: pd.Da
         cv_table = _cv_configs_from_summary(cv_summary)
     if cv_table is not None:
         table = _best_config_per_cell(cv_table, design)
-        return _finish(table, "cv_val_acc", CV_METHOD, "cv")
-    return trial_ranking(design)
+        return _finish(table, "cv_val_acc", CV_METHOD, "cv", n_boot)
+    return trial_ranking(design, n_boot)
 
 
-def trial_ranking(design: Design) -> Ranking:
+def trial_ranking(design: Design, n_boot: int = stats.N_BOOT_TEST) -> Ranking:
     cells = design.cells
     table = cells.rename(columns={"mean": "score"}).copy()
     table["ci_low"], table["ci_high"] = _bounds(table)
-    return _finish(table, design.metric, TRIALS_METHOD, "trials")
+    return _finish(table, design.metric, TRIALS_METHOD, "trials", n_boot)
 
 
-def _finish(table: pd.DataFrame, metric: str, method: str, source: str) -> Ranking:
+def _finish(table: pd.DataFrame, metric: str, method: str, source: str, n_boot: int = stats.N_BOOT_TEST) -> Ranking:
     table = table.sort_values("score", ascending=False, ignore_index=True)
     testable = table[table["df"] >= 1]
     omnibus = None
     if len(testable) >= 2:
         k = len(testable)
         contrasts = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
-        omnibus = stats.bootstrap_heteroscedastic_test(testable["score"], testable["se2"], testable["df"], contrasts)
+        omnibus = stats.bootstrap_heteroscedastic_test(testable["score"], testable["se2"], testable["df"], contrasts, n_boot=n_boot)
     top_two = None
     if len(table) >= 2 and (table["df"].iloc[:2] >= 1).all():
         top_two = stats.linear_contrast([1, -1], table["score"].iloc[:2], table["se2"].iloc[:2], table["df"].iloc[:2])

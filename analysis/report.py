@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.summary import claim_evidence, metric_words
-from analysis.text import ci_pct, num, ok, pct, pvalue
+from analysis.text import ci_pct, num, pct, pvalue
 
 SECTIONS = (
     "Conclusions",
@@ -144,7 +144,7 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
 
 
 def _ranking_table(entries: list) -> tuple[list, list]:
-    header = ["rank", "cell", "n", "score", "95% CI", "best trial"]
+    header = ["rank", "cell", "n", "score", "95% CI", "best trial or config"]
     rows = []
     for e in entries:
         best = e.get("best_trial") or {}

@@ -89,14 +89,14 @@ def _dropout_effect_by_bn(means: dict, metric: str) -> str:
         if base is None or not others:
             continue
         level, value = max(others.items(), key=lambda kv: kv[1])
-        parts.append(f"with bn={bn}, the best Dropout ({level}) {_diff(value - base, metric)} against none")
+        parts.append(f"with bn={bn}, the best Dropout setting ({level}) scores {_diff(value - base, metric)} against no Dropout")
     if not parts:
         return ""
-    return "Cell means: " + "; ".join(parts) + "."
+    return "From the cell means: " + "; ".join(parts) + "."
 
 
 def _diff(x: float, metric: str) -> str:
-    return f"changes the {metric} by {pp(x)}" if is_accuracy(metric) else f"changes the {metric} by {num(x)}"
+    return pp(x) if is_accuracy(metric) else num(x)
 
 
 def _effects(c: dict) -> list[str]:
@@ -149,9 +149,10 @@ def claim_evidence(ev: dict) -> str:
     val = pct if acc else num
     diff = pp if acc else (lambda x: f"{x:+.3g}" if ok(x) else "n/a")
     interval = ci_pp(ev.get("ci_low"), ev.get("ci_high")) if acc else ci_num(ev.get("ci_low"), ev.get("ci_high"))
+    words = metric_words(metric)
     if "claimed_cell" in ev:
         return (
-            f"{ev['claimed_cell']} has {metric} {val(ev['claimed_score'])} (rank {ev['claimed_rank']}) against "
+            f"{ev['claimed_cell']} has {words} {val(ev['claimed_score'])} (rank {ev['claimed_rank']}) against "
             f"{val(ev['best_other_score'])} for {ev['best_other_cell']}, difference {diff(ev['difference'])} "
             f"({interval}, {pvalue(ev.get('p_value'))})"
         )
@@ -160,7 +161,7 @@ def claim_evidence(ev: dict) -> str:
     if len(groups) == 2:
         a, b = groups
         return (
-            f"{metric} {val(ev[a])} for {a} against {val(ev[b])} for {b}, difference {diff(ev['difference'])} "
+            f"{words} {val(ev[a])} for {a} against {val(ev[b])} for {b}, difference {diff(ev['difference'])} "
             f"({interval}, {pvalue(ev.get('p_value'))}, {ev.get('n_cells', '?')} cells)"
         )
     return f"difference {diff(ev.get('difference'))} ({interval})"

@@ -29,7 +29,7 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget(
-        name="smoke", samples_per_cell=1, max_epochs=3, train_size=400, val_size=100, batch_size=64,
+        name="smoke", samples_per_cell=2, max_epochs=3, train_size=400, val_size=100, batch_size=64,
         grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
     ),
     "quick": Budget(

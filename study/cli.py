@@ -1,4 +1,4 @@
-"""The `study` command line: `study run`, `study spaces`.
+"""The `study` command line: `study run`, `study analyze`, `study spaces`.
 
 Expected failures (bad options, an unknown space, a missing or corrupt dataset)
 print one paragraph and exit with status 2; nothing already written is removed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray address; 'auto' joins a running cluster (default: embedded local Ray)")
     run.add_argument("--data-dir", help="directory with the FashionMNIST IDX files")
     run.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and the trials")
+    run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
+
+    analyze = commands.add_parser("analyze", help="conclusions, plots and report from an experiment or a trials.csv")
+    analyze.add_argument("path", help="experiment directory, or a trials.csv (from this tool or written by hand)")
+    analyze.add_argument("--out", help="output directory (default: report/ inside the experiment directory)")
 
     commands.add_parser("spaces", help="list the shipped search spaces")
     return parser
@@ -60,6 +66,33 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     experiment, trials = run_study(options)
     print_summary(experiment, trials)
+    if not args.no_analyze:
+        if "://" in experiment:
+            print(f"Analyse it where the files are: study analyze {experiment.rsplit('/', 1)[-1]} (after copying it here)")
+        else:
+            analyze_and_report(experiment, None)
+
+
+def default_report_dir(path: str) -> Path:
+    path = Path(path)
+    return (path.parent if path.is_file() else path) / "report"
+
+
+def analyze_and_report(path: str, out: str | None) -> None:
+    from analysis import analyze
+
+    out_dir = Path(out) if out else default_report_dir(path)
+    conclusions = analyze(path, out_dir)
+    print("\nConclusions:")
+    for claim in conclusions.get("summary", []) or []:
+        print(f"  - {claim}")
+    for warning in conclusions.get("warnings", []):
+        print(f"  warning: {warning}")
+    print(f"\nReport: {out_dir / 'report.html'} (and report.md, conclusions.json, plots)")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    analyze_and_report(args.path, args.out)
 
 
 def print_summary(experiment: str, trials: pd.DataFrame, top: int = 10) -> None:
@@ -78,12 +111,12 @@ def cmd_spaces(args: argparse.Namespace) -> None:
     from search_spaces import list_spaces
 
     for name, description in list_spaces().items():
-        print(f"{name:16s} {description}")
+        print(f"{name:20s} {description}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "spaces": cmd_spaces}[args.command]
+    handler = {"run": cmd_run, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
     try:
         handler(args)
     except USER_ERRORS as exc:

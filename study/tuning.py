@@ -1,7 +1,10 @@
 """Study orchestration: a Ray Tune `Tuner` with an Optuna searcher and ASHA.
 
-`run_study` starts (or joins) Ray, builds the Tuner, or restores it when the
-experiment already exists, runs it, and writes the experiment directory.
+One Tuner runs every scientific cell concurrently. `CellSearcher` gives each cell
+its own seeded TPE study and exactly the same trial budget; `CellScheduler` gives
+each cell its own ASHA rungs, so no trial is stopped because another cell did
+better. `run_study` starts (or joins) Ray, builds the Tuner, or restores it when
+the experiment already exists, runs it, and writes the experiment directory.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -19,11 +23,11 @@ import optuna
 import pandas as pd
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces import SearchSpace, load_space
 from study.budgets import Budget, get_budget
+from study.cell_scheduler import CellScheduler
+from study.cell_search import CellSearcher
 from study.datasets import find_data_dir, load_arrays
 from study.results import read_text, tables_from_results, write_csv, write_json
 from study.trainable import train_trial
@@ -70,20 +74,48 @@ class StudyPlan:
     options: StudyOptions
     space: SearchSpace
     budget: Budget
-    num_samples: int
+    samples_per_cell: int
     experiment_uri: str
     param_space: dict  # fixed values merged into every suggestion
 
+    @property
+    def n_cells(self) -> int:
+        return len(self.space.named_cells())
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples_per_cell * self.n_cells
+
+    def journal_dir(self) -> Path:
+        """Where each cell's Optuna journal lives: the experiment's `optuna/` folder when local."""
+        if "://" not in self.experiment_uri:
+            return Path(self.experiment_uri) / "optuna"
+        # Remote storage: journals stay on the driver; the searcher's checkpoints carry
+        # a copy, so a resume on a new head node rewrites them.
+        return Path(tempfile.gettempdir()) / "bn-dropout-study" / self.options.experiment_name() / "optuna"
+
     def record(self) -> dict:
         """The part of study.json that must match for a resume to be valid."""
+        budget = self.budget
         return {
             "space": self.space.to_dict(),
-            "budget": asdict(self.budget),
+            "budget": asdict(budget),
+            "samples_per_cell": self.samples_per_cell,
+            "n_cells": self.n_cells,
             "num_samples": self.num_samples,
             "seed": self.options.seed,
             "metric": METRIC,
             "mode": MODE,
             "param_space": self.param_space,
+            "searcher": {
+                "type": "CellSearcher", "sampler": "TPE, one study per cell", "seeds": "seed + cell index",
+                "completed_value": "last", "journal_dir": str(self.journal_dir()),
+            },
+            "scheduler": {
+                "type": "CellScheduler (one ASHA per cell)", "time_attr": "epoch", "max_t": budget.max_epochs,
+                "grace_period": min(budget.grace_period, budget.max_epochs),
+                "reduction_factor": budget.reduction_factor, "early_stopping": self.space.early_stopping,
+            },
         }
 
 
@@ -116,32 +148,36 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         "data_dir": data_dir,
         "seed": options.seed,
     }
-    num_samples = options.num_samples or budget.samples_per_cell * len(space.cells())
+    n_cells = len(space.named_cells())
+    if options.num_samples:
+        if options.num_samples % n_cells:
+            raise StudyError(
+                f"--num-samples {options.num_samples} is not a multiple of the {n_cells} cells of space "
+                f"{space.name!r}; every cell must get the same budget, so pass a multiple of {n_cells}"
+            )
+        samples_per_cell = options.num_samples // n_cells
+    else:
+        samples_per_cell = budget.samples_per_cell
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
-    return StudyPlan(options, space, budget, num_samples, experiment_uri, param_space)
-
-
-def optuna_distributions(space: SearchSpace) -> dict:
-    """The space as Optuna distributions: scientific factors categorical, nuisance ranges."""
-    dists = {f: optuna.distributions.CategoricalDistribution(values) for f, values in space.scientific.items()}
-    for name, rng in space.nuisance.items():
-        dists[name] = optuna.distributions.FloatDistribution(rng.low, rng.high, log=rng.log)
-    return dists
+    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space)
 
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
     budget = plan.budget
-    searcher = OptunaSearch(
-        space=optuna_distributions(plan.space),
-        metric=METRIC,
-        mode=MODE,
-        sampler=optuna.samplers.TPESampler(seed=plan.options.seed),
+    journal_dir = plan.journal_dir()
+    searcher = CellSearcher(
+        plan.space.named_cells(),
+        samples_per_cell=plan.samples_per_cell,
+        max_epochs=budget.max_epochs,
+        journal_dir=journal_dir,
+        seed=plan.options.seed,
     )
-    scheduler = ASHAScheduler(
-        time_attr="epoch",
+    scheduler = CellScheduler(
         max_t=budget.max_epochs,
         grace_period=min(budget.grace_period, budget.max_epochs),
         reduction_factor=budget.reduction_factor,
+        early_stopping=plan.space.early_stopping,
+        state_file=journal_dir / "asha_rungs.pkl",
     )
     return tune.Tuner(
         _trainable(budget),
@@ -220,6 +256,7 @@ def _jsonable(data: dict) -> dict:
 def study_record(plan: StudyPlan, started: float, finished: float | None, trials: pd.DataFrame | None) -> dict:
     record = {
         "experiment": plan.experiment_uri,
+        "space": plan.space.to_dict(),
         "options": asdict(plan.options),
         "plan": _jsonable(plan.record()),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
@@ -230,6 +267,9 @@ def study_record(plan: StudyPlan, started: float, finished: float | None, trials
         record["wall_s"] = round(finished - started, 1)
     if trials is not None:
         record["trials"] = trials["status"].value_counts().to_dict()
+        record["trials_per_cell"] = {
+            cell: group["status"].value_counts().to_dict() for cell, group in trials.groupby("cell")
+        }
     return record
 
 
@@ -253,6 +293,7 @@ def _hardware() -> dict:
 def run_study(options: StudyOptions) -> tuple[str, pd.DataFrame]:
     """Run (or resume) a study; return the experiment URI and the trials table."""
     plan = plan_study(options)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     _connect(options.address)
     started = time.time()
     if _check_resume(plan):

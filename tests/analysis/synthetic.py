@@ -9,7 +9,6 @@ start would; they do not affect the score unless `lr_effect` is given.
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -86,58 +85,47 @@ def make_trials(
     cell_list = cell_list if cell_list is not None else cells()
     effect = effect or (lambda f: 0.0)
     gap_effect = gap_effect or (lambda f: 0.1 * (f["dropout"] == "none"))
-    rows = []
-    counter = itertools.count()
+    # Plain Python lists, one DataFrame at the end: small DataFrames are slow to build.
+    rows, status, sds = [], [], []
     for cell in cell_list:
         n = n_per_cell if isinstance(n_per_cell, int) else int(rng.integers(n_per_cell[0], n_per_cell[1] + 1))
         sd = noise(cell) if callable(noise) else noise
-        for status, count in (("completed", n), ("pruned", pruned), ("error", errors)):
+        for kind, count in (("completed", n), ("pruned", pruned), ("error", errors)):
             for _ in range(count):
-                factors = dict(cell)
+                row = dict(cell)
                 for rate, (lo, hi) in (rate_range or {}).items():
                     layer = ("fc", "all") if rate == "p_fc" else ("conv", "all")
-                    factors[rate] = float(rng.uniform(lo, hi)) if factors["dropout"] in layer else 0.0
-                lr = float(math.exp(rng.uniform(*np.log(LR_RANGE))))
-                wd = float(math.exp(rng.uniform(*np.log(WD_RANGE))))
-                score = base + effect(factors) + rng.normal(0.0, sd)
-                if lr_effect is not None:
-                    score += lr_effect(lr, factors)
-                score = float(np.clip(score, 0.0, 1.0))
-                epochs = max_epochs if status == "completed" else int(rng.integers(1, max_epochs))
-                if status == "error":
-                    epochs = int(rng.integers(0, max_epochs))
-                rows.append(_row(f"{id_prefix}{next(counter):04d}", factors, status, epochs, max_epochs, score, lr, wd, gap_effect(factors), rng))
-    return pd.DataFrame(rows)
-
-
-def _row(trial_id, factors, status, epochs, max_epochs, score, lr, wd, gap, rng) -> dict:
-    train_loss = 0.25 + 0.1 * (factors["dropout"] != "none") + rng.normal(0, 0.01)
-    val_loss = train_loss + 0.05 + gap + rng.normal(0, 0.01)
-    row = {
-        "trial_id": trial_id,
-        "cell": factors["cell"],
-        **{k: factors[k] for k in DEFAULT_FACTORS},
-        "lr": lr,
-        "weight_decay": wd,
-        "momentum": 0.9,
-        "optimizer": "sgd",
-        "schedule": "cosine",
-        "status": status,
-        "epochs": epochs,
-        "max_epochs": max_epochs,
-        "train_loss": train_loss,
-        "train_acc": min(1.0, score + 0.03),
-        "val_loss": val_loss,
-        "val_acc": score - 0.001,
-        "gap": val_loss - train_loss,
-        "epoch_s": 2.0,
-        "samples_per_s": 27000.0,
-        "best_val_acc": score if status != "error" or epochs else float("nan"),
-        "best_epoch": max(1, epochs - 1),
-    }
-    if "experiment" in factors:
-        row["experiment"] = factors["experiment"]
-    return row
+                    row[rate] = float(rng.uniform(lo, hi)) if cell["dropout"] in layer else 0.0
+                rows.append(row)
+                status.append(kind)
+                sds.append(sd)
+    k = len(rows)
+    if k == 0:
+        return pd.DataFrame(columns=["trial_id", "cell", *DEFAULT_FACTORS, "status", "epochs", "best_val_acc"])
+    status = np.array(status)
+    lr = np.exp(rng.uniform(*np.log(LR_RANGE), k))
+    wd = np.exp(rng.uniform(*np.log(WD_RANGE), k))
+    score = np.array([effect(f) for f in rows]) + base + rng.normal(0.0, 1.0, k) * np.array(sds)
+    if lr_effect is not None:
+        score += np.array([lr_effect(x, f) for x, f in zip(lr, rows)])
+    score = np.clip(score, 0.0, 1.0)
+    epochs = np.where(status == "completed", max_epochs, rng.integers(1, max_epochs, k))
+    epochs = np.where(status == "error", rng.integers(0, max_epochs, k), epochs)
+    gap = np.array([gap_effect(f) for f in rows])
+    has_dropout = np.array([f["dropout"] != "none" for f in rows])
+    train_loss = 0.25 + 0.1 * has_dropout + rng.normal(0, 0.01, k)
+    val_loss = train_loss + 0.05 + gap + rng.normal(0, 0.01, k)
+    columns = {name: [f[name] for f in rows] for name in rows[0]}
+    df = pd.DataFrame({
+        "trial_id": [f"{id_prefix}{i:04d}" for i in range(k)], **columns,
+        "lr": lr, "weight_decay": wd, "momentum": 0.9, "optimizer": "sgd", "schedule": "cosine",
+        "status": status, "epochs": epochs, "max_epochs": max_epochs, "train_loss": train_loss,
+        "train_acc": np.minimum(1.0, score + 0.03), "val_loss": val_loss, "val_acc": score - 0.001,
+        "gap": val_loss - train_loss, "epoch_s": 2.0, "samples_per_s": 27000.0,
+        "best_val_acc": np.where((status == "error") & (epochs == 0), np.nan, score),
+        "best_epoch": np.maximum(1, epochs - 1),
+    })
+    return df
 
 
 def blog_trials(seed: int = 0, n_per_cell: int = 6, scores: dict | None = None, noise: float = 0.003) -> pd.DataFrame:

@@ -1,7 +1,5 @@
 """The bn x dropout interaction test finds planted interactions and handles odd layouts."""
 
-import pytest
-
 from analysis import interaction_test, make_design, validate_trials
 from synthetic import blog_trials, cells, make_trials
 

@@ -86,3 +86,21 @@ def test_load_experiment_reads_directory_and_bare_csv(tmp_path):
     bare = tmp_path / "mine.csv"
     trials.to_csv(bare, index=False)
     assert load_experiment(bare).cv is None
+
+
+def test_a_hand_made_table_with_only_the_required_columns_analyses():
+    from analysis import REQUIRED_TRIAL_COLUMNS, conclude
+
+    df = make_trials(0, n_per_cell=3)[list(REQUIRED_TRIAL_COLUMNS)]
+    c = conclude(df, importance=False, n_boot=20)
+    assert c["factors"] == ["bn", "dropout"] and len(c["ranking"]) == 12
+    claims = {claim["id"]: claim for claim in c["claims"]}
+    assert "val_loss" in claims["bn_dropout_improves_loss"]["reason"]
+
+
+def test_empty_factor_values_are_an_error():
+    df = small()
+    df["bn"] = df["bn"].astype(object)
+    df.loc[3, "bn"] = None
+    with pytest.raises(AnalysisError, match="'bn' is empty"):
+        validate_trials(df)

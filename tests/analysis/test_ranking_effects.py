@@ -97,3 +97,12 @@ def test_cells_with_few_trials_and_failures_are_warned_about():
     assert "fewer than 3 full-budget trials" in text
     assert "pruned" in text and "failed" in text
     assert "Many trials failed" in text  # one failed trial per cell of 3 to 6: over 10%
+
+
+def test_single_trial_cells_are_ranked_without_intervals():
+    c = conclude(make_trials(0, n_per_cell=1), importance=False, n_boot=20)
+    assert len(c["ranking"]) == 12
+    assert all(entry["ci_low"] is None for entry in c["ranking"])
+    assert c["effects"]["bn"]["none"]["score"] is not None and c["effects"]["bn"]["none"]["ci_low"] is None
+    assert c["interaction"]["p_value"] is None
+    assert any("single full-budget trial" in w for w in c["warnings"])
