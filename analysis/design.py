@@ -77,10 +77,11 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc") -> Design:
             f"(factor columns present: {', '.join(present)}; every trial has the same values), "
             "so there is nothing to compare; run a space with at least two values of a factor"
         )
-    constant = df.groupby("cell", sort=False)[list(factors)].nunique(dropna=False).max() <= 1
-    cell_factors = tuple(f for f in factors if constant[f])
-    within = tuple(f for f in factors if not constant[f])
-    return Design(df, metric, factors, cell_factors, within, cell_table(df, "score"), budget, counts)
+    cells = cell_table(df, "score")
+    # cell_table leaves a factor empty (NaN) for a cell where it is not constant.
+    cell_factors = tuple(f for f in factors if cells[f].notna().all())
+    within = tuple(f for f in factors if f not in cell_factors)
+    return Design(df, metric, factors, cell_factors, within, cells, budget, counts)
 
 
 def varying_factors(df: pd.DataFrame) -> tuple[str, ...]:

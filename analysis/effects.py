@@ -117,18 +117,17 @@ def _cell_factor_effect(design: Design, factor: str, n_boot: int) -> FactorEffec
         return _unmatched_single(design, factor, every, ordered_values(factor, every[factor]))
     groups = {value_label(v): [v] for v in values}
     comparison = group_weights(cells, factor, groups, key_factors(design, factor))
+    mean, se2, df, n = (cells[c].to_numpy(dtype=float) for c in ("mean", "se2", "df", "n"))
     entries = {}
     for label, w in comparison.weights.items():
-        iv, _ = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+        iv, _ = stats.linear_contrast(w, mean, se2, df)
         used = w > 0
-        entries[label] = _entry(iv, int(cells.loc[used, "n"].sum()), int(used.sum()))
+        entries[label] = _entry(iv, int(n[used].sum()), int(used.sum()))
     labels = list(groups)
     base = comparison.weights[labels[0]]
     C = np.array([comparison.weights[l] - base for l in labels[1:]])
     used = np.any(C != 0, axis=0)
-    result = stats.bootstrap_heteroscedastic_test(
-        cells["mean"][used], cells["se2"][used], cells["df"][used], C[:, used], n_boot=n_boot
-    )
+    result = stats.bootstrap_heteroscedastic_test(mean[used], se2[used], df[used], C[:, used], n_boot=n_boot)
     test = {
         "p_value": result.p_value,
         "significant": result.significant,

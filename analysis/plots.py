@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from analysis import stats
 from analysis.design import Design, ordered_values, value_label
@@ -160,7 +161,7 @@ def plot_placement_interaction(info: PlacementInteractionInfo, path: Path) -> Pa
     ax.set_xlabel("Dropout placement (none, classifier only, conv blocks only, both)")
     ax.set_ylabel(info.ylabel)
     ax.set_title(info.title, fontsize=10)
-    ax.legend(title="BatchNorm", fontsize=8)
+    ax.legend(title="BatchNorm", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -288,16 +289,17 @@ def plot_isolation(info: IsolationInfo, path: Path) -> Path:
         high = np.nanmax(table["best"].to_numpy())
         pad = max(0.2, 0.15 * (high - low))
         ax.set_ylim(low - pad, high + pad)
-        ax.set_xlabel(factor)
+        ax.set_xlabel(f"{factor} (drop probability)" if factor in RATE_FACTORS else factor)
         ax.set_ylabel(info.ylabel)
         ax.set_title(f"{factor}", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
     for ax in axes[n:]:
         ax.set_visible(False)
-    fig.suptitle(info.title, fontsize=11)
     height = 3.8 * rows
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.8 / height, top=1 - 0.75 / height, wspace=0.35, hspace=0.6)
+    fig.suptitle(info.title, fontsize=11, y=1 - 0.1 / height, va="top")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.45 / height), ncol=2, fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.8 / height, top=1 - 1.1 / height, wspace=0.35, hspace=0.6)
     return _save(fig, path, tight=False)
 
 
@@ -382,9 +384,9 @@ def plot_learning_curves(info: CurvesInfo, path: Path) -> Path:
         ax_acc.set_ylabel("accuracy (%)")
         ax_acc.set_title(label, fontsize=8)
         ax_acc.grid(alpha=0.3)
-        if k == 0:  # one legend explains every panel
-            ax_loss.legend(fontsize=7)
-            ax_acc.legend(fontsize=7)
+        if k == 0:  # one legend explains every panel; loss falls and accuracy rises
+            ax_loss.legend(fontsize=7, loc="upper right")
+            ax_acc.legend(fontsize=7, loc="lower right")
     for k in range(n, rows * per_row):
         r, c = divmod(k, per_row)
         axes[r, 2 * c].set_visible(False)
@@ -436,7 +438,7 @@ def plot_experiments(info: ExperimentsInfo, path: Path) -> Path:
     ax.set_xlabel("experiment of the source post (1 small, 2 medium, 3 +augment, 4 +BN, 5 +Dropout, 6 BN+Dropout, 7 all three, 8 large + all three)", fontsize=8)
     ax.set_ylabel(info.ylabel)
     ax.set_title(info.title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 
@@ -513,9 +515,8 @@ def plot_importance(info: ImportanceInfo, path: Path) -> Path:
     ax.set_xlabel("importance (fraction of total, PED-ANOVA)")
     ax.set_ylabel("parameter")
     ax.set_title(info.title, fontsize=10)
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color="#1f77b4", label="scientific factor"), Patch(color="#ff7f0e", label="nuisance")], fontsize=8)
+    ax.legend(handles=[Patch(color="#1f77b4", label="scientific factor"), Patch(color="#ff7f0e", label="nuisance")],
+              fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
 

@@ -59,7 +59,7 @@ SIZES: dict[str, SizeSpec] = {
     "small": SizeSpec(stages=((8,), (16,)), fc_width=32),
     # The post's "medium" role: bigger, enough capacity to overfit FashionMNIST fast.
     # Kept to two convs so that many trials train in reasonable time on a CPU.
-    "medium": SizeSpec(stages=((32,), (64,)), fc_width=128),
+    "medium": SizeSpec(stages=((16,), (32,)), fc_width=128),
     # More filters and layers: two convs in each of the first two stages, a third stage.
     "large": SizeSpec(stages=((32, 32), (64, 64), (128,)), fc_width=256),
 }
