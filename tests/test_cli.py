@@ -51,7 +51,8 @@ def test_corrupt_file(tmp_path, fake_data_dir):
     _assert_clean_error(result, "train-images-idx3-ubyte")
 
 
-def test_spaces_lists_the_default_space(tmp_path):
+def test_spaces_lists_the_shipped_spaces(tmp_path):
     result = subprocess.run([sys.executable, "-m", "study", "spaces"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
-    assert result.stdout.startswith("default")
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert {"default", "blog_ablation", "placement", "dropout_rate", "full"} <= set(names)
