@@ -237,6 +237,14 @@ def validate_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["trial_id", "epoch"], ignore_index=True)
 
 
+def _with_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """A CV table without a `cell` column treats each configuration as its own cell."""
+    if "cell" not in df.columns:
+        df["cell"] = df["config_id"]
+    df["cell"] = df["cell"].astype(str)
+    return df
+
+
 def validate_cv(frame: pd.DataFrame) -> pd.DataFrame:
     _check_columns("cv", frame, REQUIRED_CV_COLUMNS)
     df = frame.copy()
@@ -245,11 +253,7 @@ def validate_cv(frame: pd.DataFrame) -> pd.DataFrame:
         if column in df.columns:
             df[column] = _numeric("cv", df, column)
     _check_fraction("cv", df, "val_acc")
-    df = validate_factors("cv", df)
-    if "cell" not in df.columns:
-        df["cell"] = df["config_id"]
-    df["cell"] = df["cell"].astype(str)
-    return df
+    return _with_cell(validate_factors("cv", df))
 
 
 def validate_cv_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -260,11 +264,7 @@ def validate_cv_summary(frame: pd.DataFrame) -> pd.DataFrame:
         if column.startswith(("val_", "gap_", "n_folds")):
             df[column] = _numeric("cv_summary", df, column)
     _check_fraction("cv_summary", df, "val_acc_mean")
-    df = validate_factors("cv_summary", df)
-    if "cell" not in df.columns:
-        df["cell"] = df["config_id"]
-    df["cell"] = df["cell"].astype(str)
-    return df
+    return _with_cell(validate_factors("cv_summary", df))
 
 
 def validate_final(frame: pd.DataFrame) -> pd.DataFrame:
