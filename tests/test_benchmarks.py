@@ -1,0 +1,49 @@
+"""The benchmarks run and compare like with like (their numbers are not checked: speed is noisy)."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks import accuracy, throughput
+from benchmarks.__main__ import update_results
+from benchmarks.standard_pipeline import make_loader, torchvision_root
+from study.config import DataConfig
+from study.device_data import load_split, normalize
+
+
+def test_standard_pipeline_sees_the_same_images_as_the_project(fake_data_dir, tmp_path):
+    split = load_split(DataConfig(data_dir=str(fake_data_dir), val_size=100, train_size=64), "cpu")
+    root = torchvision_root(fake_data_dir, tmp_path)
+    loader = make_loader(root, split.train_idx, 64, augment=False, shuffle=False, workers=0,
+                         device=torch.device("cpu"), seed=0)
+    x, y = next(iter(loader))
+    torch.testing.assert_close(x, normalize(split.train_x), atol=1e-5, rtol=1e-5)
+    assert torch.equal(y, split.train_y)
+
+
+def test_throughput_measures_both_pipelines(fake_data_dir):
+    rows = throughput.run(str(fake_data_dir), "cpu", ["small"], {"small": 64}, batch_size=32, repeats=2,
+                          workers=[0], val_size=100)
+    assert [(r.model, r.factors, r.images) for r in rows] == [("small", "fastest", 64), ("small", "slowest", 64)]
+    for row in rows:
+        assert row.project.n == row.baseline.n == 2
+        assert row.project.median > 0 and row.baseline.median > 0
+        assert row.ratio == row.project.median / row.baseline.median
+
+
+def test_accuracy_trains_both_pipelines_per_seed(fake_data_dir):
+    result = accuracy.run(str(fake_data_dir), "cpu", seeds=2, epochs=1, train_images=64, batch_size=32,
+                          workers=0, val_size=100)
+    assert len(result.project) == len(result.baseline) == 2
+    assert all(0.0 <= acc <= 1.0 for acc in result.project + result.baseline)
+    assert result.verdict in ("same within seed noise", "different")
+
+
+def test_results_file_keeps_the_other_devices_section(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    update_results(path, "cuda", "GPU numbers")
+    update_results(path, "cpu", "old CPU numbers")
+    update_results(path, "cpu", "new CPU numbers")
+    text = path.read_text()
+    assert "GPU numbers" in text and "new CPU numbers" in text and "old CPU numbers" not in text
+    assert text.count("<!-- begin cpu -->") == 1
