@@ -1,0 +1,115 @@
+"""Kill a running study with SIGKILL, resume it, and lose or repeat nothing.
+
+The first run is a real `study run` in its own process (with its own embedded
+Ray); it is killed, Ray included, once a few trials have finished. The same
+command then resumes it in this process (through `Tuner.restore`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from study.cells import load_cell_studies
+from study.cli import main
+from study.fake_data import write_fake_fashion_mnist
+
+SPACE = """
+description: two cells for the resume test
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.002, high: 0.5, log: true}
+fixed: {model: small}
+"""
+MAX_EPOCHS = 3  # the smoke budget's
+TRIALS = 8
+FINISHED_BEFORE_KILL = 3
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def completed_trials(experiment: Path) -> dict[str, list[dict]]:
+    """trial_id -> the epochs it reported, for every trial that trained all its epochs."""
+    done = {}
+    for result_file in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        epochs = [row for row in rows if "epoch" in row]
+        if epochs and epochs[-1]["epoch"] == MAX_EPOCHS:
+            done[epochs[-1]["trial_id"]] = epochs
+    return done
+
+
+def finished_trials(experiment: Path) -> int:
+    """Trials the study has finished (completed or pruned), as its Optuna journals say."""
+    journal_dir = experiment / "optuna"
+    if not any(journal_dir.glob("*.log")):
+        return 0
+    try:
+        studies = load_cell_studies(journal_dir)
+    except Exception:  # a journal caught mid-write: ask again
+        return 0
+    return sum(1 for study in studies.values() for t in study.trials if t.state in FINISHED)
+
+
+@pytest.fixture
+def study_argv(tmp_path):
+    data = write_fake_fashion_mnist(tmp_path / "data", n_train=600, n_test=100, seed=3, noise=1.0)
+    space = tmp_path / "two_cells.yaml"
+    space.write_text(SPACE)
+    return ["run", "--space", str(space), "--budget", "smoke", "--num-samples", str(TRIALS),
+            "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
+
+
+def start_and_kill(argv: list[str], experiment: Path, log: Path) -> None:
+    """Run the study in a new process group; SIGKILL the group once some trials finished."""
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while finished_trials(experiment) < FINISHED_BEFORE_KILL:
+            if process.poll() is not None:
+                pytest.fail(f"the study ended (exit {process.returncode}) before it could be killed:\n"
+                            + log.read_text()[-3000:])
+            if time.time() > deadline:
+                pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started
+        process.wait()
+
+
+def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session):
+    experiment = tmp_path / "experiments" / "resume"
+    start_and_kill(study_argv, experiment, tmp_path / "first_run.log")
+    assert not (experiment / "trials.csv").exists(), "the first run was meant to be killed mid-study"
+    before = completed_trials(experiment)
+    assert before, "some trials should have completed before the kill"
+
+    assert main(study_argv) == 0  # the same command resumes
+
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == TRIALS and trials["trial_id"].is_unique
+    assert trials.groupby("cell").size().to_dict() == {"bn=none": TRIALS // 2, "bn=pre_act": TRIALS // 2}
+    assert set(trials["status"]) <= {"completed", "pruned"}
+    after = completed_trials(experiment)
+    for trial_id, epochs in before.items():
+        # Kept, with its results, and not trained again: no epoch reported a second time.
+        assert after[trial_id] == epochs
+        row = trials.set_index("trial_id").loc[trial_id]
+        assert row["status"] == "completed"
+        assert row["val_acc"] == pytest.approx(epochs[-1]["val_acc"])
+    # The searcher kept its state: every finished Tune trial is one finished Optuna
+    # trial of its cell, none twice, and no cell asked for more than its budget.
+    studies = load_cell_studies(experiment / "optuna")
+    told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
+    assert sorted(told) == sorted(trials["trial_id"])
