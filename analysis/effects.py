@@ -201,4 +201,5 @@ def _bin_start(label: str) -> float:
 
 
 def _entry(iv: stats.Interval, n: int, n_cells: int) -> dict:
-    return {"score": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n": n, "n_cells": n_cells}
+    low, high = stats.accuracy_bounds(iv.low, iv.high)  # scores are accuracies
+    return {"score": iv.estimate, "ci_low": low, "ci_high": high, "n": n, "n_cells": n_cells}

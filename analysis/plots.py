@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from analysis import stats
 from analysis.design import Design, ordered_values, value_label
@@ -143,7 +144,7 @@ def _mean_of_cells(sub: pd.DataFrame) -> tuple[float, float, float]:
     w = np.full(len(sub), 1.0 / len(sub))
     if (sub["df"] >= 1).all():
         iv, _ = stats.linear_contrast(w, sub["mean"], sub["se2"], sub["df"])
-        return iv.estimate, iv.low, iv.high
+        return iv.estimate, *stats.accuracy_bounds(iv.low, iv.high)
     return float(sub["mean"].mean()), np.nan, np.nan
 
 
@@ -261,9 +262,10 @@ def isolation_info(design: Design) -> IsolationInfo:
             scores = sub.loc[labels == label, "score"]
             ids = sub.loc[labels == label, "trial_id"]
             iv = stats.t_interval(scores)
+            low, high = stats.accuracy_bounds(iv.low, iv.high)
             rows.append({
                 "label": label, "best": 100 * scores.max(), "mean": 100 * iv.estimate,
-                "ci_low": 100 * iv.low, "ci_high": 100 * iv.high, "n": len(scores),
+                "ci_low": 100 * low, "ci_high": 100 * high, "n": len(scores),
                 "best_trial_id": ids.loc[scores.idxmax()],
             })
         out[factor] = pd.DataFrame(rows)
@@ -375,12 +377,14 @@ def plot_learning_curves(info: CurvesInfo, path: Path) -> Path:
         ax_loss.plot(e, frame["val_loss"], "--", color="C1", label="validation loss")
         ax_loss.fill_between(e, frame["train_loss"], frame["val_loss"], color="C1", alpha=0.15, label="gap")
         ax_loss.set_xlabel("epoch")
+        ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_loss.set_ylabel("cross-entropy loss (nats)")
         ax_loss.set_title(label, fontsize=8)
         ax_loss.grid(alpha=0.3)
         ax_acc.plot(e, 100 * frame["train_acc"], "-", color="C0", label="train accuracy")
         ax_acc.plot(e, 100 * frame["val_acc"], "--", color="C1", label="validation accuracy")
         ax_acc.set_xlabel("epoch")
+        ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_acc.set_ylabel("accuracy (%)")
         ax_acc.set_title(label, fontsize=8)
         ax_acc.grid(alpha=0.3)
@@ -416,8 +420,9 @@ def experiments_info(design: Design) -> ExperimentsInfo | None:
     rows = []
     for exp, group in df.groupby("experiment"):
         iv = stats.t_interval(group["score"])
+        low, high = stats.accuracy_bounds(iv.low, iv.high)
         rows.append({"experiment": int(exp), "cell": group["cell"].iloc[0], "mean": 100 * iv.estimate,
-                     "ci_low": 100 * iv.low, "ci_high": 100 * iv.high, "best": 100 * group["score"].max(), "n": len(group)})
+                     "ci_low": 100 * low, "ci_high": 100 * high, "best": 100 * group["score"].max(), "n": len(group)})
     return ExperimentsInfo(pd.DataFrame(rows), f"{metric_words(design.metric)} (%)",
                            "The post's eight experiments: mean of trials (95% CI) and best trial")
 

@@ -83,8 +83,9 @@ def _bounds(table: pd.DataFrame) -> tuple[list, list]:
     lows, highs = [], []
     for score, se2, df in zip(table["score"], table["se2"], table["df"]):
         iv = stats.interval_from_se(score, math.sqrt(se2) if se2 == se2 else math.nan, df)
-        lows.append(iv.low)
-        highs.append(iv.high)
+        low, high = stats.accuracy_bounds(iv.low, iv.high)  # scores are accuracies
+        lows.append(low)
+        highs.append(high)
     return lows, highs
 
 

@@ -76,6 +76,16 @@ def t_interval(values, level: float = LEVEL) -> Interval:
     return interval_from_se(mean, se, n - 1, level)
 
 
+def accuracy_bounds(low: float, high: float) -> tuple[float, float]:
+    """A confidence interval of a mean accuracy, cut to [0, 1].
+
+    The true mean lies in [0, 1], so cutting the t interval there keeps its
+    coverage; with two or three trials the uncut one can reach below 0 or above 1.
+    NaN bounds stay NaN.
+    """
+    return float(np.clip(low, 0.0, 1.0)), float(np.clip(high, 0.0, 1.0))
+
+
 def interval_from_se(estimate: float, se: float, df: float, level: float = LEVEL) -> Interval:
     """``estimate ± t(df)·se``; NaN bounds when df is 0 or se is not finite."""
     if not df or df <= 0 or not math.isfinite(se):

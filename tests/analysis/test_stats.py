@@ -69,3 +69,12 @@ def test_linear_contrast_of_least_squares_mean():
     assert iv.estimate == pytest.approx(0.91)
     assert iv.df == pytest.approx(18)
     assert p < 1e-6
+
+
+def test_accuracy_interval_is_cut_to_the_unit_range():
+    iv = stats.t_interval([0.2, 0.95])  # two trials far apart: the t interval leaves [0, 1]
+    assert iv.low < 0 and iv.high > 1
+    assert stats.accuracy_bounds(iv.low, iv.high) == (0.0, 1.0)
+    assert stats.accuracy_bounds(0.8, 0.9) == (0.8, 0.9)
+    low, high = stats.accuracy_bounds(math.nan, math.nan)
+    assert math.isnan(low) and math.isnan(high)
