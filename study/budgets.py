@@ -38,9 +38,20 @@ BUDGETS = {
     ),
     "full": Budget(
         name="full", samples_per_cell=24, max_epochs=30, train_size=None, val_size=6000, batch_size=256,
-        grace_period=3, reduction_factor=3, cpus_per_trial=2, gpus_per_trial=0.25,
+        grace_period=3, reduction_factor=3, cpus_per_trial=2, gpus_per_trial=0.25,  # by model: GPU_SHARE_BY_MODEL
     ),
 }
+
+
+# A budget that trains on GPUs gives each trial this share of one GPU, by model size:
+# one small network cannot keep a GPU busy, so several trials share it, fewer as
+# the network grows. `--gpus-per-trial` overrides it.
+GPU_SHARE_BY_MODEL = {"small": 0.125, "medium": 0.25, "large": 0.5}
+
+
+def gpu_share(models) -> float:
+    """The GPU share for a study whose trials train these model sizes (the largest decides)."""
+    return max(GPU_SHARE_BY_MODEL[model] for model in models)
 
 
 def get_budget(name: str) -> Budget:

@@ -25,7 +25,8 @@ import ray
 from ray import tune
 
 from search_spaces import SearchSpace, load_space
-from study.budgets import Budget, get_budget
+from study.budgets import Budget, get_budget, gpu_share
+from study.config import ModelConfig
 from study.cell_scheduler import CellScheduler
 from study.cell_search import CellSearcher
 from study.datasets import find_data_dir, load_arrays
@@ -139,6 +140,10 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         if "model" in space.scientific:
             raise StudyError(f"--model {options.model} conflicts with space {space.name!r}, where 'model' is a scientific factor")
         fixed["model"] = options.model
+    if options.gpus_per_trial is None and budget.gpus_per_trial > 0:
+        default_model = fixed.get("model", ModelConfig.model)
+        models = {cell.settings.get("model", default_model) for cell in space.named_cells()}
+        budget = budget.with_overrides(gpus_per_trial=gpu_share(models))
     param_space = {
         **fixed,
         "max_epochs": budget.max_epochs,
