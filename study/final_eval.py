@@ -1,0 +1,91 @@
+"""Final evaluation as plain functions (no Ray): train on the training set, test once.
+
+`train_and_test` is the only training code that touches the test set: it reads it
+through `datasets.load_test_arrays` (via `device_data.load_full_train_and_test`)
+and evaluates on it once, after the last epoch. Training never looks at the test
+images, so nothing is chosen on them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from study.config import TrialConfig
+from study.device_data import DeviceSplit, load_full_train_and_test
+from study.split import stratified_subset
+from study.training import (
+    TrainingState,
+    evaluate,
+    resolve_device,
+    start_training,
+    steps_per_epoch,
+    train_one_epoch,
+)
+
+
+def final_split(cfg: TrialConfig, device: torch.device) -> DeviceSplit:
+    """All training images (or a stratified subset of `cfg.data.train_size`) as `train_*`,
+    the 10k test images as `val_*`."""
+    data = load_full_train_and_test(cfg.data.data_dir, device)
+    size = cfg.data.train_size
+    if size is None:
+        return data
+    if size > data.n_train:
+        raise ValueError(
+            f"train_size={size} exceeds the {data.n_train} training images; "
+            f"choose a --train-size of at most {data.n_train} (or leave it out to train on all)"
+        )
+    keep = stratified_subset(data.train_y.cpu().numpy(), np.arange(data.n_train), size, cfg.data.split_seed)
+    index = torch.from_numpy(keep).to(data.device)
+    return DeviceSplit(data.train_x[index], data.train_y[index], data.val_x, data.val_y, keep, None)
+
+
+def train_epoch(state: TrainingState, split: DeviceSplit) -> dict:
+    """One training epoch without validation: train_loss, train_acc, lr, samples_per_s, epoch, epoch_s."""
+    start = time.perf_counter()
+    metrics = train_one_epoch(state, split)
+    state.epoch += 1
+    metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start)
+    state.history.append(metrics)
+    return metrics
+
+
+def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
+    test_loss, test_acc = evaluate(state.model, split.val_x, split.val_y, state.device)
+    return {"test_loss": test_loss, "test_acc": test_acc}
+
+
+def train_and_test(
+    cfg: TrialConfig,
+    device: torch.device | None = None,
+    checkpoint: dict | None = None,
+    on_epoch: Callable[[dict, TrainingState], None] | None = None,
+) -> dict:
+    """Train `cfg` for `cfg.max_epochs` epochs from scratch (or from `checkpoint`), then test once.
+
+    `on_epoch(metrics, state)` is called after every epoch (the trainable reports and
+    checkpoints there); the last epoch's metrics carry `test_loss` and `test_acc`.
+    Returns the last epoch's metrics.
+    """
+    device = device or resolve_device(cfg.device)
+    split = final_split(cfg, device)
+    state = start_training(cfg, steps_per_epoch(split.n_train, cfg.data.batch_size), device)
+    if checkpoint is not None:
+        state.load_state_dict(checkpoint)
+    metrics: dict = {}
+    while state.epoch < cfg.max_epochs:
+        metrics = train_epoch(state, split)
+        if state.epoch == cfg.max_epochs:
+            metrics = {**metrics, **test_metrics(state, split)}
+        if on_epoch is not None:
+            on_epoch(metrics, state)
+    if "test_acc" not in metrics:
+        # Resumed from the last epoch's checkpoint (stopped after its report): test the trained model.
+        metrics = {**state.history[-1], **test_metrics(state, split)}
+        if on_epoch is not None:
+            on_epoch(metrics, state)
+    return metrics
