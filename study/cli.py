@@ -1,4 +1,4 @@
-"""The `study` command line: `study run`, `study analyze`, `study spaces`.
+"""The `study` command line: `study run`, `study cv`, `study final`, `study analyze`, `study spaces`.
 
 Expected failures (bad options, an unknown space, a missing or corrupt dataset)
 print one paragraph and exit with status 2; nothing already written is removed.
@@ -46,12 +46,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and the trials")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
 
+    cv = commands.add_parser(
+        "cv", help="cross-validate the best configurations of a finished (or resumed) study",
+        description="Retrain the picked configurations from scratch on F stratified folds of the training images "
+        "(the same folds for every configuration), for the full epoch budget without early stopping; write "
+        "cv.csv, cv_summary.csv, cv_tests.csv and cv.json into the experiment directory. Never reads the test set.",
+    )
+    cv.add_argument("path", help="experiment directory written by `study run`")
+    picking = cv.add_mutually_exclusive_group()
+    picking.add_argument("--top-k", type=int, metavar="K", help="the K best completed trials of every cell (default: 1)")
+    picking.add_argument("--overall", type=int, metavar="K", help="the K best completed trials of the whole study")
+    cv.add_argument("--folds", type=int, default=5, help="number of stratified folds (default: 5)")
+    cv.add_argument("--train-size", type=int,
+                    help="stratified subset of each fold's training part (default: the study's train_size)")
+    _add_retraining_options(cv)
+
+    final = commands.add_parser(
+        "final", help="train the chosen configuration with several seeds and evaluate each once on the test set",
+        description="Train the cross-validation winner (or --config-id) on the whole training set with S seeds "
+        "and evaluate each once on the 10k test set; write final.csv and final.json. The only command that "
+        "reads the test set.",
+    )
+    final.add_argument("path", help="experiment directory written by `study run` (and `study cv`)")
+    final.add_argument("--config-id", help="a config_id from cv_summary.csv or a trial_id from trials.csv "
+                       "(default: the best mean val_acc in cv_summary.csv)")
+    final.add_argument("--seeds", type=int, default=3, help="number of seeds, from the trial's own seed on (default: 3)")
+    final.add_argument("--train-size", type=int, help="stratified subset of the training set (default: all of it)")
+    _add_retraining_options(final)
+
     analyze = commands.add_parser("analyze", help="conclusions, plots and report from an experiment or a trials.csv")
     analyze.add_argument("path", help="experiment directory, or a trials.csv (from this tool or written by hand)")
     analyze.add_argument("--out", help="output directory (default: report/ inside the experiment directory)")
 
     commands.add_parser("spaces", help="list the shipped search spaces")
     return parser
+
+
+def _add_retraining_options(command: argparse.ArgumentParser) -> None:
+    """Options `study cv` and `study final` share with `study run` (defaults: what the study used)."""
+    command.add_argument("--max-epochs", type=int, help="epochs per training (default: the study's budget)")
+    command.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the study's)")
+    command.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: the study's)")
+    command.add_argument("--max-concurrent", type=int, help="most trials at once (default: as many as fit)")
+    command.add_argument("--address", help="Ray address; 'auto' joins a running cluster (default: embedded local Ray)")
+    command.add_argument("--data-dir", help="directory with the FashionMNIST IDX files (default: the study's)")
+    command.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -71,6 +110,87 @@ def cmd_run(args: argparse.Namespace) -> None:
             print(f"Analyse it where the files are: study analyze {experiment.rsplit('/', 1)[-1]} (after copying it here)")
         else:
             analyze_and_report(experiment, None)
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    from study.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
+
+    outcome = run_cv(CVOptions(
+        experiment=args.path, top_k=args.top_k, overall=args.overall, folds=args.folds,
+        train_size=args.train_size, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
+        data_dir=args.data_dir,
+    ))
+    print_cv(outcome)
+    _analyze_after(outcome.experiment_uri, args.no_analyze)
+
+
+def print_cv(outcome) -> None:
+    from study.cv_stats import INTERVAL_METHOD, PAIRED_TEST
+    from study.selection import cells_left_out
+
+    plan, summary, tests = outcome.plan, outcome.summary, outcome.tests
+    first = next(iter(plan.configs.values()))
+    train_size = first.get("train_size")
+    print(f"\nCross-validation of {len(plan.configs)} configurations ({plan.selection}) on {plan.n_folds} folds, "
+          f"{first.get('max_epochs')} epochs, "
+          + (f"{train_size} training images per fold" if train_size else "all of each fold's training images"))
+    failed = outcome.cv[outcome.cv["status"] != "completed"]
+    if len(failed):
+        print(f"  warning: {len(failed)} of {len(outcome.cv)} trainings failed (see the error column of cv.csv)")
+    left_out = cells_left_out(plan.experiment.trials, plan.picked)
+    if left_out:
+        print(f"  note: no completed trial to cross-validate in cell(s): {', '.join(left_out)}")
+    columns = [c for c in ("config_id", "cell", "n_folds", "val_acc_mean", "val_acc_std", "val_acc_ci_low",
+                           "val_acc_ci_high", "val_loss_mean", "gap_mean", "lr", "weight_decay") if c in summary]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(f"\n{summary[columns].to_string(index=False)}")
+    print(f"\nIntervals: {INTERVAL_METHOD}.")
+    if len(tests):
+        best = tests["best_config_id"].iloc[0]
+        print(f"Paired comparisons: {PAIRED_TEST}.")
+        for rec in tests.to_dict("records"):
+            verdict = "larger than fold-to-fold noise" if rec["significant"] else "within fold-to-fold noise"
+            print(f"  {best} - {rec['config_id']}: {100 * rec['diff_mean']:+.2f} points of val_acc "
+                  f"(p = {rec['p_value']:.3g}, Holm-adjusted {rec['p_holm']:.3g}): {verdict}")
+    print(f"\nResults: {outcome.experiment_uri}/cv.csv, cv_summary.csv, cv_tests.csv, cv.json")
+
+
+def cmd_final(args: argparse.Namespace) -> None:
+    from study.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
+
+    outcome = run_final(FinalOptions(
+        experiment=args.path, config_id=args.config_id, seeds=args.seeds, train_size=args.train_size,
+        max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir,
+    ))
+    print_final(outcome)
+    _analyze_after(outcome.experiment_uri, args.no_analyze)
+
+
+def print_final(outcome) -> None:
+    plan, final = outcome.plan, outcome.final
+    train_size = plan.config.get("train_size")
+    print(f"\nFinal evaluation of {plan.config_id} ({plan.config['cell']}), {plan.chosen_by}: "
+          f"{len(plan.seeds)} seeds, {plan.config.get('max_epochs')} epochs on "
+          + (f"{train_size} training images" if train_size else "the whole training set"))
+    columns = [c for c in ("seed", "status", "epochs", "train_loss", "train_acc", "test_loss", "test_acc") if c in final]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(f"\n{final[columns].to_string(index=False)}")
+    acc, loss = final["test_acc"].dropna(), final["test_loss"].dropna()
+    spread = lambda x: f" ± {x.std(ddof=1):.4f}" if len(x) > 1 else ""  # noqa: E731
+    print(f"\nTest accuracy: {acc.mean():.4f}{spread(acc)} (mean ± standard deviation over {len(acc)} seeds); "
+          f"test loss: {loss.mean():.4f}{spread(loss)}")
+    print(f"Results: {outcome.experiment_uri}/final.csv, final.json")
+
+
+def _analyze_after(experiment: str, skip: bool) -> None:
+    if skip:
+        return
+    if "://" in experiment:
+        print(f"Analyse it where the files are: study analyze {experiment.rsplit('/', 1)[-1]} (after copying it here)")
+    else:
+        analyze_and_report(experiment, None)
 
 
 def default_report_dir(path: str) -> Path:
@@ -116,7 +236,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
+    handler = {"run": cmd_run, "cv": cmd_cv, "final": cmd_final, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
     try:
         handler(args)
     except USER_ERRORS as exc:

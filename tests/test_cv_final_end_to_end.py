@@ -1,0 +1,127 @@
+"""`study run`, then `study cv`, then `study final`, on tiny synthetic IDX files with the embedded Ray.
+
+The search and the cross-validation read a data directory whose test files are
+garbage: had anything in them (driver or Ray worker) read the test set, its trials
+would have failed. `study final` on that directory fails because it does read the
+test set; on the real test files it trains and tests every seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from analysis.io import load_experiment
+from study.cli import main
+from study.cv_stats import PAIRED_TEST
+from study.datasets import SPLIT_FILES
+from study.factors import NUISANCE, SCIENTIFIC_FACTORS
+from study.fake_data import write_fake_fashion_mnist
+
+# Two cells; a narrow learning-rate range so that no trial diverges.
+SPACE = """
+description: two cells for the cv and final end-to-end test
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.02, high: 0.1, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
+CV_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epochs")
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    """(with the test set, with garbage in place of the test files), same training files."""
+    root = tmp_path_factory.mktemp("cv_final_data")
+    full = write_fake_fashion_mnist(root / "full", n_train=1000, n_test=200, seed=2, noise=0.5)
+    train_only = root / "train_only"
+    train_only.mkdir()
+    for name in SPLIT_FILES["train"]:
+        shutil.copy(full / name, train_only / name)
+    for name in SPLIT_FILES["test"]:
+        (train_only / name).write_bytes(b"reading this file fails: the test set is for study final only")
+    return full, train_only
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, ray_session, data_dirs):
+    full, train_only = data_dirs
+    root = tmp_path_factory.mktemp("cv_final")
+    space = root / "two_cells.yaml"
+    space.write_text(SPACE)
+    assert main(["run", "--space", str(space), "--budget", "smoke", "--num-samples", "4", "--data-dir",
+                 str(train_only), "--storage", str(root), "--name", "study", "--no-analyze"]) == 0
+    path = root / "study"
+    assert main(["cv", str(path), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
+    assert main(["final", str(path), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
+    return path
+
+
+def test_search_and_cv_ran_without_ever_reading_the_test_set(experiment):
+    trials = pd.read_csv(experiment / "trials.csv")
+    cv = pd.read_csv(experiment / "cv.csv")
+    assert (trials["status"] != "error").all(), trials["error"].dropna().tolist()
+    assert (cv["status"] == "completed").all(), cv["error"].dropna().tolist()
+
+
+def test_cv_csv_has_one_row_per_configuration_and_fold(experiment):
+    trials = pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str})
+    cv = pd.read_csv(experiment / "cv.csv", dtype={"config_id": str, "trial_id": str})
+    best_two = trials[trials.status == "completed"].sort_values("best_val_acc", ascending=False).head(2)
+    assert set(cv["config_id"]) == set(best_two["trial_id"])
+    assert sorted(zip(cv["config_id"], cv["fold"])) == sorted((c, f) for c in best_two["trial_id"] for f in (0, 1))
+    expected = {"config_id", "cell", "trial_id", "fold", *SCIENTIFIC_FACTORS, *NUISANCE, *CV_METRICS}
+    assert expected <= set(cv.columns), expected - set(cv.columns)
+    assert (cv["epochs"] == 3).all()  # the smoke budget, no early stopping
+    source = trials.set_index("trial_id").loc[cv["trial_id"]]
+    assert list(source["lr"].round(12)) == list(cv["lr"].round(12))  # each configuration's own tuned values
+
+
+def test_cv_summary_and_paired_tests(experiment):
+    cv = pd.read_csv(experiment / "cv.csv", dtype={"config_id": str})
+    summary = pd.read_csv(experiment / "cv_summary.csv", dtype={"config_id": str})
+    expected = {"config_id", "cell", "n_folds", "gap_mean", "gap_std", *SCIENTIFIC_FACTORS, *NUISANCE} | {
+        f"{m}_{s}" for m in ("val_acc", "val_loss") for s in ("mean", "std", "ci_low", "ci_high")}
+    assert expected <= set(summary.columns), expected - set(summary.columns)
+    assert len(summary) == 2 and (summary["n_folds"] == 2).all()
+    means = cv.groupby("config_id")["val_acc"].mean()
+    assert summary.set_index("config_id")["val_acc_mean"].round(9).to_dict() == means.round(9).to_dict()
+    assert summary["val_acc_mean"].is_monotonic_decreasing
+    tests = pd.read_csv(experiment / "cv_tests.csv", dtype={"config_id": str, "best_config_id": str})
+    assert len(tests) == 1 and tests["best_config_id"].iloc[0] == summary["config_id"].iloc[0]
+    assert json.loads((experiment / "cv.json").read_text())["methods"]["paired_test"] == PAIRED_TEST
+
+
+def test_final_csv_tests_the_cv_winner_once_per_seed(experiment):
+    summary = pd.read_csv(experiment / "cv_summary.csv", dtype={"config_id": str})
+    final = pd.read_csv(experiment / "final.csv", dtype={"config_id": str})
+    expected = {"config_id", "cell", "seed", "test_acc", "test_loss", *SCIENTIFIC_FACTORS, *NUISANCE}
+    assert expected <= set(final.columns), expected - set(final.columns)
+    assert list(final["seed"]) == [0, 1]
+    assert set(final["config_id"]) == {summary["config_id"].iloc[0]}
+    assert final["test_acc"].between(0, 1).all() and (final["test_loss"] > 0).all()
+    assert final["train_size"].isna().all()  # the whole training set
+
+
+def test_final_reads_the_test_set(experiment, data_dirs, capsys):
+    _, train_only = data_dirs
+    assert main(["final", str(experiment), "--seeds", "2", "--data-dir", str(train_only)]) == 2
+    assert "t10k-images-idx3-ubyte" in "".join(capsys.readouterr().err.split())  # the message is wrapped
+
+
+def test_the_analysis_reads_all_three_files(experiment):
+    tables = load_experiment(experiment)
+    assert len(tables.cv) == 4 and len(tables.cv_summary) == 2 and len(tables.final) == 2
+
+
+def test_cv_again_resumes_and_other_settings_are_refused(experiment, capsys):
+    before = pd.read_csv(experiment / "cv.csv")
+    assert main(["cv", str(experiment), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
+    assert "Resuming" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(experiment / "cv.csv"), before)
+    assert main(["cv", str(experiment), "--overall", "2", "--folds", "3", "--no-analyze"]) == 2
+    assert "with different settings" in " ".join(capsys.readouterr().err.split())  # the message is wrapped
