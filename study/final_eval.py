@@ -8,7 +8,6 @@ images, so nothing is chosen on them.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -21,9 +20,9 @@ from study.training import (
     TrainingState,
     evaluate,
     resolve_device,
+    run_epoch,
     start_training,
     steps_per_epoch,
-    train_one_epoch,
 )
 
 
@@ -42,16 +41,6 @@ def final_split(cfg: TrialConfig, device: torch.device) -> DeviceSplit:
     keep = stratified_subset(data.train_y.cpu().numpy(), np.arange(data.n_train), size, cfg.data.split_seed)
     index = torch.from_numpy(keep).to(data.device)
     return DeviceSplit(data.train_x[index], data.train_y[index], data.val_x, data.val_y, keep, None)
-
-
-def train_epoch(state: TrainingState, split: DeviceSplit) -> dict:
-    """One training epoch without validation: train_loss, train_acc, lr, samples_per_s, epoch, epoch_s."""
-    start = time.perf_counter()
-    metrics = train_one_epoch(state, split)
-    state.epoch += 1
-    metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start)
-    state.history.append(metrics)
-    return metrics
 
 
 def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
@@ -78,7 +67,7 @@ def train_and_test(
         state.load_state_dict(checkpoint)
     metrics: dict = {}
     while state.epoch < cfg.max_epochs:
-        metrics = train_epoch(state, split)
+        metrics = run_epoch(state, split, validate=False)  # the test set is no validation set
         if state.epoch == cfg.max_epochs:
             metrics = {**metrics, **test_metrics(state, split)}
         if on_epoch is not None:

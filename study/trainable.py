@@ -19,9 +19,9 @@ import torch
 from ray import tune
 
 from study.config import TrialConfig
-from study.device_data import load_split
+from study.device_data import DeviceSplit, load_split
 from study.final_eval import train_and_test
-from study.training import resolve_device, run_epoch, start_training, steps_per_epoch
+from study.training import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -57,6 +57,28 @@ def train_trial(config: dict) -> None:
     the study goes on.
     """
     cfg = TrialConfig.from_flat(config)
+    state, split = _start_or_resume(cfg)
+    while state.epoch < cfg.max_epochs:
+        _report(run_epoch(state, split), state)
+
+
+def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
+    """One picked configuration on one cross-validation fold, validated after its last epoch.
+
+    Tune's config holds only `config_id` and `fold` (short trial names, small state);
+    `configs`, passed with `tune.with_parameters`, maps each config_id to its flat config.
+    The score is val_acc after the last epoch and nothing is chosen per epoch, so the
+    fold (12,000 images with 5 folds, more than a 3,000-image training subset) is
+    evaluated once rather than every epoch.
+    """
+    cfg = TrialConfig.from_flat({**configs[config["config_id"]], "fold": config["fold"]})
+    state, split = _start_or_resume(cfg)
+    while state.epoch < cfg.max_epochs:
+        _report(run_epoch(state, split, validate=state.epoch + 1 == cfg.max_epochs), state)
+
+
+def _start_or_resume(cfg: TrialConfig) -> tuple[TrainingState, DeviceSplit]:
+    """Model, optimizer and data for `cfg`, from the checkpoint Tune hands a resumed trial if any."""
     device = resolve_device(cfg.device)
     _use_assigned_resources(device)
     split = load_split(cfg.data, device)  # cached per worker process
@@ -64,18 +86,7 @@ def train_trial(config: dict) -> None:
     saved = _saved_state(device)
     if saved is not None:
         state.load_state_dict(saved)
-
-    while state.epoch < cfg.max_epochs:
-        _report(run_epoch(state, split), state)
-
-
-def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
-    """One picked configuration on one cross-validation fold: `train_trial`, validated on the fold.
-
-    Tune's config holds only `config_id` and `fold` (short trial names, small state);
-    `configs`, passed with `tune.with_parameters`, maps each config_id to its flat config.
-    """
-    train_trial({**configs[config["config_id"]], "fold": config["fold"]})
+    return state, split
 
 
 def train_final_trial(config: dict) -> None:

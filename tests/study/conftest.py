@@ -1,10 +1,13 @@
-"""A hand-made experiment directory (trials.csv and study.json) on the fake dataset."""
+"""A hand-made experiment directory (trials.csv and study.json) on the fake dataset, and
+a stand-in for `ray.tune` that runs the trainables in-process."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+
+from study import trainable
 
 TRIALS_CSV = """trial_id,cell,model,bn,dropout,p_fc,status,epochs,max_epochs,best_val_acc,lr,weight_decay,batch_size,train_size,seed
 t1,bn=none,small,none,fc,0.2,completed,2,2,0.80,0.05,0.0005,64,200,0
@@ -25,3 +28,31 @@ def small_experiment(tmp_path, fake_data_dir):
     plan = {"param_space": shared, "budget": {"cpus_per_trial": 1, "gpus_per_trial": 0}, "seed": 3}
     (experiment / "study.json").write_text(json.dumps({"plan": plan}))
     return experiment
+
+
+class FakeTune:
+    """Stands in for `ray.tune` inside the trainables: records reports, hands no checkpoint."""
+
+    def __init__(self):
+        self.reports: list[dict] = []
+        self.Checkpoint = self  # tune.Checkpoint.from_directory(...)
+
+    def from_directory(self, directory):
+        return None
+
+    def get_checkpoint(self):
+        return None
+
+    def get_context(self):
+        raise RuntimeError("no Tune session")
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append(dict(metrics))
+
+
+@pytest.fixture
+def fake_tune(monkeypatch):
+    """The trainables' `tune`, replaced for this test; returns the stand-in with its reports."""
+    fake = FakeTune()
+    monkeypatch.setattr(trainable, "tune", fake)
+    return fake

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from study import trainable
 from study.config import TrialConfig
 from study.cross_validation import CVOptions, plan_cv
 from study.datasets import load_arrays
@@ -59,3 +60,12 @@ def test_train_size_override_and_its_limit(small_experiment):
 def test_fewer_than_two_folds_is_refused(small_experiment, folds):
     with pytest.raises(RetrainError, match=f"--folds must be .* at least 2, got {folds}"):
         plan_cv(CVOptions(str(small_experiment), folds=folds))
+
+
+def test_a_cv_training_validates_on_its_fold_after_the_last_epoch_only(small_experiment, fake_tune):
+    plan = plan_cv(CVOptions(str(small_experiment), folds=2))
+    trainable.train_cv_trial({"config_id": "t1", "fold": 0}, configs=plan.configs)
+    assert [r["epoch"] for r in fake_tune.reports] == [1, 2]
+    assert "val_acc" not in fake_tune.reports[0]
+    last = fake_tune.reports[-1]
+    assert 0 <= last["val_acc"] <= 1 and last["gap"] == pytest.approx(last["val_loss"] - last["train_loss"])

@@ -16,26 +16,6 @@ from study.final import FinalOptions, plan_final
 from study.final_eval import train_and_test
 
 
-class FakeTune:
-    """Stands in for `ray.tune` inside the trainables: records reports, keeps the last state."""
-
-    def __init__(self):
-        self.reports: list[dict] = []
-        self.Checkpoint = self  # tune.Checkpoint.from_directory(...)
-
-    def from_directory(self, directory):
-        return None
-
-    def get_checkpoint(self):
-        return None
-
-    def get_context(self):
-        raise RuntimeError("no Tune session")
-
-    def report(self, metrics, checkpoint=None):
-        self.reports.append(dict(metrics))
-
-
 @pytest.fixture
 def test_set_reads(monkeypatch):
     """Every call to `datasets.load_test_arrays` in this process, by data directory."""
@@ -58,13 +38,11 @@ def _config(data_dir, **overrides) -> TrialConfig:
 
 
 def test_search_and_cross_validation_never_read_the_test_set(small_experiment, fake_data_dir, test_set_reads,
-                                                            monkeypatch):
-    fake = FakeTune()
-    monkeypatch.setattr(trainable, "tune", fake)
+                                                            fake_tune):
     trainable.train_trial(_config(fake_data_dir, max_epochs=1, val_size=100).to_flat())
     plan = plan_cv(CVOptions(str(small_experiment), folds=2, max_epochs=1))
     trainable.train_cv_trial({"config_id": "t3", "fold": 1}, configs=plan.configs)
-    assert [r["epoch"] for r in fake.reports] == [1, 1]  # both trained and validated
+    assert [(r["epoch"], "val_acc" in r) for r in fake_tune.reports] == [(1, True), (1, True)]
     assert test_set_reads == []
 
 
@@ -77,12 +55,10 @@ def test_final_training_reads_the_test_set_once_and_tests_after_the_last_epoch(f
     assert epochs[-1] == metrics and 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_loss"] > 0
 
 
-def test_final_trainable_reports_the_test_result(fake_data_dir, test_set_reads, monkeypatch):
-    fake = FakeTune()
-    monkeypatch.setattr(trainable, "tune", fake)
+def test_final_trainable_reports_the_test_result(fake_data_dir, test_set_reads, fake_tune):
     trainable.train_final_trial(_config(fake_data_dir, max_epochs=1).to_flat() | {"cell": "bn=pre_act"})
     assert len(test_set_reads) == 1
-    assert fake.reports[-1]["epoch"] == 1 and "test_acc" in fake.reports[-1]
+    assert fake_tune.reports[-1]["epoch"] == 1 and "test_acc" in fake_tune.reports[-1]
 
 
 def test_final_resumed_after_its_last_epoch_still_tests(fake_data_dir):
