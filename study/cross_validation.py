@@ -2,8 +2,9 @@
 
 Each picked configuration (`study.selection`) is retrained from scratch on each of
 F stratified folds of the training images: trained on the other folds (a stratified
-subset of them when the study trained on `train_size` images), validated on the
-fold, for the full epoch budget with no early stopping. The folds depend only on
+subset of them when the study trained on `train_size` images) for the full epoch
+budget with no early stopping, then validated on the fold once, after the last epoch
+(`study.trainable.train_cv_trial`). The folds depend only on
 the labels and the study's seed, so every configuration sees the same folds and
 the comparison is paired. Every (configuration, fold) training is a Ray Tune
 trial; they run in parallel with the study's resources, and their state lives in
