@@ -33,7 +33,7 @@ BUDGETS = {
         grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
     ),
     "quick": Budget(
-        name="quick", samples_per_cell=2, max_epochs=4, train_size=3000, val_size=1000, batch_size=64,
+        name="quick", samples_per_cell=2, max_epochs=4, train_size=2000, val_size=1000, batch_size=64,
         grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
     ),
     "full": Budget(
