@@ -47,8 +47,8 @@ class Settings:
 
 SETTINGS = {
     # A 2-core machine: sized so that the whole run takes about 20 minutes.
-    "cpu": Settings({"small": 4096, "medium": 2048, "large": 512}, batch_size=64, repeats=3, workers=[0, 2],
-                    accuracy_seeds=3, accuracy_epochs=4, accuracy_images=4000, overhead_trials=12,
+    "cpu": Settings({"small": 2048, "medium": 1024, "large": 256}, batch_size=64, repeats=3, workers=[0, 2],
+                    accuracy_seeds=3, accuracy_epochs=3, accuracy_images=3000, overhead_trials=12,
                     sharing_counts=[], sharing_epochs=0),
     "cuda": Settings({"small": None, "medium": None, "large": None}, batch_size=256, repeats=5, workers=[4, 8],
                      accuracy_seeds=3, accuracy_epochs=10, accuracy_images=None, overhead_trials=12,

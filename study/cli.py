@@ -112,14 +112,20 @@ def cmd_run(args: argparse.Namespace) -> None:
             analyze_and_report(experiment, None)
 
 
+def _retraining_options(args: argparse.Namespace) -> dict:
+    """The options `study cv` and `study final` share, as `RetrainingOptions` fields."""
+    return dict(
+        experiment=args.path, train_size=args.train_size, max_epochs=args.max_epochs,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir,
+    )
+
+
 def cmd_cv(args: argparse.Namespace) -> None:
     from study.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
 
     outcome = run_cv(CVOptions(
-        experiment=args.path, top_k=args.top_k, overall=args.overall, folds=args.folds,
-        train_size=args.train_size, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
-        data_dir=args.data_dir,
+        top_k=args.top_k, overall=args.overall, folds=args.folds, **_retraining_options(args),
     ))
     print_cv(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
@@ -159,11 +165,7 @@ def print_cv(outcome) -> None:
 def cmd_final(args: argparse.Namespace) -> None:
     from study.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
 
-    outcome = run_final(FinalOptions(
-        experiment=args.path, config_id=args.config_id, seeds=args.seeds, train_size=args.train_size,
-        max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir,
-    ))
+    outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
     print_final(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 

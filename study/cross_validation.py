@@ -33,6 +33,7 @@ from study.retraining import (
     Experiment,
     Resources,
     RetrainError,
+    RetrainingOptions,
     config_columns,
     fit_resumable,
     last_metrics,
@@ -53,20 +54,12 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epoch_s")
 
 
 @dataclass(frozen=True)
-class CVOptions:
-    """What `study cv` was asked to do (command-line options)."""
+class CVOptions(RetrainingOptions):
+    """What `study cv` was asked to do; `train_size` defaults to the study's (a subset of each fold's training part)."""
 
-    experiment: str
     top_k: int | None = None
     overall: int | None = None
     folds: int = 5
-    train_size: int | None = None  # default: the study's (a subset of each fold's training part)
-    max_epochs: int | None = None  # default: the study's epoch budget
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    max_concurrent: int | None = None
-    address: str | None = None
-    data_dir: str | None = None
 
 
 @dataclass(frozen=True)

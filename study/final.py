@@ -28,6 +28,7 @@ from study.retraining import (
     Experiment,
     Resources,
     RetrainError,
+    RetrainingOptions,
     config_columns,
     fit_resumable,
     last_metrics,
@@ -47,19 +48,11 @@ METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
 @dataclass(frozen=True)
-class FinalOptions:
-    """What `study final` was asked to do (command-line options)."""
+class FinalOptions(RetrainingOptions):
+    """What `study final` was asked to do; `train_size` defaults to the whole training set."""
 
-    experiment: str
     config_id: str | None = None  # default: the cross-validation winner
     seeds: int = 3
-    train_size: int | None = None  # default: the whole training set
-    max_epochs: int | None = None  # default: the study's epoch budget
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    max_concurrent: int | None = None
-    address: str | None = None
-    data_dir: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,20 @@ INTEGER_SETTINGS = ("batch_size", "max_epochs", "train_size", "val_size", "seed"
 RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
 
 
+@dataclass(frozen=True)
+class RetrainingOptions:
+    """Options `study cv` and `study final` share: what to retrain, on what, where."""
+
+    experiment: str
+    train_size: int | None = None
+    max_epochs: int | None = None  # default: the study's epoch budget
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    address: str | None = None
+    data_dir: str | None = None
+
+
 class RetrainError(ValueError):
     """A configuration cannot be retrained as asked; the message says what to change."""
 
