@@ -46,7 +46,8 @@ def _peak_rss_mb(experiment: Path) -> float:
 def run(data_dir: str | None, trials: int, repeats: int) -> OverheadResult:
     import ray
 
-    from study.tuning import StudyOptions, run_study
+    from study.planning import StudyOptions, plan_study
+    from study.tuning import run_study
 
     cores = os.cpu_count() or 1
     start = time.perf_counter()
@@ -61,7 +62,7 @@ def run(data_dir: str | None, trials: int, repeats: int) -> OverheadResult:
                     storage=storage, name=f"overhead-{repeat}", data_dir=data_dir, seed=repeat,
                 )
                 start = time.perf_counter()
-                experiment, _ = run_study(options)
+                experiment, _ = run_study(plan_study(options))
                 wall = time.perf_counter() - start
                 training = pd.read_csv(Path(experiment) / "epochs.csv")["epoch_s"].sum()
                 walls.append(wall)

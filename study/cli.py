@@ -94,16 +94,18 @@ def _add_retraining_options(command: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from study.tuning import StudyOptions, run_study  # imports Ray: keep `study spaces` fast
+    from study.planning import StudyOptions, plan_study
 
-    options = StudyOptions(
+    plan = plan_study(StudyOptions(
         space=args.space, budget=args.budget, model=args.model, num_samples=args.num_samples,
         max_epochs=args.max_epochs, train_size=args.train_size, grace_period=args.grace_period,
         reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         name=args.name, address=args.address, data_dir=args.data_dir, seed=args.seed,
-    )
-    experiment, trials = run_study(options)
+    ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
+    from study.tuning import run_study
+
+    experiment, trials = run_study(plan)
     print_summary(experiment, trials)
     if not args.no_analyze:
         if "://" in experiment:

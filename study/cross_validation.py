@@ -45,7 +45,7 @@ from study.retraining import (
 )
 from study.selection import pick_configs
 from study.trainable import train_cv_trial
-from study.tuning import _connect
+from study.ray_session import connect
 
 FOLDER = "cv"
 RECORD = "cv.json"
@@ -172,7 +172,7 @@ def run_cv(options: CVOptions) -> CVOutcome:
     """Cross-validate (or resume cross-validating) the picked configurations; write the tables."""
     plan = plan_cv(options)
     uri = plan.experiment.uri
-    _connect(options.address)
+    connect(options.address)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.configs))
 

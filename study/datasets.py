@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -109,12 +111,27 @@ def _not_found(looked: list[str]) -> DatasetNotFoundError:
     )
 
 
+# Where torchvision downloads FashionMNIST from (torchvision.datasets.FashionMNIST.mirrors).
+FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
+def _check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """Raise OSError unless a TCP connection to the URL's host opens within `timeout_s`."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as e:
+        raise OSError(f"cannot reach {parsed.hostname}:{port} ({e}); offline?") from e
+
+
 def download_with_torchvision(cache: Path) -> None:
     """Download FashionMNIST with torchvision into `cache/FashionMNIST/raw`; raise on failure.
 
     Downloads into a temporary directory and renames it into place, so several
     processes starting at once never see (or leave) a half-written copy.
     """
+    _check_reachable(FASHION_MNIST_MIRROR)  # offline: fail in a second, not after importing torchvision
     from torchvision.datasets import FashionMNIST  # import here: only this path needs it
 
     cache.mkdir(parents=True, exist_ok=True)

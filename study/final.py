@@ -40,7 +40,7 @@ from study.retraining import (
 )
 from study.selection import find_trial
 from study.trainable import train_final_trial
-from study.tuning import _connect
+from study.ray_session import connect
 
 FOLDER = "final"
 RECORD = "final.json"
@@ -151,7 +151,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     """Train the chosen configuration with every seed and test each once; write final.csv."""
     plan = plan_final(options)
     uri = plan.experiment.uri
-    _connect(options.address)
+    connect(options.address)
     started = time.time()
     trainable = plan.resources.wrap(train_final_trial)
 

@@ -25,7 +25,7 @@ from analysis.io import validate_trials
 from study.config import TrialConfig
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
 from study.results import read_text, write_json
-from study.tuning import _default_concurrency, _hardware, _versions
+from study.ray_session import default_concurrency, hardware, versions
 
 # trials.csv columns that hold a trial's own settings; everything else it trained
 # with was shared by every trial and is in study.json's param_space.
@@ -168,8 +168,7 @@ class Resources:
         return tune.with_resources(trainable, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
 
     def concurrency(self) -> int:
-        # _default_concurrency reads only cpus_per_trial and gpus_per_trial, which we have.
-        return self.max_concurrent or _default_concurrency(self, self.address)
+        return self.max_concurrent or default_concurrency(self.cpus_per_trial, self.gpus_per_trial, self.address)
 
 
 def run_config(experiment: str, folder: str) -> tune.RunConfig:
@@ -208,7 +207,7 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         print(f"Resuming {path}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
     else:
-        write_json(experiment, record_file, {"plan": jsonable(plan), "versions": _versions(), "hardware": _hardware()})
+        write_json(experiment, record_file, {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()})
         tuner = build_tuner()
     return tuner.fit()
 
@@ -218,8 +217,8 @@ def run_record(plan: dict, started: float, finished: float, **results: Any) -> d
     return {
         "plan": jsonable(plan),
         "wall_s": round(finished - started, 1),
-        "versions": _versions(),
-        "hardware": _hardware(),
+        "versions": versions(),
+        "hardware": hardware(),
         **jsonable(results),
     }
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
+from study.datasets import SPLIT_FILES
 from study.fake_data import write_fake_fashion_mnist
 
 
@@ -24,3 +26,52 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+# Two cells of four trials: enough for per-cell ASHA to stop someone; a learning-rate
+# range narrow enough that no trial diverges (the cv and final tests need them all).
+TWO_CELL_SPACE = """
+description: two cells for the end-to-end tests
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.01, high: 0.2, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dirs(tmp_path_factory):
+    """(with the test set, with garbage in place of the test files), the same training files.
+
+    Noisy images, so that accuracies differ between trials instead of all reaching 1.0.
+    """
+    root = tmp_path_factory.mktemp("smoke_data")
+    full = write_fake_fashion_mnist(root / "full", n_train=1000, n_test=200, seed=2, noise=1.0)
+    train_only = root / "train_only"
+    train_only.mkdir()
+    for name in SPLIT_FILES["train"]:
+        shutil.copy(full / name, train_only / name)
+    for name in SPLIT_FILES["test"]:
+        (train_only / name).write_bytes(b"reading this file fails: the test set is for study final only")
+    return full, train_only
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory, ray_session, smoke_data_dirs):
+    """One `study run --budget smoke` (8 trials, 2 cells, with the analysis) that the
+    end-to-end tests share: Ray's start-up and the workers' imports are the cost, once.
+
+    It reads the data directory whose test files are garbage: had anything (driver or
+    Ray worker) read the test set, its trials would have failed.
+    """
+    from study.cli import main
+
+    _, train_only = smoke_data_dirs
+    root = tmp_path_factory.mktemp("smoke_study")
+    space = root / "two_cells.yaml"
+    space.write_text(TWO_CELL_SPACE)
+    argv = ["run", "--space", str(space), "--budget", "smoke", "--num-samples", "8", "--data-dir", str(train_only),
+            "--storage", str(root / "experiments"), "--name", "smoke"]
+    assert main(argv) == 0
+    return root / "experiments" / "smoke"

@@ -9,7 +9,6 @@ test set; on the real test files it trains and tests every seed.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -17,48 +16,18 @@ import pytest
 from analysis.io import load_experiment
 from study.cli import main
 from study.cv_stats import PAIRED_TEST
-from study.datasets import SPLIT_FILES
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
-from study.fake_data import write_fake_fashion_mnist
 
-# Two cells; a narrow learning-rate range so that no trial diverges.
-SPACE = """
-description: two cells for the cv and final end-to-end test
-scientific:
-  bn: [none, pre_act]
-nuisance:
-  lr: {low: 0.02, high: 0.1, log: true}
-fixed: {model: small, dropout: fc, p_fc: 0.2}
-"""
 CV_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epochs")
 
 
 @pytest.fixture(scope="module")
-def data_dirs(tmp_path_factory):
-    """(with the test set, with garbage in place of the test files), same training files."""
-    root = tmp_path_factory.mktemp("cv_final_data")
-    full = write_fake_fashion_mnist(root / "full", n_train=1000, n_test=200, seed=2, noise=0.5)
-    train_only = root / "train_only"
-    train_only.mkdir()
-    for name in SPLIT_FILES["train"]:
-        shutil.copy(full / name, train_only / name)
-    for name in SPLIT_FILES["test"]:
-        (train_only / name).write_bytes(b"reading this file fails: the test set is for study final only")
-    return full, train_only
-
-
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory, ray_session, data_dirs):
-    full, train_only = data_dirs
-    root = tmp_path_factory.mktemp("cv_final")
-    space = root / "two_cells.yaml"
-    space.write_text(SPACE)
-    assert main(["run", "--space", str(space), "--budget", "smoke", "--num-samples", "4", "--data-dir",
-                 str(train_only), "--storage", str(root), "--name", "study", "--no-analyze"]) == 0
-    path = root / "study"
-    assert main(["cv", str(path), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
-    assert main(["final", str(path), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
-    return path
+def experiment(smoke_study, smoke_data_dirs):
+    """conftest's `smoke_study` (8 trials, 2 cells), then `study cv` and `study final` on it."""
+    full, _ = smoke_data_dirs
+    assert main(["cv", str(smoke_study), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
+    assert main(["final", str(smoke_study), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
+    return smoke_study
 
 
 def test_search_and_cv_ran_without_ever_reading_the_test_set(experiment):
@@ -107,8 +76,8 @@ def test_final_csv_tests_the_cv_winner_once_per_seed(experiment):
     assert final["train_size"].isna().all()  # the whole training set
 
 
-def test_final_reads_the_test_set(experiment, data_dirs, capsys):
-    _, train_only = data_dirs
+def test_final_reads_the_test_set(experiment, smoke_data_dirs, capsys):
+    _, train_only = smoke_data_dirs
     assert main(["final", str(experiment), "--seeds", "2", "--data-dir", str(train_only)]) == 2
     assert "t10k-images-idx3-ubyte" in "".join(capsys.readouterr().err.split())  # the message is wrapped
 

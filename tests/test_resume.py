@@ -1,8 +1,10 @@
 """Kill a running study with SIGKILL, resume it, and lose or repeat nothing.
 
-The first run is a real `study run` in its own process (with its own embedded
-Ray); it is killed, Ray included, once a few trials have finished. The same
-command then resumes it in this process (through `Tuner.restore`).
+The first run is a real `study run` in its own process, joined to this test
+session's Ray (`--address`) as a driver on a cluster's head node would be: it is
+killed once a few trials have finished, and Ray ends the trials it owned. The
+same command then resumes it in this process (through `Tuner.restore`).
+Joining saves starting a second Ray on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def study_argv(tmp_path):
             "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
 
 
-def start_and_kill(argv: list[str], experiment: Path, log: Path) -> None:
+def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path) -> None:
     """Run the study in a new process group; SIGKILL the group once some trials finished."""
+    argv = [*argv, "--address", ray_address, "--max-concurrent", "2"]
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -84,13 +87,14 @@ def start_and_kill(argv: list[str], experiment: Path, log: Path) -> None:
                 pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
             time.sleep(0.5)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started
+        os.killpg(process.pid, signal.SIGKILL)  # the driver, with no chance to save anything
         process.wait()
 
 
 def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session):
     experiment = tmp_path / "experiments" / "resume"
-    start_and_kill(study_argv, experiment, tmp_path / "first_run.log")
+    ray_address = ray_session.get_runtime_context().gcs_address
+    start_and_kill(study_argv, ray_address, experiment, tmp_path / "first_run.log")
     assert not (experiment / "trials.csv").exists(), "the first run was meant to be killed mid-study"
     before = completed_trials(experiment)
     assert before, "some trials should have completed before the kill"

@@ -173,6 +173,18 @@ def test_download_with_torchvision_renames_into_place(tmp_path, monkeypatch):
     # `from torchvision.datasets import FashionMNIST` finds this module in sys.modules.
     monkeypatch.setitem(sys.modules, "torchvision.datasets", types.SimpleNamespace(FashionMNIST=fake_fashion_mnist))
     monkeypatch.setattr(datasets, "download_with_torchvision", REAL_DOWNLOAD)  # undo the offline stub
+    monkeypatch.setattr(datasets, "_check_reachable", lambda url: None)  # as if online
     cache = tmp_path / "cache"
     assert find_data_dir() == (cache / "FashionMNIST" / "raw").resolve()
     assert sorted(p.name for p in cache.iterdir()) == ["FashionMNIST"]  # no temporary directory left
+
+
+def test_an_unreachable_mirror_fails_in_seconds_before_torchvision_is_imported():
+    with pytest.raises(OSError, match=r"cannot reach 127.0.0.1:1 .*offline\?"):
+        datasets._check_reachable("http://127.0.0.1:1/")
+
+
+def test_the_probed_mirror_is_torchvisions():
+    from torchvision.datasets import FashionMNIST
+
+    assert FashionMNIST.mirrors[0] == datasets.FASHION_MNIST_MIRROR

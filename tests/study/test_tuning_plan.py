@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from study.budgets import GPU_SHARE_BY_MODEL
-from study.tuning import StudyError, StudyOptions, plan_study
+from study.planning import StudyError, StudyOptions, plan_study
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""The Ray session every command shares: connecting, sizing concurrency, recording the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import ray
+
+# On a cluster that autoscales, the trials waiting for resources are what make the
+# autoscaler add nodes, so the default must not be limited to what exists right now.
+MIN_CLUSTER_CONCURRENCY = 8
+
+
+def connect(address: str | None) -> None:
+    """Join the Ray at `address` ('auto': a running cluster), or start an embedded one when None."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def default_concurrency(cpus_per_trial: float, gpus_per_trial: float, address: str | None) -> int:
+    """As many trials as the cluster has room for now, by CPUs and GPUs."""
+    resources = ray.cluster_resources()
+    by_cpu = resources.get("CPU", 0) / max(cpus_per_trial, 1e-9)
+    by_gpu = resources.get("GPU", 0) / gpus_per_trial if gpus_per_trial else by_cpu
+    fits_now = max(1, int(min(by_cpu, by_gpu)))
+    return max(fits_now, MIN_CLUSTER_CONCURRENCY) if address else fits_now
+
+
+def versions() -> dict:
+    """The versions of Python and of the packages whose behaviour the results depend on."""
+    out = {"python": sys.version.split()[0]}
+    for package in ("torch", "torchvision", "ray", "optuna", "numpy", "pandas"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def hardware() -> dict:
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()}
+    if ray.is_initialized():
+        info["ray_cluster_resources"] = ray.cluster_resources()
+    return info
