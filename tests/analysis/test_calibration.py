@@ -16,7 +16,7 @@ SEEDS = 200
 MAX_RATE = 0.08
 # Monte Carlo p-values (1 + #{T* >= T}) / (B + 1) are valid tests for any B; fewer
 # resamples than the default keep this module fast.
-N_BOOT = 1000
+N_BOOT = 500
 
 
 def noise(cell):

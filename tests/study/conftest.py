@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from study import trainable
+from study import trial_worker
 
 TRIALS_CSV = """trial_id,cell,model,bn,dropout,p_fc,status,epochs,max_epochs,best_val_acc,lr,weight_decay,batch_size,train_size,seed
 t1,bn=none,small,none,fc,0.2,completed,2,2,0.80,0.05,0.0005,64,200,0
@@ -54,5 +54,5 @@ class FakeTune:
 def fake_tune(monkeypatch):
     """The trainables' `tune`, replaced for this test; returns the stand-in with its reports."""
     fake = FakeTune()
-    monkeypatch.setattr(trainable, "tune", fake)
+    monkeypatch.setattr(trial_worker, "tune", fake)
     return fake

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from study import trainable
+from study import trainable, trial_worker
 
 EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
@@ -71,24 +73,24 @@ def _rows(reports):
 
 def test_a_trial_handed_a_checkpoint_continues_where_it_stopped(fake_data_dir, monkeypatch):
     straight = FakeTune()
-    monkeypatch.setattr(trainable, "tune", straight)
+    monkeypatch.setattr(trial_worker, "tune", straight)
     trainable.train_trial(_config(fake_data_dir))
     assert [r["epoch"] for r in straight.reports] == [1, 2, 3]
 
     first = FakeTune(stop_after=2)
-    monkeypatch.setattr(trainable, "tune", first)
+    monkeypatch.setattr(trial_worker, "tune", first)
     with pytest.raises(Interrupted):
         trainable.train_trial(_config(fake_data_dir))
 
     resumed = FakeTune(checkpoint=first.checkpoints[-1])
-    monkeypatch.setattr(trainable, "tune", resumed)
+    monkeypatch.setattr(trial_worker, "tune", resumed)
     trainable.train_trial(_config(fake_data_dir))
     assert [r["epoch"] for r in resumed.reports] == [3]  # did not start over
     assert _rows(first.reports + resumed.reports) == _rows(straight.reports)
 
 
 def test_bad_config_value_names_the_key(fake_data_dir, monkeypatch):
-    monkeypatch.setattr(trainable, "tune", FakeTune())
+    monkeypatch.setattr(trial_worker, "tune", FakeTune())
     with pytest.raises(ValueError, match="'p_fc' has invalid value 1.5"):
         trainable.train_trial(_config(fake_data_dir, p_fc=1.5))
 
@@ -99,6 +101,8 @@ def test_a_diverging_trial_errors_and_the_others_complete(fake_data_dir, ray_ses
     tuner = tune.Tuner(
         trainable.train_trial,
         param_space=_config(fake_data_dir, max_epochs=2, lr=tune.grid_search([0.05, 10.0]), momentum=0.99, schedule="none"),
+        # One trial at a time: the healthy trial's worker is reused, one PyTorch import instead of two.
+        tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="diverge", verbose=0),
     )
     results = tuner.fit()
@@ -106,3 +110,12 @@ def test_a_diverging_trial_errors_and_the_others_complete(fake_data_dir, ray_ses
     assert by_lr[10.0].error is not None and "nan" in str(by_lr[10.0].error)
     assert by_lr[0.05].error is None
     assert by_lr[0.05].metrics["epoch"] == 2
+
+
+def test_the_driver_never_imports_torch():
+    """Scheduling trials needs Ray, not PyTorch: `study.trainable` defers it to the workers."""
+    code = ("import sys, study.cli, study.tuning, study.cross_validation, study.final; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
