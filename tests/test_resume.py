@@ -34,8 +34,8 @@ nuisance:
 fixed: {model: small}
 """
 MAX_EPOCHS = 3  # the smoke budget's
-TRIALS = 8
-FINISHED_BEFORE_KILL = 3
+TRIALS = 6
+FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
