@@ -21,7 +21,7 @@ from study.budgets import Budget
 from study.cell_scheduler import CellScheduler
 from study.cell_search import CellSearcher
 from study.planning import METRIC, MODE, StudyError, StudyPlan
-from study.ray_session import connect, default_concurrency, hardware, versions
+from study.ray_session import connect, default_concurrency, hardware, result_loggers, versions
 from study.results import read_text, tables_from_results, write_csv, write_json
 from study.trainable import train_trial
 
@@ -68,6 +68,7 @@ def _run_config(plan: StudyPlan) -> tune.RunConfig:
         name=plan.options.experiment_name(),
         storage_path=plan.options.storage_uri(),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=result_loggers(),
         # One retry covers a lost node; a diverged trial fails again and stays failed.
         failure_config=tune.FailureConfig(max_failures=1),
         verbose=1,

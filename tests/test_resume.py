@@ -71,8 +71,12 @@ def study_argv(tmp_path):
             "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
 
 
-def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path) -> None:
-    """Run the study in a new process group; SIGKILL the group once some trials finished."""
+def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path) -> str:
+    """Run the study in a new process group; SIGKILL the group once some trials finished.
+
+    Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
+    libraries it loaded.
+    """
     argv = [*argv, "--address", ray_address, "--max-concurrent", "2"]
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
@@ -86,6 +90,7 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
             if time.time() > deadline:
                 pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
             time.sleep(0.5)
+        return Path(f"/proc/{process.pid}/maps").read_text()
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver, with no chance to save anything
         process.wait()
@@ -94,7 +99,9 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
 def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session):
     experiment = tmp_path / "experiments" / "resume"
     ray_address = ray_session.get_runtime_context().gcs_address
-    start_and_kill(study_argv, ray_address, experiment, tmp_path / "first_run.log")
+    driver_libraries = start_and_kill(study_argv, ray_address, experiment, tmp_path / "first_run.log")
+    # The trials trained in Ray's workers; the driver that scheduled them never loaded PyTorch.
+    assert "libtorch" not in driver_libraries
     assert not (experiment / "trials.csv").exists(), "the first run was meant to be killed mid-study"
     before = completed_trials(experiment)
     assert before, "some trials should have completed before the kill"
