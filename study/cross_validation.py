@@ -38,14 +38,13 @@ from study.retraining import (
     fit_resumable,
     last_metrics,
     open_experiment,
-    run_config,
     run_record,
     training_config,
     without_location,
 )
 from study.selection import pick_configs
 from study.trainable import train_cv_trial
-from study.ray_session import connect
+from study.ray_session import connect, run_config
 
 FOLDER = "cv"
 RECORD = "cv.json"

@@ -33,14 +33,13 @@ from study.retraining import (
     fit_resumable,
     last_metrics,
     open_experiment,
-    run_config,
     run_record,
     training_config,
     without_location,
 )
 from study.selection import find_trial
 from study.trainable import train_final_trial
-from study.ray_session import connect
+from study.ray_session import connect, run_config
 
 FOLDER = "final"
 RECORD = "final.json"

@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import ray
+from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 # On a cluster that autoscales, the trials waiting for resources are what make the
@@ -25,7 +26,21 @@ def connect(address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=False)
 
 
-def result_loggers() -> list:
+def run_config(storage_path: str, name: str) -> tune.RunConfig:
+    """Tune state in `storage_path/name`, the same for `study run`, `study cv` and `study final`:
+    the latest checkpoint of each trial, one retry, CSV and JSON result files."""
+    return tune.RunConfig(
+        name=name,
+        storage_path=storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=_result_loggers(),
+        # One retry covers a lost node; a diverged trial fails again and stays failed.
+        failure_config=tune.FailureConfig(max_failures=1),
+        verbose=1,
+    )
+
+
+def _result_loggers() -> list:
     """Tune's per-trial CSV and JSON result files, without its TensorBoard logger.
 
     Tune adds a TensorBoardX logger by default, and importing tensorboardX imports

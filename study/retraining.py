@@ -25,7 +25,7 @@ from analysis.io import validate_trials
 from study.config import TrialConfig
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
 from study.results import read_text, write_json
-from study.ray_session import default_concurrency, hardware, result_loggers, versions
+from study.ray_session import default_concurrency, hardware, versions
 
 # trials.csv columns that hold a trial's own settings; everything else it trained
 # with was shared by every trial and is in study.json's param_space.
@@ -169,19 +169,6 @@ class Resources:
 
     def concurrency(self) -> int:
         return self.max_concurrent or default_concurrency(self.cpus_per_trial, self.gpus_per_trial, self.address)
-
-
-def run_config(experiment: str, folder: str) -> tune.RunConfig:
-    """Tune state in `experiment/folder`; checkpoints and retries as in `study run`."""
-    return tune.RunConfig(
-        name=folder,
-        storage_path=experiment,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=result_loggers(),
-        # One retry covers a lost node; a diverged trial fails again and stays failed.
-        failure_config=tune.FailureConfig(max_failures=1),
-        verbose=1,
-    )
 
 
 def jsonable(data: Any) -> Any:

@@ -1,7 +1,7 @@
 """The Ray Tune function trainables: what the driver hands Tune to schedule.
 
 The driver never trains, so it never needs PyTorch (importing it takes about 25 s of
-CPU and 600 MB on a 2-core machine with the CUDA build). Each entry point imports its
+CPU and 640 MB on a 2-core machine with the CUDA build). Each entry point imports its
 body from `study.trial_worker` in the trial's worker process, once per process.
 `train_trial` serves the search, `train_cv_trial` cross-validation and
 `train_final_trial` final evaluation; their docstrings are in `study.trial_worker`.

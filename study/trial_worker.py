@@ -1,12 +1,12 @@
 """The Ray Tune trainables' bodies, run in the trial's worker: the only place that meets `tune.report`.
 
 `study.trainable` holds the entry points Tune schedules; they import this module in
-the worker, so the driver never imports PyTorch. Each turns Tune's flat config into a validated `TrialConfig`, trains epoch by epoch
-with the plain functions of `study.training`, and reports every epoch with a
-checkpoint. Given a checkpoint (a retried or resumed trial) it continues from it.
-`train_trial` serves the search, `train_cv_trial` cross-validation (the same
-training, validated on one fold) and `train_final_trial` final evaluation (the
-whole training set, then the test set once).
+the worker, so the driver never imports PyTorch. Each turns Tune's flat config into
+a validated `TrialConfig`, trains epoch by epoch with the plain functions of
+`study.training`, and reports every epoch with a checkpoint. Given a checkpoint (a
+retried or resumed trial) it continues from it. `train_trial` serves the search,
+`train_cv_trial` cross-validation (the same training, validated on one fold) and
+`train_final_trial` final evaluation (the whole training set, then the test set once).
 """
 
 from __future__ import annotations

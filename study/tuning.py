@@ -21,7 +21,7 @@ from study.budgets import Budget
 from study.cell_scheduler import CellScheduler
 from study.cell_search import CellSearcher
 from study.planning import METRIC, MODE, StudyError, StudyPlan
-from study.ray_session import connect, default_concurrency, hardware, result_loggers, versions
+from study.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.results import read_text, tables_from_results, write_csv, write_json
 from study.trainable import train_trial
 
@@ -55,24 +55,12 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
                 budget.cpus_per_trial, budget.gpus_per_trial, plan.options.address),
             reuse_actors=True,
         ),
-        run_config=_run_config(plan),
+        run_config=run_config(plan.options.storage_uri(), plan.options.experiment_name()),
     )
 
 
 def _trainable(budget: Budget):
     return tune.with_resources(train_trial, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
-
-
-def _run_config(plan: StudyPlan) -> tune.RunConfig:
-    return tune.RunConfig(
-        name=plan.options.experiment_name(),
-        storage_path=plan.options.storage_uri(),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=result_loggers(),
-        # One retry covers a lost node; a diverged trial fails again and stays failed.
-        failure_config=tune.FailureConfig(max_failures=1),
-        verbose=1,
-    )
 
 
 def _check_resume(plan: StudyPlan) -> bool:

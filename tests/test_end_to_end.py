@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS
 from study.results import FINAL_METRICS
