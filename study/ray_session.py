@@ -11,6 +11,8 @@ import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from study.checkpoint_retention import SupersededCheckpointCleaner
+
 # On a cluster that autoscales, the trials waiting for resources are what make the
 # autoscaler add nodes, so the default must not be limited to what exists right now.
 MIN_CLUSTER_CONCURRENCY = 8
@@ -18,6 +20,7 @@ MIN_CLUSTER_CONCURRENCY = 8
 
 def connect(address: str | None) -> None:
     """Join the Ray at `address` ('auto': a running cluster), or start an embedded one when None."""
+    _without_tensorboard_logger()  # also for `Tuner.restore`, which reuses the saved RunConfig
     if ray.is_initialized():
         return
     if address:
@@ -28,12 +31,13 @@ def connect(address: str | None) -> None:
 
 def run_config(storage_path: str, name: str) -> tune.RunConfig:
     """Tune state in `storage_path/name`, the same for `study run`, `study cv` and `study final`:
-    the latest checkpoint of each trial, one retry, CSV and JSON result files."""
+    each trial's checkpoints, superseded ones deleted once no resume can need them
+    (see `study.checkpoint_retention`), one retry, CSV and JSON result files."""
     return tune.RunConfig(
         name=name,
         storage_path=storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=_result_loggers(),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        callbacks=[*_result_loggers(), SupersededCheckpointCleaner()],
         # One retry covers a lost node; a diverged trial fails again and stays failed.
         failure_config=tune.FailureConfig(max_failures=1),
         verbose=1,
@@ -47,8 +51,12 @@ def _result_loggers() -> list:
     PyTorch into the driver (about 25 s of CPU and 640 MB on a 2-core machine) only to
     write event files; epochs.csv and the Optuna journals serve instead.
     """
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # read by Tune when a fit starts
+    _without_tensorboard_logger()
     return [CSVLoggerCallback(), JsonLoggerCallback()]
+
+
+def _without_tensorboard_logger() -> None:
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # read by Tune when a fit starts
 
 
 def default_concurrency(cpus_per_trial: float, gpus_per_trial: float, address: str | None) -> int:

@@ -39,27 +39,33 @@ FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def completed_trials(experiment: Path) -> dict[str, list[dict]]:
-    """trial_id -> the epochs it reported, for every trial that trained all its epochs."""
-    done = {}
+def reported_epochs(experiment: Path) -> dict[str, list[dict]]:
+    """trial_id -> the epoch results in the trial's result.json."""
+    reported = {}
     for result_file in experiment.glob("*/result.json"):
         rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         epochs = [row for row in rows if "epoch" in row]
-        if epochs and epochs[-1]["epoch"] == MAX_EPOCHS:
-            done[epochs[-1]["trial_id"]] = epochs
-    return done
+        if epochs:
+            reported[epochs[-1]["trial_id"]] = epochs
+    return reported
 
 
-def finished_trials(experiment: Path) -> int:
-    """Trials the study has finished (completed or pruned), as its Optuna journals say."""
-    journal_dir = experiment / "optuna"
-    if not any(journal_dir.glob("*.log")):
-        return 0
+def snapshot_statuses(experiment: Path) -> dict[str, str]:
+    """trial_id -> status, in the newest experiment snapshot Tune wrote to the experiment
+    directory: what a resume starts from. A trial that ended after it resumes as running."""
+    snapshots = sorted(experiment.glob("experiment_state-*.json"))  # named by start time
+    if not snapshots:
+        return {}
     try:
-        studies = load_cell_studies(journal_dir)
-    except Exception:  # a journal caught mid-write: ask again
-        return 0
-    return sum(1 for study in studies.values() for t in study.trials if t.state in FINISHED)
+        trial_data = json.loads(snapshots[-1].read_text())["trial_data"]
+    except (json.JSONDecodeError, KeyError):  # caught mid-copy: ask again
+        return {}
+    states = [json.loads(trial_state) for trial_state, _run_metadata in trial_data]
+    return {state["trial_id"]: state["status"] for state in states}
+
+
+def terminated(experiment: Path) -> set[str]:
+    return {trial_id for trial_id, status in snapshot_statuses(experiment).items() if status == "TERMINATED"}
 
 
 @pytest.fixture
@@ -72,7 +78,8 @@ def study_argv(tmp_path):
 
 
 def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path) -> str:
-    """Run the study in a new process group; SIGKILL the group once some trials finished.
+    """Run the study in a new process group; SIGKILL the group once the experiment
+    snapshot on disk records some finished trials.
 
     Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
     libraries it loaded.
@@ -83,7 +90,7 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
                                    start_new_session=True)
     try:
         deadline = time.time() + 600
-        while finished_trials(experiment) < FINISHED_BEFORE_KILL:
+        while len(terminated(experiment)) < FINISHED_BEFORE_KILL:
             if process.poll() is not None:
                 pytest.fail(f"the study ended (exit {process.returncode}) before it could be killed:\n"
                             + log.read_text()[-3000:])
@@ -103,8 +110,11 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     # The trials trained in Ray's workers; the driver that scheduled them never loaded PyTorch.
     assert "libtorch" not in driver_libraries
     assert not (experiment / "trials.csv").exists(), "the first run was meant to be killed mid-study"
-    before = completed_trials(experiment)
-    assert before, "some trials should have completed before the kill"
+    # What the resume starts from: the finished trials of the last snapshot on disk.
+    # (A trial that ended after that snapshot resumes from its last checkpoint.)
+    finished = terminated(experiment)
+    before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment).items() if trial_id in finished}
+    assert len(before) >= FINISHED_BEFORE_KILL
 
     assert main(study_argv) == 0  # the same command resumes
 
@@ -112,12 +122,14 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     assert len(trials) == TRIALS and trials["trial_id"].is_unique
     assert trials.groupby("cell").size().to_dict() == {"bn=none": TRIALS // 2, "bn=pre_act": TRIALS // 2}
     assert set(trials["status"]) <= {"completed", "pruned"}
-    after = completed_trials(experiment)
+    # The resumed run, too, writes no TensorBoard files (whose logger imports PyTorch).
+    assert not list(experiment.glob("*/events.out.tfevents*"))
+    after = reported_epochs(experiment)
     for trial_id, epochs in before.items():
         # Kept, with its results, and not trained again: no epoch reported a second time.
         assert after[trial_id] == epochs
         row = trials.set_index("trial_id").loc[trial_id]
-        assert row["status"] == "completed"
+        assert row["status"] == ("completed" if epochs[-1]["epoch"] == MAX_EPOCHS else "pruned")
         assert row["val_acc"] == pytest.approx(epochs[-1]["val_acc"])
     # The searcher kept its state: every finished Tune trial is one finished Optuna
     # trial of its cell, none twice, and no cell asked for more than its budget.
