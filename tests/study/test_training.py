@@ -55,8 +55,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(fake_data_dir):
     assert a[0]["train_loss"] != c[0]["train_loss"]
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "none"])
-@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+# Each optimizer and each schedule at least once (their states are saved separately);
+# one-cycle with SGD, whose momentum it cycles.
+@pytest.mark.parametrize(("optimizer", "schedule"), [("sgd", "onecycle"), ("adamw", "cosine"), ("adamw", "none")])
 def test_checkpoint_round_trip_resumes_the_same_numbers(fake_data_dir, schedule, optimizer):
     lr = 0.05 if optimizer == "sgd" else 0.003
     cfg = _config(fake_data_dir, schedule=schedule, optimizer=optimizer, lr=lr)
