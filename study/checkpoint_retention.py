@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 
-import pyarrow.fs
 from ray import tune
 
 logger = logging.getLogger(__name__)
