@@ -34,8 +34,12 @@ nuisance:
 fixed: {model: small}
 """
 MAX_EPOCHS = 3  # the smoke budget's
-TRIALS = 6
+TRIALS = 8
 FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
+# Tune snapshots the experiment every 10 s or more by default; smoke trials last a
+# second or two, so the whole first run could end between two snapshots and leave
+# nothing to kill. The killed run snapshots every half-second instead.
+SNAPSHOT_PERIOD_S = "0.5"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -85,9 +89,10 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
     libraries it loaded.
     """
     argv = [*argv, "--address", ray_address, "--max-concurrent", "2"]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": SNAPSHOT_PERIOD_S}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, env=env)
     try:
         deadline = time.time() + 600
         while len(terminated(experiment)) < FINISHED_BEFORE_KILL:
