@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import accuracy, gpu_sharing, study_overhead, throughput
-from benchmarks.common import machine, markdown_table, versions
+from benchmarks.common import Measured, machine, markdown_table, versions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BENCHMARKS = ("throughput", "accuracy", "overhead", "sharing")
@@ -97,14 +97,21 @@ def accuracy_section(result: accuracy.AccuracyResult) -> str:
 
 
 def overhead_section(result: study_overhead.OverheadResult) -> str:
+    def seconds(m: Measured, digits: int) -> str:
+        return f"{m.median:.{digits}f} ({m.low:.{digits}f}-{m.high:.{digits}f}, n={m.n})"
+
+    larger = study_overhead.SIZE_RATIO * result.trials
     table = markdown_table(
-        ["trials", "study wall s", "trials' training s", "overhead s/trial", "Ray start s", "worker peak RSS MB"],
-        [[result.trials, f"{result.wall_s.median:.1f} ({result.wall_s.low:.1f}-{result.wall_s.high:.1f})",
-          f"{result.training_s.median:.1f}",
-          f"{result.per_trial_s.median:.2f} ({result.per_trial_s.low:.2f}-{result.per_trial_s.high:.2f}, "
-          f"n={result.per_trial_s.n})", f"{result.ray_init_s:.1f}", f"{result.worker_peak_rss_mb:.0f}"]],
+        ["trials", "study wall s", "trials' training s", "overhead s per trial", "overhead s once per study",
+         "Ray start s", "worker peak RSS MB"],
+        [[result.trials, seconds(result.wall_s, 1), f"{result.training_s.median:.1f}",
+          seconds(result.per_trial_s, 2), seconds(result.once_s, 1), f"{result.ray_init_s:.1f}",
+          f"{result.worker_peak_rss_mb:.0f}"]],
     )
-    return ("### Study overhead (embedded Ray, smoke budget, one trial at a time on every core)\n\n" + table)
+    return ("### Study overhead (embedded Ray, smoke budget, one trial at a time on every core)\n\n"
+            f"Overhead is wall time minus the trials' training time; per trial and once per study from a "
+            f"{result.trials}-trial and a {larger}-trial study in each repeat (the wall and training "
+            f"columns are the {result.trials}-trial study's).\n\n" + table)
 
 
 def sharing_section(rows: list[gpu_sharing.SharingRow]) -> str:

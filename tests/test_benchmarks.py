@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from benchmarks import accuracy, throughput
-from benchmarks.__main__ import update_results
+from benchmarks import accuracy, study_overhead, throughput
+from benchmarks.__main__ import overhead_section, update_results
+from benchmarks.common import Measured
 from benchmarks.standard_pipeline import make_loader, torchvision_root
 from study.config import DataConfig
 from study.device_data import load_split, normalize
@@ -47,3 +49,17 @@ def test_results_file_keeps_the_other_devices_section(tmp_path):
     text = path.read_text()
     assert "GPU numbers" in text and "new CPU numbers" in text and "old CPU numbers" not in text
     assert text.count("<!-- begin cpu -->") == 1
+
+
+def test_study_overhead_splits_into_per_trial_and_once():
+    # 40 s once, 0.5 s per trial: 46 s of overhead with 12 trials, 58 s with 36.
+    assert study_overhead.split_overhead((12, 46.0), (36, 58.0)) == pytest.approx((0.5, 40.0))
+    with pytest.raises(ValueError, match="more trials"):
+        study_overhead.split_overhead((36, 58.0), (12, 46.0))
+
+
+def test_overhead_section_names_both_study_sizes():
+    seconds = Measured.of([1.0, 2.0])
+    result = study_overhead.OverheadResult(12, 5.0, seconds, seconds, seconds, seconds, 900.0)
+    text = overhead_section(result)
+    assert "12-trial and a 36-trial study" in text and "overhead s once per study" in text
