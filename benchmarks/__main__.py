@@ -46,7 +46,7 @@ class Settings:
 
 
 SETTINGS = {
-    # A 2-core machine: sized so that the whole run takes about 20 minutes.
+    # A 2-core machine: sized so that the whole run takes about 30 minutes.
     "cpu": Settings({"small": 2048, "medium": 1024, "large": 256}, batch_size=64, repeats=3, workers=[0, 2],
                     accuracy_seeds=3, accuracy_epochs=3, accuracy_images=3000, overhead_trials=12,
                     sharing_counts=[], sharing_epochs=0),
