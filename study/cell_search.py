@@ -26,11 +26,15 @@ Persistence and resume: each cell's study lives in Optuna's journal file storage
 every experiment checkpoint); study handles are dropped when pickled and reopened
 from the journal on first use. `save`/`restore` keep the routing state (trial ->
 cell, per-cell counts, the Optuna trial number of every live trial, the samplers'
-random state) and a copy of the journals (restored only where the journal file is
-missing, e.g. on a new head node), so a resumed study continues every live trial
-in its own Optuna trial and reaches exactly the planned budget. Optuna trials that
-were asked after the last checkpoint (Tune forgets those trials and asks again)
-are marked FAIL with the user attribute ``orphaned``.
+random state) and a copy of the journals. `restore` puts that copy back in place of
+the journal on disk, so the Optuna studies agree exactly with the trials Tune
+restores: what happened after the checkpoint is replayed by Tune (a live trial
+resumes from its own checkpoint and re-reports its later epochs; a trial asked
+after the checkpoint is forgotten by Tune, which asks again), and the journal
+must not keep a second record of it, or a cell's study would hold more finished
+trials than the cell ran. A journal found on a fresh start (a run killed before
+its first checkpoint) keeps its trials; its RUNNING ones are marked FAIL with the
+user attribute ``orphaned``.
 
 Browse a cell's study: ``pip install optuna-dashboard`` then
 ``optuna-dashboard EXPERIMENT/optuna/<cell>.log``.
@@ -231,11 +235,13 @@ class CellSearcher(Searcher):
         self.__setstate__(state)
         self._restored = True
         if self._journal_dir is not None:
-            for name, data in journals.items():
-                path = journal_path(self._journal_dir, name)
-                if not path.exists():  # e.g. resumed on another machine: the checkpoint's copy
+            for cell in self._cells:  # the journals as they were at the checkpoint (see the module docstring)
+                path = journal_path(self._journal_dir, cell.name)
+                if cell.name in journals:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                    path.write_bytes(journals[cell.name])
+                else:  # the cell had no trial at the checkpoint
+                    path.unlink(missing_ok=True)
 
     # ---- inspection (for study.json and tests)
 
@@ -272,7 +278,7 @@ class CellSearcher(Searcher):
         return self._studies[name]
 
     def _reconcile(self, name: str, study: optuna.Study) -> None:
-        """Fail the journal's RUNNING trials that no live Tune trial owns (asked after the last checkpoint)."""
+        """Fail the journal's RUNNING trials that no live Tune trial owns (a run killed before its first checkpoint)."""
         ours = {number for tid, number in self._live.items() if self._trial_cell[tid] == name}
         trials = study.get_trials(deepcopy=False)
         if trials and self._counts[name] == 0 and not self._restored:

@@ -199,9 +199,12 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
         _run(first, f"t{i}", [0.5, 0.6, 0.7, 0.8])
     first.on_trial_result("t5", {"epoch": 1, "val_acc": 0.55})  # live at the checkpoint
     first.save(str(tmp_path / "searcher-state-1.pkl"))
-    # After the checkpoint: one more epoch of t5, and a trial Tune will forget (never checkpointed).
+    # After the checkpoint: one more epoch of t5, and trials Tune will forget (never checkpointed):
+    # one still running at the interruption, one that already finished (ASHA stopped it).
     first.on_trial_result("t5", {"epoch": 2, "val_acc": 0.65})
-    orphan = first.suggest("t-orphan")
+    first.suggest("t-running")
+    first.suggest("t-finished")
+    _run(first, "t-finished", [0.1])
 
     resumed = pickle.loads(pristine)
     resumed.restore(str(tmp_path / "searcher-state-1.pkl"))
@@ -217,15 +220,25 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
     t5 = next(t for t in studies[t5_cell].trials if t.user_attrs["tune_trial_id"] == "t5")
     assert t5.state == TrialState.COMPLETE and t5.value == 0.81
     assert t5.intermediate_values == {1: 0.55, 2: 0.66, 3: 0.75, 4: 0.81}  # the re-run epoch keeps the newest value
-    # Every Tune trial has exactly one Optuna trial; the forgotten one is FAIL, marked orphaned.
+    # The studies hold exactly the trials Tune knows, once each: the forgotten ones are gone
+    # (a cell's study would otherwise count more finished trials than the cell ran).
     owners = collections.Counter(t.user_attrs["tune_trial_id"] for st in studies.values() for t in st.trials)
-    assert set(owners.values()) == {1}
-    orphaned = [t for st in studies.values() for t in st.trials if t.user_attrs.get("orphaned")]
-    assert [t.user_attrs["tune_trial_id"] for t in orphaned] == ["t-orphan"]
-    assert orphaned[0].state == TrialState.FAIL
-    assert orphan["cell"] in studies
+    assert owners == collections.Counter([f"t{i}" for i in range(6)] + [f"r{i}" for i in range(3)])
     completed = [t for st in studies.values() for t in st.trials if t.state == TrialState.COMPLETE]
     assert len(completed) == 6  # t0..t5: none lost, none run twice
+
+
+def test_a_journal_left_by_a_run_without_checkpoint_fails_its_running_trials(tmp_path):
+    killed = _searcher("default", n=2, journal_dir=tmp_path, n_cells=1)
+    killed.suggest("t0")
+    _run(killed, "t0", [0.5, 0.6])
+    killed.suggest("t1")  # running when the run was killed, before any checkpoint
+    fresh = _searcher("default", n=2, journal_dir=tmp_path, n_cells=1)
+    fresh.suggest("u0")
+    cell = fresh.trial_cell("u0")
+    states = {t.user_attrs["tune_trial_id"]: (t.state, t.user_attrs.get("orphaned")) for t in
+              load_cell_study(tmp_path, cell).trials}
+    assert states == {"t0": (TrialState.PRUNED, None), "t1": (TrialState.FAIL, True), "u0": (TrialState.RUNNING, None)}
 
 
 def test_restore_rewrites_a_missing_journal_from_the_checkpoint(tmp_path):
