@@ -4,10 +4,11 @@
     python -m benchmarks --only throughput --repeats 5
     python -m benchmarks --smoke --data-dir DIR --results none   # seconds; what the tests run
 
-On a CPU machine: throughput (CPU), accuracy (CPU) and study overhead. With a CUDA
-GPU: throughput and accuracy on the GPU, and GPU sharing; study overhead too when
-Ray is installed. RESULTS.md keeps one section per device, so a CPU run does not
-erase the GPU numbers.
+On a CPU machine: throughput, profile and accuracy (CPU) and study overhead. With a
+CUDA GPU: throughput, profile and accuracy on the GPU, and GPU sharing; study overhead
+too when Ray is installed. RESULTS.md keeps one section per device and benchmark, so a
+run replaces only the sections it measured (a CPU run keeps the GPU numbers, an
+`--only accuracy` run keeps the throughput table).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import accuracy, gpu_sharing, study_overhead, throughput
+from benchmarks import accuracy, gpu_sharing, profile_step, study_overhead, throughput
 from benchmarks.common import Measured, machine, markdown_table, versions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-BENCHMARKS = ("throughput", "accuracy", "overhead", "sharing")
+BENCHMARKS = ("throughput", "profile", "accuracy", "overhead", "sharing")
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def throughput_section(rows: list[throughput.ThroughputRow]) -> str:
-    table = markdown_table(
+    return markdown_table(
         ["model", "factors", "images/epoch", "project img/s", "standard img/s", "standard workers", "ratio"],
         [[r.model, r.factors, f"{r.images:,}", r.project, r.baseline, r.baseline_workers, f"{r.ratio:.2f}x"]
          for r in rows],
     )
-    return "### Throughput (training images per second)\n\n" + table
+
+
+def profile_section(rows: list[profile_step.EpochProfile]) -> str:
+    def top(row: profile_step.EpochProfile) -> str:
+        return ", ".join(f"{name.removeprefix('aten::')} {seconds / row.wall_s:.0%}" for name, seconds in row.top_ops)
+
+    gpu = rows and rows[0].gpu_busy_s is not None
+    header = ["model", "factors", "batches", "host reads per epoch", "epoch s", "in operators"]
+    header += ["GPU busy"] if gpu else []
+    table = markdown_table(
+        header + ["largest operators (self time, share of the epoch)"],
+        [[r.model, r.factors, r.batches, r.host_reads, f"{r.wall_s:.3f}", f"{r.in_ops_share:.0%}"]
+         + ([f"{r.gpu_busy_share:.0%}"] if gpu else []) + [top(r)] for r in rows],
+    )
+    return ("One training epoch under `torch.profiler`, after a warm-up epoch. Host reads are the reads of a "
+            "tensor value into Python (`aten::_local_scalar_dense`: `.item()` and the like), each a wait for "
+            "the device on a GPU; *in operators* is the share of the epoch's wall time inside PyTorch operators "
+            "(the rest is Python between them).\n\n" + table)
 
 
 def accuracy_section(result: accuracy.AccuracyResult) -> str:
@@ -91,8 +109,8 @@ def accuracy_section(result: accuracy.AccuracyResult) -> str:
          ["standard", ", ".join(f"{v:.4f}" for v in result.baseline), mean_std(result.baseline)]],
     )
     images = f"{result.train_images:,}" if result.train_images else "all 54,000"
-    return (f"### Accuracy, same configuration both ways\n\n{result.config}; {result.epochs} epochs on {images} "
-            f"training images, validated on the fixed {result.val_images:,}-image split.\n\n{table}\n\n"
+    return (f"{result.config}; {result.epochs} epochs on {images} training images, validated on the fixed "
+            f"{result.val_images:,}-image split.\n\n{table}\n\n"
             f"Difference {result.difference:+.4f} (standard error {result.standard_error:.4f}): {result.verdict}.")
 
 
@@ -108,28 +126,55 @@ def overhead_section(result: study_overhead.OverheadResult) -> str:
           seconds(result.per_trial_s, 2), seconds(result.once_s, 1), f"{result.ray_init_s:.1f}",
           f"{result.worker_peak_rss_mb:.0f}"]],
     )
-    return ("### Study overhead (embedded Ray, smoke budget, one trial at a time on every core)\n\n"
-            f"Overhead is wall time minus the trials' training time; per trial and once per study from a "
-            f"{result.trials}-trial and a {larger}-trial study in each repeat (the wall and training "
-            f"columns are the {result.trials}-trial study's).\n\n" + table)
+    return ("Embedded Ray, smoke budget, one trial at a time on every core. Overhead is wall time minus the "
+            f"trials' training time; per trial and once per study from a {result.trials}-trial and a "
+            f"{larger}-trial study in each repeat (the wall and training columns are the "
+            f"{result.trials}-trial study's).\n\n" + table)
 
 
 def sharing_section(rows: list[gpu_sharing.SharingRow]) -> str:
-    table = markdown_table(
+    return "Medium model, each trial capped at 1/N of the GPU's memory.\n\n" + markdown_table(
         ["trials on the GPU", "aggregate img/s", "per trial img/s", "vs 1 trial"],
         [[r.trials, r.aggregate, f"{r.per_trial:,.0f}", f"{r.speedup(rows[0]):.2f}x"] for r in rows],
     )
-    return "### GPU sharing (medium model, each trial capped at 1/N of the GPU's memory)\n\n" + table
 
 
-def update_results(path: Path, device_label: str, body: str) -> None:
-    """Replace this device's section of the results file (or add it); other sections stay."""
-    begin, end = f"<!-- begin {device_label} -->", f"<!-- end {device_label} -->"
+TITLES = {"throughput": "throughput (training images per second)", "profile": "where an epoch's time goes",
+          "accuracy": "accuracy, same configuration both ways", "overhead": "study overhead",
+          "sharing": "GPU sharing"}
+
+
+def update_results(path: Path, key: str, body: str) -> None:
+    """Replace the section `key` (a device and a benchmark) of the results file, or add it; others stay."""
+    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
     section = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmark results\n\nWritten by `python -m benchmarks`.\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def measure(name: str, args, device: str, settings: Settings, repeats: int) -> str:
+    """Run one benchmark and return its table with the text that explains it."""
+    if name == "throughput":
+        return throughput_section(throughput.run(
+            args.data_dir, device, list(settings.images), settings.images, settings.batch_size, repeats,
+            settings.workers, args.compile, settings.val_images))
+    if name == "profile":
+        return profile_section(profile_step.run(
+            args.data_dir, device, list(settings.images), settings.images, settings.batch_size, settings.val_images))
+    if name == "accuracy":
+        return accuracy_section(accuracy.run(
+            args.data_dir, device, settings.accuracy_seeds, settings.accuracy_epochs, settings.accuracy_images,
+            settings.batch_size, settings.workers[-1], settings.val_images))
+    if name == "overhead":
+        try:
+            return overhead_section(study_overhead.run(args.data_dir, settings.overhead_trials, repeats))
+        except ImportError as exc:  # a GPU machine without Ray
+            return f"not measured: {exc}"
+    return sharing_section(gpu_sharing.run(
+        args.data_dir, "medium", settings.batch_size, settings.sharing_counts, settings.sharing_epochs, repeats,
+        args.compile))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,41 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.only or [b for b in BENCHMARKS if b != "sharing" or device == "cuda"]
     if device == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
-    started = time.time()
-    print(f"Benchmarks on {machine()}\n{versions()}\n")
-    sections = []
-    if "throughput" in chosen:
-        print("Throughput:")
-        rows = throughput.run(args.data_dir, device, list(settings.images), settings.images, settings.batch_size,
-                              repeats, settings.workers, args.compile, settings.val_images)
-        sections.append(throughput_section(rows))
-    if "accuracy" in chosen:
-        print("Accuracy:")
-        result = accuracy.run(args.data_dir, device, settings.accuracy_seeds, settings.accuracy_epochs,
-                              settings.accuracy_images, settings.batch_size, settings.workers[-1],
-                              settings.val_images)
-        sections.append(accuracy_section(result))
-    if "overhead" in chosen:
-        print("Study overhead:")
-        try:
-            sections.append(overhead_section(study_overhead.run(args.data_dir, settings.overhead_trials, repeats)))
-        except ImportError as exc:  # a GPU machine without Ray
-            sections.append(f"### Study overhead\n\nnot measured: {exc}")
-    if "sharing" in chosen:
-        print("GPU sharing:")
-        rows = gpu_sharing.run(args.data_dir, "medium", settings.batch_size, settings.sharing_counts,
-                               settings.sharing_epochs, repeats, args.compile)
-        sections.append(sharing_section(rows))
-
     label = "cpu" if device == "cpu" else "cuda"
-    header = (f"## {'CPU' if device == 'cpu' else 'GPU'}: {machine()}\n\n{versions()}; "
-              f"{time.strftime('%Y-%m-%d')}; median of {repeats} runs (smallest-largest in brackets); "
-              f"{(time.time() - started) / 60:.0f} min in all.")
-    body = "\n\n".join([header, *sections])
-    print("\n" + body)
+    print(f"Benchmarks on {machine()}\n{versions()}\n")
+    for name in chosen:
+        print(f"{TITLES[name].capitalize()}:")
+        started = time.time()
+        text = measure(name, args, device, settings, repeats)
+        body = (f"## {'CPU' if device == 'cpu' else 'GPU'}: {TITLES[name]}\n\n{machine()}; {versions()}; "
+                f"{time.strftime('%Y-%m-%d')}; median of {repeats} runs (smallest-largest in brackets) where "
+                f"repeated; {(time.time() - started) / 60:.0f} min.\n\n{text}")
+        print("\n" + body + "\n", flush=True)
+        if args.results != "none":
+            update_results(Path(args.results), f"{label} {name}", body)
     if args.results != "none":
-        update_results(Path(args.results), label, body)
-        print(f"\nUpdated {args.results}")
+        print(f"Updated {args.results}")
     return 0
 
 

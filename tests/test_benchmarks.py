@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import accuracy, study_overhead, throughput
-from benchmarks.__main__ import overhead_section, update_results
+from benchmarks import accuracy, profile_step, study_overhead, throughput
+from benchmarks.__main__ import main, overhead_section, update_results
 from benchmarks.common import Measured
 from benchmarks.standard_pipeline import make_loader, torchvision_root
 from study.config import DataConfig
@@ -41,14 +41,54 @@ def test_accuracy_trains_both_pipelines_per_seed(fake_data_dir):
     assert result.verdict in ("same within seed noise", "different")
 
 
-def test_results_file_keeps_the_other_devices_section(tmp_path):
+def test_results_file_replaces_only_the_measured_section(tmp_path):
     path = tmp_path / "RESULTS.md"
-    update_results(path, "cuda", "GPU numbers")
-    update_results(path, "cpu", "old CPU numbers")
-    update_results(path, "cpu", "new CPU numbers")
+    update_results(path, "cuda throughput", "GPU numbers")
+    update_results(path, "cpu throughput", "CPU throughput")
+    update_results(path, "cpu accuracy", "old CPU accuracy")
+    update_results(path, "cpu accuracy", "new CPU accuracy")
     text = path.read_text()
-    assert "GPU numbers" in text and "new CPU numbers" in text and "old CPU numbers" not in text
-    assert text.count("<!-- begin cpu -->") == 1
+    assert "GPU numbers" in text and "CPU throughput" in text and "new CPU accuracy" in text
+    assert "old CPU accuracy" not in text
+    assert text.count("<!-- begin cpu accuracy -->") == 1
+
+
+def test_an_epoch_reads_device_values_once_whatever_its_batch_count(fake_data_dir):
+    """The profiler sees no per-batch host read (each would make the host wait for a GPU)."""
+    rows = {n: profile_step.run(str(fake_data_dir), "cpu", ["small"], {"small": n}, batch_size=32, val_size=100)
+            for n in (64, 256)}
+    for row in rows[64] + rows[256]:
+        assert row.host_reads == 2  # train_loss and train_acc, read after the last batch
+        assert 0 < row.in_ops_s <= row.wall_s and row.gpu_busy_s is None
+    assert {r.batches for r in rows[64]} == {2} and {r.batches for r in rows[256]} == {8}
+
+
+def test_profile_counts_a_host_read_added_per_batch(fake_data_dir, monkeypatch):
+    """The check above can fail: a per-batch `.item()` in the step shows up in the count."""
+    import study.training as training
+
+    real_cross_entropy = training.F.cross_entropy
+
+    def reading_cross_entropy(*args, **kwargs):
+        loss = real_cross_entropy(*args, **kwargs)
+        loss.item()
+        return loss
+
+    monkeypatch.setattr(training.F, "cross_entropy", reading_cross_entropy)
+    [row, _] = profile_step.run(str(fake_data_dir), "cpu", ["small"], {"small": 256}, batch_size=32, val_size=100)
+    assert row.host_reads == 2 + row.batches
+
+
+def test_benchmark_command_writes_a_section_per_benchmark(fake_data_dir, tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    update_results(results, "cpu overhead", "kept")
+    assert main(["--smoke", "--device", "cpu", "--data-dir", str(fake_data_dir), "--results", str(results),
+                 "--only", "throughput", "profile"]) == 0
+    text = results.read_text()
+    for key in ("cpu throughput", "cpu profile", "cpu overhead"):
+        assert text.count(f"<!-- begin {key} -->") == 1
+    assert "## CPU: where an epoch's time goes" in text and "host reads per epoch" in text and "kept" in text
+    assert "Updated" in capsys.readouterr().out
 
 
 def test_study_overhead_splits_into_per_trial_and_once():
