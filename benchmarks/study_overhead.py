@@ -62,9 +62,12 @@ def _peak_rss_mb(experiment: Path) -> float:
 def run(data_dir: str | None, trials: int, repeats: int) -> OverheadResult:
     import ray
 
+    from study.ray_session import worker_runtime_env
+
     cores = os.cpu_count() or 1
     start = time.perf_counter()
-    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    # The study's own worker environment, as `study.ray_session.connect` starts Ray.
+    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
     ray_init_s = time.perf_counter() - start
     walls, trainings, per_trial, once, rss = [], [], [], [], []
     try:
