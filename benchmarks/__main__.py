@@ -47,7 +47,7 @@ class Settings:
 
 
 SETTINGS = {
-    # A 2-core machine: sized so that the whole run takes about 30 minutes.
+    # A 2-core machine: the whole run takes 3 minutes when it is idle, up to 30 when busy.
     "cpu": Settings({"small": 2048, "medium": 1024, "large": 256}, batch_size=64, repeats=3, workers=[0, 2],
                     accuracy_seeds=3, accuracy_epochs=3, accuracy_images=3000, overhead_trials=12,
                     sharing_counts=[], sharing_epochs=0),
