@@ -1,8 +1,8 @@
 """Budget presets: how much data, how many epochs and trials a study spends.
 
 `smoke` is for tests (seconds, on tiny synthetic files), `quick` for the README
-command on a 2-core CPU machine (about ten minutes), `full` for a GPU cluster.
-Every field can be overridden from the command line.
+command on a 2-core CPU machine (1 to 10 minutes, by how busy it is), `full` for a
+GPU cluster. Every field can be overridden from the command line.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ BUDGETS = {
         grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
     ),
     "quick": Budget(
-        name="quick", samples_per_cell=2, max_epochs=4, train_size=2000, val_size=1000, batch_size=64,
+        name="quick", samples_per_cell=3, max_epochs=4, train_size=1500, val_size=1000, batch_size=64,
         grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
-    ),
+    ),  # 3 trials per cell, so ASHA leaves most cells 2 full-budget trials to compare
     "full": Budget(
         name="full", samples_per_cell=24, max_epochs=30, train_size=None, val_size=6000, batch_size=256,
         grace_period=3, reduction_factor=3, cpus_per_trial=2, gpus_per_trial=0.25,  # by model: GPU_SHARE_BY_MODEL

@@ -69,7 +69,7 @@ def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
     Tune's config holds only `config_id` and `fold` (short trial names, small state);
     `configs`, passed with `tune.with_parameters`, maps each config_id to its flat config.
     The score is val_acc after the last epoch and nothing is chosen per epoch, so the
-    fold (12,000 images with 5 folds, more than the quick budget's 2,000-image training subset) is
+    fold (12,000 images with 5 folds, more than the quick budget's 1,500-image training subset) is
     evaluated once rather than every epoch.
     """
     cfg = TrialConfig.from_flat({**configs[config["config_id"]], "fold": config["fold"]})
