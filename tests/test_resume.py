@@ -34,12 +34,16 @@ nuisance:
 fixed: {model: small}
 """
 MAX_EPOCHS = 3  # the smoke budget's
-TRIALS = 8
+TRIALS = 16
 FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
-# Tune snapshots the experiment every 10 s or more by default; smoke trials last a
-# second or two, so the whole first run could end between two snapshots and leave
-# nothing to kill. The killed run snapshots every half-second instead.
+# The first run must still be running when a snapshot on disk records finished trials.
+# Tune snapshots the experiment every 10 s or more by default, and a smoke trial lasts
+# a fraction of a second on a fast machine and several seconds on a busy one. So the
+# killed run snapshots every half-second and trains one trial at a time: once the
+# first two trials end, 14 more are left to run one after another (several seconds
+# even on a fast machine), while a busy machine never gets far past the first two.
 SNAPSHOT_PERIOD_S = "0.5"
+KILLED_RUN_CONCURRENCY = "1"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
@@ -88,7 +92,7 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
     Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
     libraries it loaded.
     """
-    argv = [*argv, "--address", ray_address, "--max-concurrent", "2"]
+    argv = [*argv, "--address", ray_address, "--max-concurrent", KILLED_RUN_CONCURRENCY]
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": SNAPSHOT_PERIOD_S}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
@@ -101,7 +105,7 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
                             + log.read_text()[-3000:])
             if time.time() > deadline:
                 pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
-            time.sleep(0.5)
+            time.sleep(0.2)
         return Path(f"/proc/{process.pid}/maps").read_text()
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver, with no chance to save anything
