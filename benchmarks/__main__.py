@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         text = measure(name, args, device, settings, repeats)
         body = (f"## {'CPU' if device == 'cpu' else 'GPU'}: {TITLES[name]}\n\n{machine()}; {versions()}; "
                 f"{time.strftime('%Y-%m-%d')}; median of {repeats} runs (smallest-largest in brackets) where "
-                f"repeated; {(time.time() - started) / 60:.0f} min.\n\n{text}")
+                f"repeated; {time.time() - started:.0f} s.\n\n{text}")
         print("\n" + body + "\n", flush=True)
         if args.results != "none":
             update_results(Path(args.results), f"{label} {name}", body)
