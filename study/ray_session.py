@@ -37,9 +37,13 @@ def worker_runtime_env() -> dict:
     short trials a worker's peak memory grew from 1.0 to 1.4-1.5 GB on a 2-core
     machine, and stayed at 1.1 GB with 2 arenas. Trials run one per worker process,
     so few arenas cost no contention. The cap must be in place when the process
-    starts, hence the runtime environment (merged with a submitted job's own).
+    starts, hence the runtime environment (merged with a submitted job's own). A
+    MALLOC_ARENA_MAX already set is left to the user: workers of an embedded Ray
+    inherit it, and Ray refuses a job whose runtime environment sets it twice.
     """
-    return {"env_vars": {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}}
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return {}
+    return {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
 
 
 def run_config(storage_path: str, name: str) -> tune.RunConfig:

@@ -24,7 +24,7 @@ def test_workers_start_with_few_malloc_arenas_embedded_or_on_a_cluster(init_call
     assert kwargs.get("address") == address
 
 
-def test_a_malloc_arena_cap_of_the_users_own_is_kept(init_calls, monkeypatch):
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    ray_session.connect(None)
-    assert init_calls[0]["runtime_env"]["env_vars"]["MALLOC_ARENA_MAX"] == "4"
+def test_a_malloc_arena_cap_of_the_users_own_is_left_alone(init_calls, monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # e.g. from a submitted job's runtime environment
+    ray_session.connect("auto")
+    assert init_calls[0]["runtime_env"] == {}
