@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.throughput import trial_config
+from benchmarks.throughput import FACTOR_CONFIGS, trial_config
 from study.device_data import load_split
 from study.training import TrainingState, start_training, steps_per_epoch, train_one_epoch
 
@@ -36,7 +36,6 @@ class EpochProfile:
 
     model: str
     factors: str
-    device: str
     batches: int
     host_reads: int  # reads of a tensor value into Python during the epoch
     wall_s: float  # the epoch, profiler running (its own cost included)
@@ -68,24 +67,24 @@ def profile_epoch(state: TrainingState, split, model: str = "", factors: str = "
     by_self_time = sorted(averages, key=lambda a: a.self_cpu_time_total, reverse=True)
     gpu_busy_s = sum(a.self_device_time_total for a in averages) / US_PER_S if cuda else None
     return EpochProfile(
-        model=model, factors=factors, device=str(state.device),
-        batches=steps_per_epoch(split.n_train, state.cfg.data.batch_size), host_reads=host_reads, wall_s=wall_s,
+        model=model, factors=factors, batches=steps_per_epoch(split.n_train, state.cfg.data.batch_size), host_reads=host_reads, wall_s=wall_s,
         in_ops_s=sum(a.self_cpu_time_total for a in averages) / US_PER_S, gpu_busy_s=gpu_busy_s,
         top_ops=tuple((a.key, a.self_cpu_time_total / US_PER_S) for a in by_self_time[:TOP_OPS]),
     )
 
 
 def run(data_dir: str | None, device: str, models: list[str], images: dict[str, int | None], batch_size: int,
-        val_size: int = 6000, factor_configs: tuple[str, ...] = ("fastest", "slowest")) -> list[EpochProfile]:
+        val_size: int = 6000) -> list[EpochProfile]:
+    """Profile an epoch of each model with the throughput benchmark's fastest and slowest factors."""
     rows = []
     for model in models:
-        for factors in factor_configs:
+        for factors in FACTOR_CONFIGS:
             cfg = trial_config(model, factors, batch_size, images[model], device, False, data_dir, val_size)
             split = load_split(cfg.data, torch.device(device))
             state = start_training(cfg, steps_per_epoch(split.n_train, batch_size), torch.device(device))
             train_one_epoch(state, split)  # warm-up: allocator, oneDNN/cuDNN plans
-            rows.append(profile_epoch(state, split, model, factors))
-            row = rows[-1]
+            row = profile_epoch(state, split, model, factors)
+            rows.append(row)
             print(f"  {model:6s} {factors:7s} {row.batches} batches, {row.host_reads} host reads, "
                   f"{row.in_ops_share:.0%} of the epoch in operators", flush=True)
     return rows
