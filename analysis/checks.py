@@ -1,9 +1,10 @@
 """Warnings: what a reader should know before trusting the conclusions.
 
-Each function returns a list of sentences (empty when all is well): trials that
-were not compared, cells with too few trials, best nuisance values at the edge of
-their search range (the tuning playbook's boundary check), diverged trials, a best
-drop rate at the edge of the rates tried, cells missing from cross-validation.
+Each function returns a list of sentences (empty when all is well): trials or
+replicates that were not scored, cells with too few replicates, best nuisance values
+at the edge of their search range (the tuning playbook's boundary check),
+near-optimal drop rates at the edge of the rates tried, cells that several
+configurations stand for.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from analysis.design import Design
 MIN_TRIALS = 3
 FAILED_FRACTION = 0.10
 EDGE_FRACTION = 0.10  # of the range's width, in log space for log-scale ranges
-CHANCE = 0.2  # FashionMNIST has 10 classes; a trial below 20% accuracy diverged
 NUMERIC_NUISANCE = ("lr", "weight_decay", "momentum")
 LOG_SCALE = ("lr", "weight_decay")
 
 
-def status_warnings(counts: dict, budget: int) -> list[str]:
+def status_warnings(counts: dict, budget: int, rows: str = "trials") -> list[str]:
     out = []
     total = counts["trials"]
-    if counts["pruned"] or counts["error"] or counts["short"] or counts["unscored"]:
+    if counts["pruned"] or counts["diverged"] or counts["error"] or counts["short"] or counts["unscored"]:
         parts = []
         if counts["pruned"]:
             parts.append(f"{counts['pruned']} pruned early by the scheduler")
+        if counts["diverged"]:
+            parts.append(f"{counts['diverged']} diverged")
         if counts["error"]:
             parts.append(f"{counts['error']} failed")
         if counts["short"]:
@@ -35,40 +37,41 @@ def status_warnings(counts: dict, budget: int) -> list[str]:
         if counts["unscored"]:
             parts.append(f"{counts['unscored']} without a score")
         out.append(
-            f"Of {total} trials, {', '.join(parts)}; only the {counts['analysed']} trials that trained the full "
-            f"{budget} epochs are compared."
+            f"Of {total} {rows}, {', '.join(parts)}; only the {counts['analysed']} that trained the full "
+            f"{budget} epochs are scored."
         )
     if total and counts["error"] / total > FAILED_FRACTION:
         out.append(
-            f"Many trials failed: {counts['error']} of {total} ({counts['error'] / total:.0%}); "
-            "check the error column of trials.csv and the trial logs."
+            f"Many {rows} failed: {counts['error']} of {total} ({counts['error'] / total:.0%}); "
+            "check the error column of trials.csv (cv.csv for replicates) and the trial logs."
         )
     return out
 
 
-def few_trials(design: Design, minimum: int = MIN_TRIALS) -> list[str]:
+def few_replicates(design: Design, unit: str, minimum: int = MIN_TRIALS) -> list[str]:
+    """Cells with too few scored replicates for a trustworthy mean and variance."""
     small = design.cells[design.cells["n"] < minimum]
     if small.empty:
         return []
     listed = ", ".join(f"{c} (n={n})" for c, n in zip(small["cell"], small["n"]))
-    out = [f"{len(small)} cell(s) have fewer than {minimum} full-budget trials, so their scores are uncertain: {listed}."]
+    out = [f"{len(small)} cell(s) have fewer than {minimum} scored {unit}, so their scores are uncertain: {listed}."]
     single = small[small["n"] < 2]
     if len(single):
         out.append(
-            f"{len(single)} cell(s) have a single full-budget trial and no variance estimate; they are ranked "
+            f"{len(single)} cell(s) have a single scored replicate and no variance estimate; they are ranked "
             "but left out of the tests: " + ", ".join(single["cell"]) + "."
         )
     return out
 
 
-def missing_cells(trials: pd.DataFrame, design: Design) -> list[str]:
+def missing_cells(trials: pd.DataFrame, design: Design, stage: str) -> list[str]:
+    """Cells of the study that `design` (search or replicates) has no scored row for."""
     missing = sorted(set(trials["cell"]) - set(design.cells["cell"]))
     if not missing:
         return []
-    return [
-        f"{len(missing)} cell(s) have no full-budget trial (all pruned or failed) and are missing from the "
-        "ranking: " + ", ".join(missing) + "."
-    ]
+    why = ("no full-budget search trial (all pruned, diverged or failed)" if stage == "search"
+           else "no scored replicate (not retrained, or every replicate diverged or failed)")
+    return [f"{len(missing)} cell(s) have {why} and are missing from the ranking: " + ", ".join(missing) + "."]
 
 
 def nuisance_edges(trials: pd.DataFrame, design: Design, search_ranges: dict | None) -> list[str]:
@@ -103,47 +106,26 @@ def nuisance_edges(trials: pd.DataFrame, design: Design, search_ranges: dict | N
     return out
 
 
-def diverged(design: Design) -> list[str]:
-    low = design.trials[design.trials["score"] < CHANCE]
-    if low.empty:
-        return []
-    cells = low["cell"].value_counts()
-    listed = ", ".join(f"{c} ({n})" for c, n in cells.items())
-    return [
-        f"{len(low)} full-budget trial(s) scored below {CHANCE:.0%} (training diverged); they pull their cells' "
-        f"means down: {listed}. A narrower learning-rate range would make cells easier to compare."
-    ]
-
-
 def rate_edges(rate_fits) -> list[str]:
     out = []
     for fit in rate_fits:
         if fit.at_edge:
             lo, hi = fit.range
+            near_lo, near_hi = fit.near_optimal
             out.append(
-                f"The best {fit.rate} with bn={fit.bn} ({fit.best:.2f}) is at the edge of the rates tried "
-                f"[{lo:.2f}, {hi:.2f}]; the best rate may lie outside them."
+                f"The rates of {fit.rate} within 0.5 pp of the best fit with bn={fit.bn} ({near_lo:.2f}-{near_hi:.2f}) "
+                f"reach the edge of the rates tried [{lo:.2f}, {hi:.2f}]; better rates may lie outside them."
             )
     return out
 
 
-def cv_coverage(ranking, design: Design) -> list[str]:
-    if ranking.source != "cv":
+def several_configs(replicates: pd.DataFrame | None) -> list[str]:
+    if replicates is None or not (replicates["configs_in_cell"] > 1).any():
         return []
-    out = []
-    missing = sorted(set(design.cells["cell"]) - set(ranking.table["cell"]))
-    if missing:
-        out.append(
-            f"{len(missing)} cell(s) were not cross-validated and are ranked only in ranking_trials: "
-            + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "") + "."
-        )
-    several = ranking.table[ranking.table.get("configs_in_cell", pd.Series(1, index=ranking.table.index)) > 1]
-    if len(several):
-        out.append(
-            "Some cells had several cross-validated configurations; each is ranked by its best one, "
-            "which flatters cells with more configurations."
-        )
-    return out
+    return [
+        "Some cells had several retrained configurations; each is represented by its best one, "
+        "which flatters cells with more configurations."
+    ]
 
 
 def effect_warnings(effects: dict) -> list[str]:

@@ -1,13 +1,20 @@
 """From the study's tables to the conclusions: `run_analysis` and `conclude`.
 
-`run_analysis` keeps every intermediate result (the plots need them);
-`conclude` returns only the conclusions dict that goes to conclusions.json:
+Every conclusion (ranking, effects, interaction, claims, and the best drop rate
+where the rates are cells' own factors) comes from one design, `Analysis.design`:
 
-- `metric`, `factors`, `ranking`, `effects`, `interaction`, `dropout_rate`,
-  `claims`, `warnings` (the keys issue 5 fixes);
-- and, for readers and the report: `ranking_method`, `ranking_trials` (when CV
-  ranks the cells), `comparisons`, `effect_tests`, `final`, `importance`,
-  `counts`, `methods`, `summary` (the conclusions as plain sentences).
+- stage-2 replicates when cv.csv has scored ones (`source: replicates`): each
+  cell's selected configuration retrained on seeds or folds, tested;
+- otherwise the search trials (`source: search`): each cell ranked by its best
+  trial (a selected maximum), nothing tested, every claim inconclusive, and the
+  conclusions say how to confirm them.
+
+The search is always described beside them (`search`): each cell's best trial, the
+mean over its full-budget trials as a named measure of how forgiving the cell is
+of the nuisance range (never its score), and its diverged share (`diverged`).
+
+`run_analysis` keeps every intermediate result (the plots need them); `conclude`
+returns only the conclusions dict that goes to conclusions.json.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ import pandas as pd
 from analysis import checks
 from analysis.claims import Claim, check_claims
 from analysis.design import Design, make_design
-from analysis.effects import factor_effects
+from analysis.effects import factor_effects, search_effects
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
 from analysis.importance import Importance, hyperparameter_importance
-from analysis.interaction import Interaction, interaction_test, means_table
+from analysis.interaction import METHOD as INTERACTION_METHOD
+from analysis.interaction import Interaction, interaction_test, means_table, pair_for
 from analysis.io import (
+    RATE_FACTORS,
     Tables,
     validate_cv,
     validate_cv_summary,
@@ -34,10 +43,30 @@ from analysis.io import (
     validate_final,
     validate_trials,
 )
-from analysis.ranking import OMNIBUS_METHOD, TOP_TWO_METHOD, Ranking, rank_cells, trial_ranking
+from analysis.ranking import (
+    OMNIBUS_METHOD,
+    REPLICATES,
+    SEARCH,
+    TOP_TWO_METHOD,
+    Ranking,
+    rank_cells,
+    search_ranking,
+)
 from analysis.rates import RateFit, fit_dropout_rates
+from analysis.replicates import replicate_rows, replicate_unit
+from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
+
+REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
+SEARCH_ONLY_INTERACTION = (
+    "search trials only: the interaction is not tested until the selected configurations are retrained on "
+    "replicates (`study run` without --search-only, or `study cv EXPERIMENT`)"
+)
+SENSITIVITY_METHOD = (
+    "mean of best_val_acc over a cell's full-budget search trials: how forgiving the cell is of the nuisance "
+    "range and of trial order, not how well it works when tuned"
+)
 
 
 @dataclass(frozen=True)
@@ -45,17 +74,23 @@ class Analysis:
     """Every result of one analysis, and the conclusions dict built from them."""
 
     tables: Tables
-    design: Design
-    ranking: Ranking  # from CV when present
-    trial_ranking: Ranking
+    design: Design  # what the conclusions come from: replicates, or the search when there are none
+    search: Design  # the search trials, always
+    replicates: pd.DataFrame | None  # the replicate rows `design` was built from
+    ranking: Ranking
     effects: dict  # factor -> FactorEffect
     interaction: Interaction
     rate_fits: list  # RateFit
     claims: list  # Claim
+    resolution: Resolution | None
     final: pd.DataFrame | None
     importance: Importance | None
     warnings: list
     conclusions: dict
+
+    @property
+    def source(self) -> str:
+        return self.ranking.source
 
 
 def conclude(
@@ -98,45 +133,65 @@ def run_analysis(
 ) -> Analysis:
     """Every step of the analysis; `n_boot` resamples for the drop-rate intervals, `seed` for all
     bootstraps (results are reproducible); `importance=False` skips Optuna's PED-ANOVA."""
-    design = make_design(tables.trials, metric)
-    ranking = rank_cells(design, tables.cv, tables.cv_summary)
-    by_trials = ranking if ranking.source == "trials" else trial_ranking(design)
-    effects = factor_effects(design)
-    interaction = interaction_test(design)
-    rate_fits = fit_dropout_rates(design, n_boot=n_boot, seed=seed)
+    search = make_design(tables.trials, metric)
+    rows = replicate_rows(tables.cv)
+    if rows is not None:
+        # A rate sampled inside each cell was tuned with the nuisance values: the
+        # replicates carry one rate per cell, which is part of its configuration.
+        tuned = tuple(f for f in search.within_cell if f in RATE_FACTORS)
+        design = make_design(rows, REPLICATE_METRIC, tuned=tuned)
+        unit = replicate_unit(rows)
+        ranking = rank_cells(design, unit)
+        effects = factor_effects(design)
+        interaction = interaction_test(design)
+        resolution = detectable_difference(design, unit)
+        rates_from = design if any(f in design.cell_factors for f in RATE_FACTORS) else search
+    else:
+        design, unit = search, "trials"
+        ranking = search_ranking(search)
+        effects = search_effects(search)
+        interaction = Interaction(pair_for(search), None, False, INTERACTION_METHOD, reason=SEARCH_ONLY_INTERACTION)
+        resolution = None
+        rates_from = search
+    rate_source = REPLICATES if rates_from is design and rows is not None else SEARCH
+    rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     claims = check_claims(design, ranking)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
-        importance_result, importance_reason = hyperparameter_importance(design)
+        importance_result, importance_reason = hyperparameter_importance(search)
     else:
         importance_result, importance_reason = None, "hyperparameter importance was not requested"
     warnings = [
-        *checks.status_warnings(design.counts, design.budget),
+        *checks.status_warnings(search.counts, search.budget, "search trials"),
+        *(checks.status_warnings(design.counts, design.budget, unit) if rows is not None else []),
         *checks.single_cell(design),
-        *checks.missing_cells(tables.trials, design),
-        *checks.few_trials(design),
-        *checks.diverged(design),
-        *checks.nuisance_edges(tables.trials, design, tables.search_ranges),
+        *checks.missing_cells(tables.trials, search, SEARCH),
+        *(checks.missing_cells(tables.trials, design, REPLICATES) if rows is not None else []),
+        *(checks.few_replicates(design, unit) if rows is not None else []),
+        *checks.nuisance_edges(tables.trials, search, tables.search_ranges),
         *checks.rate_edges(rate_fits),
-        *checks.cv_coverage(ranking, design),
+        *checks.several_configs(rows),
         *checks.effect_warnings(effects),
     ]
     if importance_reason and importance:
         warnings.append(importance_reason[0].upper() + importance_reason[1:] + "; the importance plot is skipped.")
     conclusions = build_conclusions(
-        design, ranking, by_trials, effects, interaction, rate_fits, claims, final, importance_result, warnings
+        design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance_result,
+        warnings, tables.trials,
     )
     return Analysis(
-        tables, design, ranking, by_trials, effects, interaction, rate_fits, claims, final, importance_result,
-        warnings, conclusions,
+        tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
+        importance_result, warnings, conclusions,
     )
 
 
-def build_conclusions(design, ranking, by_trials, effects, interaction, rate_fits, claims, final, importance, warnings) -> dict:
+def build_conclusions(design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance,
+                      warnings, trials) -> dict:
     out = {
+        "source": ranking.source,
         "metric": ranking.metric,
         "factors": list(design.factors),
-        "ranking": ranking_entries(ranking, design),
+        "ranking": ranking_entries(ranking, design, search),
         "effects": {f: e.values for f, e in effects.items()},
         "interaction": interaction_entry(interaction, design.metric),
         "dropout_rate": rate_entries(rate_fits),
@@ -144,30 +199,55 @@ def build_conclusions(design, ranking, by_trials, effects, interaction, rate_fit
         "warnings": list(warnings),
         "ranking_method": ranking.method,
         "comparisons": comparisons_entry(ranking),
+        "resolution": vars(resolution) if resolution is not None else None,
         "effects_metric": design.metric,
         "effect_tests": {f: e.test for f, e in effects.items()},
         "counts": {**design.counts, "cells": int(len(design.cells)), "max_epochs": design.budget},
         "cell_factors": list(design.cell_factors),
         "within_cell_factors": list(design.within_cell),
+        "search": search_entry(search, trials),
+        "diverged": diverged_entry(trials),
         "final": final_entries(final),
         "importance": (
             {"method": importance.method, "n_trials": importance.n_trials, "values": importance.values, "kinds": importance.kinds}
             if importance is not None else None
         ),
     }
-    if ranking.source == "cv":
-        out["ranking_trials"] = ranking_entries(by_trials, design)
-        out["ranking_trials_method"] = by_trials.method
     out["methods"] = methods_entry(out)
     out = jsonable(out)
     out["summary"] = summary_sentences(out)
     return out
 
 
-def ranking_entries(ranking: Ranking, design: Design) -> list[dict]:
+def search_entry(search: Design, trials: pd.DataFrame) -> dict:
+    """The search stage: each cell's best trial (the selected configuration) and the nuisance sensitivity."""
+    best = search_ranking(search)
+    cells = search.cells.set_index("cell")
+    return {
+        "counts": dict(search.counts),
+        "best_trials": ranking_entries(best, search, search),
+        "mean_over_trials": {
+            cell: {"mean": float(cells.loc[cell, "mean"]), "n": int(cells.loc[cell, "n"])} for cell in cells.index
+        },
+        "mean_over_trials_method": SENSITIVITY_METHOD,
+        "ranking_method": best.method,
+    }
+
+
+def diverged_entry(trials: pd.DataFrame) -> dict:
+    """Per cell: search trials, how many diverged, and the share (an outcome of its own)."""
+    out = {}
+    for cell, group in trials.groupby("cell", sort=True):
+        n, k = len(group), int((group["status"] == "diverged").sum())
+        out[str(cell)] = {"trials": n, "diverged": k, "share": k / n}
+    return out
+
+
+def ranking_entries(ranking: Ranking, design: Design, search: Design) -> list[dict]:
+    """The ranking as JSON-ready entries, each with the search trial its configuration came from."""
     entries = []
     factor_cols = [f for f in SCIENTIFIC_FACTORS if f in ranking.table]
-    best_rows = design.trials.set_index("trial_id")
+    search_rows = search.trials.set_index("trial_id")
     for rank, rec in enumerate(ranking.table.to_dict("records"), start=1):
         entry = {"rank": rank, "cell": rec["cell"]}
         for f in factor_cols:
@@ -175,21 +255,19 @@ def ranking_entries(ranking: Ranking, design: Design) -> list[dict]:
             entry[f] = None if _missing(v) else _plain(v)
         entry.update(
             n=int(rec["n"]), score=rec["score"], ci_low=rec["ci_low"], ci_high=rec["ci_high"],
-            sd=rec.get("sd"),
+            sd=rec.get("sd"), unit=ranking.unit,
         )
-        if ranking.source == "cv":
-            entry["config_id"] = rec["config_id"]
-            entry["unit"] = "folds"
-        else:
-            entry["unit"] = "trials"
-            best_id = rec["best_trial_id"]
-            if best_id in best_rows.index:
-                best = best_rows.loc[best_id]
-                entry["best_trial"] = {
-                    "trial_id": best_id,
-                    "score": float(best["score"]),
-                    **{k: _plain(best[k]) for k in (*NUISANCE, "p_conv", "p_fc") if k in best.index and not _missing(best[k])},
-                }
+        # A replicate's id is CONFIG_ID/rK; the configuration is the search trial CONFIG_ID.
+        selected = str(rec["best_trial_id"]).split("/")[0] if ranking.source == REPLICATES else rec["best_trial_id"]
+        if ranking.source == REPLICATES:
+            entry["config_id"] = selected
+        if selected in search_rows.index:
+            trial = search_rows.loc[selected]
+            entry["selected_trial"] = {
+                "trial_id": selected,
+                "score": float(trial["score"]),
+                **{k: _plain(trial[k]) for k in (*NUISANCE, "p_conv", "p_fc") if k in trial.index and not _missing(trial[k])},
+            }
         entries.append(entry)
     return entries
 
@@ -229,6 +307,8 @@ def rate_entries(rate_fits: list[RateFit]) -> dict:
             "n": fit.n,
             "range": list(fit.range),
             "at_edge": fit.at_edge,
+            "near_optimal": list(fit.near_optimal),
+            "source": fit.source,
             "method": fit.method,
         }
     return out
@@ -271,25 +351,36 @@ def final_entries(final: pd.DataFrame | None) -> list | None:
 
 
 def methods_entry(out: dict) -> dict:
+    if out["source"] == REPLICATES:
+        replication = (
+            "Two stages. The search (Optuna sampler, per-cell ASHA) selects each cell's best configuration by "
+            "best_val_acc; stage 2 retrains it on replicates to the full budget with no early stopping, and every "
+            "conclusion comes from those replicates (val_acc after the last epoch). The mean over a cell's search "
+            "trials is reported only as a measure of nuisance sensitivity."
+        )
+    else:
+        replication = (
+            "Search trials only: each cell is ranked by its best full-budget trial (its score with the nuisance "
+            "hyperparameters tuned, a selected maximum, biased upwards); nothing is tested and no claim is checked "
+            "until the selected configurations are retrained on replicates."
+        )
     methods = {
-        "replication": (
-            "Only trials that trained the full epoch budget are compared; pruned and failed trials are counted. "
-            "The unit of replication is the trial: trials of a cell differ in their tuned nuisance values and "
-            "seeds, so a cell's score is the mean over the trials the tuner and scheduler let finish, not the best "
-            "trial (a maximum, biased upwards, and more so for cells with more trials)."
-        ),
-        "score": (
-            f"{out['effects_metric']}: "
-            + ("the trial's highest validation accuracy over its epochs" if out["effects_metric"] == "best_val_acc"
-               else "the trial's validation accuracy after its last epoch")
-            + "."
-        ),
+        "replication": replication,
+        "diverged": "a trial or replicate diverged when its training loss became non-finite or its final validation "
+        "accuracy fell below 20% (chance is 10%); diverged runs are counted per cell and never scored",
         "ranking": out["ranking_method"],
-        "effects": "least-squares means of matched cells (see effect_tests for each factor's test)",
+        "effects": (
+            "least-squares means of matched cells (see effect_tests for each factor's test)"
+            if out["source"] == REPLICATES else "best search trial per value, not tested"
+        ),
         "interaction": out["interaction"]["method"],
         "claims": "difference of matched least-squares means (or best claimed cell vs best other cell), Welch t interval; "
-        "verdict from the 95% interval, with a 0.1 percentage-point margin for accuracy claims",
+        "verdicts from the 95% interval, with a 0.1 percentage-point margin applied in both directions for accuracy "
+        "claims (negligible when the interval lies within it)",
+        "nuisance_sensitivity": out["search"]["mean_over_trials_method"],
     }
+    if out.get("resolution"):
+        methods["resolution"] = out["resolution"]["method"]
     if out.get("comparisons", {}).get("omnibus"):
         methods["omnibus"] = out["comparisons"]["omnibus"]["method"]
     rates = [e for per_bn in out["dropout_rate"].values() for e in per_bn.values()]

@@ -1,14 +1,19 @@
 """Which trials are compared, which factors varied, and the per-cell summary.
 
-Only trials that trained the full epoch budget are compared (`status == completed`
-and `epochs >= max_epochs`): a pruned trial's score is from fewer epochs, and ASHA
-prunes by comparing trials, so mixing them in would bias every cell towards the
-ones ASHA liked early. Pruned and failed trials are counted, never scored.
+A design is built from one of two tables, and means something different for each:
 
-The unit of replication is the trial. Trials of one cell differ in their nuisance
-values (the tuner's draws) and seeds, so a cell's mean score estimates how well
-that cell does on average over the tuned nuisance values ASHA let finish; it is not
-the best trial (a maximum, biased upwards, and more so in cells with more trials).
+- stage-2 replicates (`analysis.replicates.replicate_rows`): each cell's selected
+  configuration retrained on seeds or folds. A cell's mean over them is its score
+  when its nuisance hyperparameters are tuned, and every conclusion comes from it;
+- search trials (trials.csv), when no replicates exist: a cell's best trial is its
+  tuned score (a selected maximum, biased upwards), and the mean over its trials
+  measures how forgiving the cell is of the nuisance range, never how good it is.
+
+Either way only rows that trained the full epoch budget are compared (`status ==
+completed` and `epochs >= max_epochs`): a pruned trial's score is from fewer
+epochs, and ASHA prunes by comparing trials, so mixing them in would bias every
+cell towards the ones ASHA liked early. Pruned, diverged and failed rows are
+counted, never scored.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ class Design:
     counts: dict = field(default_factory=dict)
 
 
-def make_design(trials: pd.DataFrame, metric: str = "best_val_acc") -> Design:
-    """Select the comparable trials of a validated trials table and describe them.
+def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple[str, ...] = ()) -> Design:
+    """Select the comparable rows of a validated trials (or replicates) table and describe them.
 
-    Raises `AnalysisError` when no trial trained the full budget, or when no
+    `tuned`: factors that are not compared here although they vary (a drop rate the
+    search tuned inside each cell is part of the configuration a cell's replicates
+    retrain). Raises `AnalysisError` when no row trained the full budget, or when no
     scientific factor varied among those that did.
     """
     if metric not in METRICS:
@@ -58,6 +65,7 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc") -> Design:
         "trials": int(len(trials)),
         "completed": int(completed.sum()),
         "pruned": int((status == "pruned").sum()),
+        "diverged": int((status == "diverged").sum()),
         "error": int((status == "error").sum()),
         "short": int((completed & ~full).sum()),
         "unscored": int((full & ~has_score).sum()),
@@ -67,13 +75,14 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc") -> Design:
     if counts["analysed"] == 0:
         raise AnalysisError(
             f"none of the {counts['trials']} trials trained the full budget of {budget} epochs with a {metric} "
-            f"({counts['pruned']} pruned, {counts['error']} failed, {counts['short']} completed early, "
+            f"({counts['pruned']} pruned, {counts['diverged']} diverged, {counts['error']} failed, "
+            f"{counts['short']} completed early, "
             f"{counts['unscored']} without a score); there is nothing to compare. "
             "Run the study longer or with a larger trial budget."
         )
     df = trials.loc[scored].copy()
     df["score"] = df[metric].astype(float)
-    factors = varying_factors(df)
+    factors = tuple(f for f in varying_factors(df) if f not in tuned)
     if not factors:
         present = [f for f in SCIENTIFIC_FACTORS if f in df.columns]
         raise AnalysisError(
@@ -108,8 +117,10 @@ def _isnan(v) -> bool:
 
 
 def cell_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One row per cell: constant factor values, n, mean, sd, se2 (= sd²/n), df, best trial.
+    """One row per cell: constant factor values, n, mean, sd, se2, df, best trial.
 
+    ``se2 = sd²/n`` for independent replicates; rows with an `se_ratio` (CV folds,
+    which share training images) get the Nadeau-Bengio ``sd²·(1/n + se_ratio)``.
     Factor columns that vary inside a cell hold NaN for it. Sorted by mean, best first.
     (Plain numpy on purpose: pandas groupby on a few dozen rows is mostly overhead.)
     """
@@ -131,9 +142,10 @@ def cell_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
         differs = np.array([a != b and not (_isnan(a) and _isnan(b)) for a, b in zip(values, firsts[codes])], dtype=float)
         constant = np.bincount(codes, differs, minlength=len(cells)) == 0
         table[f] = [v if c else np.nan for v, c in zip(firsts, constant)]
+    ratio = df["se_ratio"].to_numpy(dtype=float)[first] if "se_ratio" in df.columns else 0.0
     table.update(
         n=n, mean=mean, sd=sd, best=y[first], best_trial_id=df["trial_id"].to_numpy(dtype=object)[first].astype(str),
-        se2=sd**2 / n, df=n - 1,
+        se2=sd**2 * (1.0 / n + ratio), df=n - 1,
     )
     out = pd.DataFrame(table)
     return out.sort_values("mean", ascending=False, ignore_index=True)

@@ -10,7 +10,9 @@ that come with each placement. When no key has every value, the values are
 compared unmatched and the result says so (`matched: false`).
 
 Whether the values differ at all is a heteroscedastic F test on the same contrasts
-(`analysis.stats.bootstrap_heteroscedastic_test`).
+(`analysis.stats.bootstrap_heteroscedastic_test`). That is for stage-2 replicates;
+a search-only analysis (`search_effects`) gives each value its best trial, with no
+test, as the tuning playbook's isolation plots do.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ MATCHED_METHOD = stats.LS_MEAN + ", over cells matched on the other factors"
 UNMATCHED_METHOD = stats.LS_MEAN + ", over all cells (not matched: no combination of the other factors has every value)"
 TRIAL_METHOD = "mean of trials per value (the factor varies inside cells, so not matched), " + stats.T_INTERVAL
 TEST_METHOD = stats.PB_TEST + " of equal least-squares means"
+SEARCH_METHOD = "best full-budget search trial per value (a selected maximum; not tested)"
+SEARCH_ONLY = (
+    "search trials only: nothing is tested until the selected configurations are retrained on replicates "
+    "(`study run` without --search-only, or `study cv EXPERIMENT`)"
+)
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,42 @@ def _within_cell_effect(design: Design, factor: str, n_boot: int) -> FactorEffec
         test.update(p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1, df2=res.df2)
     test["estimate_method"] = TRIAL_METHOD
     return FactorEffect(factor, entries, test)
+
+
+def factor_rows(design: Design, factor: str) -> tuple[pd.DataFrame, pd.Series, list]:
+    """The rows where `factor` exists, each row's value label, and the labels in order.
+
+    A rate exists only with its Dropout layer, `order` only in conv blocks with both
+    BN and Dropout2d; a rate that varies inside cells is binned.
+    """
+    df = design.trials
+    if factor in RATE_FACTORS and "dropout" in df:
+        df = df[df["dropout"].isin(RATE_LAYER[factor])]
+    if factor == "order" and {"bn", "dropout"} <= set(df.columns):
+        df = df[(df["bn"] != "none") & df["dropout"].isin(("conv", "all"))]
+    if factor in design.within_cell and factor in RATE_FACTORS:
+        labels = rate_bins(df[factor])
+        order = sorted(labels.unique(), key=_bin_start)
+    else:
+        labels = df[factor].map(value_label)
+        order = [value_label(v) for v in ordered_values(factor, df[factor])]
+    return df, labels, order
+
+
+def search_effects(design: Design) -> dict[str, FactorEffect]:
+    """Per factor value, the best search trial (tuned score, a selected maximum); no tests."""
+    out = {}
+    for factor in design.factors:
+        df, labels, order = factor_rows(design, factor)
+        entries = {}
+        for label in order:
+            scores = df.loc[labels == label, "score"]
+            entries[label] = {"score": float(scores.max()), "ci_low": None, "ci_high": None, "n": int(len(scores)),
+                              "n_cells": int(df.loc[labels == label, "cell"].nunique())}
+        test = {"p_value": None, "significant": False, "method": SEARCH_METHOD, "estimate_method": SEARCH_METHOD,
+                "matched": False, "reason": SEARCH_ONLY}
+        out[factor] = FactorEffect(factor, entries, test)
+    return out
 
 
 def rate_bins(rates: pd.Series, max_bins: int = 4) -> pd.Series:

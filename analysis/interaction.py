@@ -137,6 +137,11 @@ def _levels(design: Design) -> tuple[list, pd.Series | None]:
     return ["bn", "dropout"], None
 
 
+def pair_for(design: Design) -> list:
+    """The pair the interaction test is about in this design: bn x dropout, or bn x a rate."""
+    return _levels(design)[0] if "bn" in design.cell_factors else ["bn", "dropout"]
+
+
 def pair_reason(design: Design) -> str:
     if "bn" not in design.factors:
         return "bn did not vary among the full-budget trials, so the effect of Dropout cannot depend on it here"

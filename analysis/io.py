@@ -17,16 +17,18 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from study.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, cell_name
+from study.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
 
 # The least a trials table needs: which trial, did it finish, how long it trained, its
 # score, and the two factors the study is about.
 REQUIRED_TRIAL_COLUMNS = ("trial_id", "status", "epochs", "best_val_acc", "bn", "dropout")
 REQUIRED_EPOCH_COLUMNS = ("trial_id", "epoch", "train_loss", "train_acc", "val_loss", "val_acc")
-REQUIRED_CV_COLUMNS = ("config_id", "fold", "val_acc")
-REQUIRED_CV_SUMMARY_COLUMNS = ("config_id", "n_folds", "val_acc_mean", "val_acc_std")
+REQUIRED_CV_COLUMNS = ("config_id", "val_acc")
+REQUIRED_CV_SUMMARY_COLUMNS = ("config_id", "val_acc_mean", "val_acc_std")
 REQUIRED_FINAL_COLUMNS = ("config_id", "seed", "test_acc")
-STATUSES = ("completed", "pruned", "error")
+REPLICATE_KINDS = ("seed", "fold")
+# How an older table (or a hand-made one) says that training diverged in its error column.
+DIVERGED_ERROR_WORDS = ("DivergedError", "training loss became")
 RATE_FACTORS = ("p_conv", "p_fc")
 # Which dropout placements contain the layer a rate belongs to.
 RATE_LAYER = {"p_conv": ("conv", "all"), "p_fc": ("fc", "all")}
@@ -115,7 +117,9 @@ def validate_trials(frame: pd.DataFrame, metric: str = "best_val_acc") -> pd.Dat
     """Check and clean a trials table; returns a new DataFrame.
 
     - required columns present (`REQUIRED_TRIAL_COLUMNS`, and `metric`);
-    - `status` one of completed / pruned / error; `trial_id` unique;
+    - `status` one of completed / pruned / diverged / error; `trial_id` unique;
+    - diverged trials labelled one way (`study.factors.is_diverged`): a non-finite
+      loss or a final accuracy near chance is `diverged`, whatever the table said;
     - categorical factors in the vocabulary, `augment` parsed from true/false;
     - rates in [0, 1); accuracies fractions in [0, 1];
     - `max_epochs` filled with the largest `epochs` when the column is absent;
@@ -144,8 +148,11 @@ def validate_trials(frame: pd.DataFrame, metric: str = "best_val_acc") -> pd.Dat
     for column in ACCURACY_COLUMNS + ((metric,) if metric not in ACCURACY_COLUMNS else ()):
         if column in df.columns:
             _check_fraction("trials", df, column)
-    if "gap" not in df.columns and {"val_loss", "train_loss"} <= set(df.columns):
-        df["gap"] = df["val_loss"] - df["train_loss"]
+    for column in ("train_eval_loss", "train_eval_acc"):
+        if column in df.columns:
+            df[column] = _numeric("trials", df, column)
+    df = with_eval_mode_gap(df)
+    df["status"] = label_diverged(df)
     df = validate_factors("trials", df)
     for column in ("lr", "weight_decay", "momentum"):
         if column in df.columns:
@@ -157,6 +164,32 @@ def validate_trials(frame: pd.DataFrame, metric: str = "best_val_acc") -> pd.Dat
         df["cell"] = built if "cell" not in df.columns else df["cell"].fillna(built)
     df["cell"] = df["cell"].astype(str)
     return df
+
+
+def with_eval_mode_gap(df: pd.DataFrame) -> pd.DataFrame:
+    """`gap` = val_loss - train_eval_loss (clean training images, eval mode), or no gap column.
+
+    A gap against the train-mode loss (Dropout and augmentation on) shrinks with any
+    regulariser because the training loss is inflated, so a table without
+    `train_eval_loss` gets no `gap` rather than a misleading one.
+    """
+    if {"val_loss", "train_eval_loss"} <= set(df.columns):
+        return df.assign(gap=df["val_loss"] - df["train_eval_loss"])
+    return df.drop(columns=[c for c in ("gap",) if c in df.columns])
+
+
+def label_diverged(df: pd.DataFrame) -> pd.Series:
+    """Statuses with every diverged run labelled `diverged` (one definition for every table)."""
+    status = df["status"].copy()
+    loss = df["train_loss"] if "train_loss" in df.columns else pd.Series(0.0, index=df.index)
+    acc = df["val_acc"] if "val_acc" in df.columns else df.get("best_val_acc", pd.Series(np.nan, index=df.index))
+    trained = status.isin(("completed", "pruned"))
+    diverged = [is_diverged(l, a) for l, a in zip(loss.astype(float), acc.astype(float))]
+    status[trained & np.array(diverged, dtype=bool)] = "diverged"
+    if "error" in df.columns:
+        said_so = df["error"].astype(str).str.contains("|".join(DIVERGED_ERROR_WORDS), regex=True, na=False)
+        status[(status == "error") & said_so] = "diverged"
+    return status
 
 
 def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -230,8 +263,7 @@ def validate_epochs(frame: pd.DataFrame) -> pd.DataFrame:
             df[column] = pd.to_numeric(df[column], errors="coerce")
     df = df.dropna(subset=["epoch"])
     df["epoch"] = df["epoch"].astype(int)
-    if "gap" not in df.columns:
-        df["gap"] = df["val_loss"] - df["train_loss"]
+    df = with_eval_mode_gap(df)
     for column in ("train_acc", "val_acc"):
         _check_fraction("epochs", df, column)
     return df.sort_values(["trial_id", "epoch"], ignore_index=True)
@@ -246,13 +278,40 @@ def _with_cell(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_cv(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check and clean a replicates table (cv.csv: one row per configuration and replicate).
+
+    A replicate is a seed (`replicate_kind` seed: the configuration retrained with
+    another seed on the study's fixed split) or a fold (`fold`: retrained on the
+    other folds, validated on this one). A table with a `fold` column and no
+    `replicate` column (written by hand, or by an older `study cv`) has folds.
+    """
     _check_columns("cv", frame, REQUIRED_CV_COLUMNS)
     df = frame.copy()
     df["config_id"] = df["config_id"].astype(str)
-    for column in ("fold", "val_acc", "val_loss", "train_loss", "train_acc", "gap"):
+    if "replicate" not in df.columns:
+        if "fold" not in df.columns:
+            raise AnalysisError(
+                "cv table needs a replicate column (or a fold column for cross-validation folds); "
+                f"it has: {', '.join(map(str, frame.columns))}"
+            )
+        df["replicate"] = df["fold"]
+        df["replicate_kind"] = df.get("replicate_kind", "fold")
+    if "replicate_kind" not in df.columns:
+        df["replicate_kind"] = np.where(df["fold"].notna(), "fold", "seed") if "fold" in df.columns else "seed"
+    df["replicate_kind"] = df["replicate_kind"].fillna("fold" if "fold" in df.columns else "seed").astype(str)
+    _check_values("cv", df, "replicate_kind", REPLICATE_KINDS)
+    for column in ("replicate", "fold", "val_acc", "val_loss", "train_loss", "train_acc", "train_eval_loss",
+                   "n_train", "n_val", "epochs", "max_epochs"):
         if column in df.columns:
             df[column] = _numeric("cv", df, column)
     _check_fraction("cv", df, "val_acc")
+    df = with_eval_mode_gap(df)
+    if "status" in df.columns:
+        df["status"] = df["status"].astype(str).str.strip().str.lower()
+        _check_values("cv", df, "status", STATUSES)
+    else:
+        df["status"] = np.where(df["val_acc"].notna(), "completed", "error")
+    df["status"] = label_diverged(df)
     return _with_cell(validate_factors("cv", df))
 
 
@@ -261,7 +320,7 @@ def validate_cv_summary(frame: pd.DataFrame) -> pd.DataFrame:
     df = frame.copy()
     df["config_id"] = df["config_id"].astype(str)
     for column in df.columns:
-        if column.startswith(("val_", "gap_", "n_folds")):
+        if column.startswith(("val_", "gap_", "n_folds", "n_replicates")):
             df[column] = _numeric("cv_summary", df, column)
     _check_fraction("cv_summary", df, "val_acc_mean")
     return _with_cell(validate_factors("cv_summary", df))

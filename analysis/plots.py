@@ -19,8 +19,9 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis import stats
 from analysis.design import Design, ordered_values, value_label
-from analysis.effects import rate_bins
-from analysis.io import RATE_FACTORS, RATE_LAYER
+from analysis.effects import factor_rows
+from analysis.io import RATE_FACTORS
+from analysis.ranking import SEARCH
 from analysis.summary import metric_words
 
 BN_COLORS = {"none": "#7f7f7f", "pre_act": "#1f77b4", "post_act": "#d62728"}
@@ -78,10 +79,11 @@ def rate_interaction_info(rate_fits, metric: str) -> RateInteractionInfo | None:
                 fit.best, fit.ci_low, fit.ci_high, fit.method.startswith("quadratic"),
             )
         )
+    preliminary = " (search trials: preliminary)" if any(fit.source == SEARCH for fit in rate_fits) else ""
     return RateInteractionInfo(
         rates,
         f"mean {metric_words(metric)} (%)",
-        "Dropout rate x BatchNorm: fitted score with 95% bootstrap band",
+        f"Dropout rate x BatchNorm: fitted score with 95% bootstrap band{preliminary}",
     )
 
 
@@ -118,10 +120,11 @@ class PlacementInteractionInfo:
     title: str
 
 
-def placement_interaction_info(design: Design) -> PlacementInteractionInfo | None:
+def placement_interaction_info(design: Design, tested: bool = True) -> PlacementInteractionInfo | None:
+    """Cell means with intervals (replicates), or each cell's best trial without (`tested=False`: search only)."""
     if not {"bn", "dropout"} <= set(design.cell_factors):
         return None
-    cells = design.cells
+    cells = design.cells if tested else design.cells.assign(mean=design.cells["best"], df=0)
     levels = ordered_values("dropout", cells["dropout"])
     series, counts = {}, {}
     for bn in ordered_values("bn", cells["bn"]):
@@ -132,10 +135,12 @@ def placement_interaction_info(design: Design) -> PlacementInteractionInfo | Non
             means.append(m), lows.append(lo), highs.append(hi), ns.append(len(sub))
         series[bn] = tuple(100 * np.array(a, dtype=float) for a in (means, lows, highs))
         counts[bn] = ns
-    return PlacementInteractionInfo(
-        levels, series, counts, f"mean {metric_words(design.metric)} (%)",
-        "Dropout placement x BatchNorm: cell means with 95% CI (averaged over other factors)",
-    )
+    if tested:
+        ylabel, title = f"mean {metric_words(design.metric)} (%)", "Dropout placement x BatchNorm: cell means with 95% CI (averaged over other factors)"
+    else:
+        ylabel = f"best trial's {metric_words(design.metric)} (%)"
+        title = "Dropout placement x BatchNorm: each cell's best search trial (preliminary, no intervals)"
+    return PlacementInteractionInfo(levels, series, counts, ylabel, title)
 
 
 def _mean_of_cells(sub: pd.DataFrame) -> tuple[float, float, float]:
@@ -177,8 +182,9 @@ class HeatmapInfo:
     colorbar: str
 
 
-def heatmap_info(design: Design) -> HeatmapInfo | None:
-    cells = design.cells
+def heatmap_info(design: Design, tested: bool = True) -> HeatmapInfo | None:
+    """Cell means (replicates), or each cell's best trial (`tested=False`: search only)."""
+    cells = design.cells if tested else design.cells.assign(mean=design.cells["best"])
     if "bn" not in cells or "dropout" not in cells or cells["bn"].isna().any() or cells["dropout"].isna().any():
         return None
     if cells["bn"].nunique() < 2 and cells["dropout"].nunique() < 2:
@@ -201,7 +207,10 @@ def heatmap_info(design: Design) -> HeatmapInfo | None:
         panels["all cells" if key is None else f"order={key}"] = (rows, cols, values, counts)
     others = [f for f in design.cell_factors if f not in ("bn", "dropout", "order")]
     note = f" (averaged over {', '.join(others)})" if others else ""
-    return HeatmapInfo(panels, f"Cell scores: bn x dropout{note}", f"mean {metric_words(design.metric)} (%)")
+    if tested:
+        return HeatmapInfo(panels, f"Cell scores: bn x dropout{note}", f"mean {metric_words(design.metric)} (%)")
+    return HeatmapInfo(panels, f"Best search trial per cell: bn x dropout{note} (preliminary; n = full-budget trials)",
+                       f"best trial's {metric_words(design.metric)} (%)")
 
 
 def plot_heatmap(info: HeatmapInfo, path: Path) -> Path:
@@ -242,21 +251,10 @@ class IsolationInfo:
 
 
 def isolation_info(design: Design) -> IsolationInfo:
-    df = design.trials
+    """Per factor value: the best search trial (nuisance tuned away) and the mean of the trials."""
     out = {}
     for factor in design.factors:
-        sub = df
-        if factor in RATE_FACTORS and "dropout" in df:
-            sub = df[df["dropout"].isin(RATE_LAYER[factor])]
-        if factor == "order" and {"bn", "dropout"} <= set(df.columns):
-            # Order only exists where a conv block has both BN and Dropout2d.
-            sub = df[(df["bn"] != "none") & df["dropout"].isin(("conv", "all"))]
-        if factor in design.within_cell and factor in RATE_FACTORS:
-            labels = rate_bins(sub[factor])
-            order = sorted(labels.unique(), key=lambda s: float(s.split("-")[0]))
-        else:
-            labels = sub[factor].map(value_label)
-            order = [value_label(v) for v in ordered_values(factor, sub[factor])]
+        sub, labels, order = factor_rows(design, factor)
         rows = []
         for label in order:
             scores = sub.loc[labels == label, "score"]
@@ -271,7 +269,8 @@ def isolation_info(design: Design) -> IsolationInfo:
         out[factor] = pd.DataFrame(rows)
     return IsolationInfo(
         out, f"{metric_words(design.metric)} (%)",
-        "Isolation plots: best trial per value (nuisance tuned away), and mean of trials with 95% CI",
+        "Search trials per value: the best trial (nuisance tuned away), and the mean of trials with 95% CI "
+        "(how forgiving the value is of the nuisance range)",
     )
 
 
@@ -373,9 +372,14 @@ def plot_learning_curves(info: CurvesInfo, path: Path) -> Path:
         r, c = divmod(k, per_row)
         ax_loss, ax_acc = axes[r, 2 * c], axes[r, 2 * c + 1]
         e = frame["epoch"].to_numpy()
-        ax_loss.plot(e, frame["train_loss"], "-", color="C0", label="train loss")
+        # The gap is measured against the clean, eval-mode training loss where the table has it.
+        clean = "train_eval_loss" in frame and frame["train_eval_loss"].notna().any()
+        base = frame["train_eval_loss"] if clean else frame["train_loss"]
+        ax_loss.plot(e, frame["train_loss"], ":", color="C0", label="train loss (train mode)")
+        if clean:
+            ax_loss.plot(e, base, "-", color="C0", label="train loss (eval mode, clean)")
         ax_loss.plot(e, frame["val_loss"], "--", color="C1", label="validation loss")
-        ax_loss.fill_between(e, frame["train_loss"], frame["val_loss"], color="C1", alpha=0.15, label="gap")
+        ax_loss.fill_between(e, base, frame["val_loss"], color="C1", alpha=0.15, label="gap")
         ax_loss.set_xlabel("epoch")
         ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_loss.set_ylabel("cross-entropy loss (nats)")
@@ -411,7 +415,7 @@ class ExperimentsInfo:
     title: str
 
 
-def experiments_info(design: Design) -> ExperimentsInfo | None:
+def experiments_info(design: Design, unit: str = "trials") -> ExperimentsInfo | None:
     if "experiment" not in design.trials:
         return None
     df = design.trials.dropna(subset=["experiment"])
@@ -424,7 +428,7 @@ def experiments_info(design: Design) -> ExperimentsInfo | None:
         rows.append({"experiment": int(exp), "cell": group["cell"].iloc[0], "mean": 100 * iv.estimate,
                      "ci_low": 100 * low, "ci_high": 100 * high, "best": 100 * group["score"].max(), "n": len(group)})
     return ExperimentsInfo(pd.DataFrame(rows), f"{metric_words(design.metric)} (%)",
-                           "The post's eight experiments: mean of trials (95% CI) and best trial")
+                           f"The post's eight experiments: mean of {unit} (95% CI) and best of them")
 
 
 def plot_experiments(info: ExperimentsInfo, path: Path) -> Path:
@@ -448,6 +452,64 @@ def plot_experiments(info: ExperimentsInfo, path: Path) -> Path:
     return _save(fig, path)
 
 
+# --- diverged share: how much of the learning-rate range each cell tolerates -------------
+
+
+@dataclass(frozen=True)
+class DivergedInfo:
+    shares: pd.DataFrame  # cell, bn, trials, diverged, share (%)
+    points: pd.DataFrame  # lr, bn, diverged (bool), score (%; NaN when diverged)
+    title: str
+
+
+def diverged_info(trials: pd.DataFrame) -> DivergedInfo | None:
+    """Per cell the share of search trials that diverged, and each trial's lr against its outcome."""
+    if not (trials["status"] == "diverged").any():
+        return None
+    bn = trials["bn"] if "bn" in trials else pd.Series("none", index=trials.index)
+    diverged = trials["status"] == "diverged"
+    shares = (
+        pd.DataFrame({"cell": trials["cell"], "bn": bn, "diverged": diverged})
+        .groupby(["cell", "bn"], sort=False)["diverged"].agg(trials="size", diverged="sum").reset_index()
+    )
+    shares["share"] = 100 * shares["diverged"] / shares["trials"]
+    order = {b: i for i, b in enumerate(ordered_values("bn", shares["bn"]))}
+    shares = shares.sort_values(["bn", "cell"], key=lambda c: c.map(order) if c.name == "bn" else c, ignore_index=True)
+    points = None
+    if "lr" in trials:
+        score = trials["best_val_acc"].where(~diverged)
+        points = pd.DataFrame({"lr": trials["lr"], "bn": bn, "diverged": diverged, "score": 100 * score})
+    return DivergedInfo(shares, points, "Diverged search trials: share per cell, and where in the learning-rate range")
+
+
+def plot_diverged(info: DivergedInfo, path: Path) -> Path:
+    panels = 2 if info.points is not None else 1
+    fig = Figure(figsize=(6.2 * panels, 4.4))
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    t = info.shares
+    x = np.arange(len(t))
+    axes[0].bar(x, t["share"], color=[_color(b, i) for i, b in enumerate(t["bn"])])
+    axes[0].set_xticks(x, t["cell"], rotation=60, ha="right", fontsize=7)
+    axes[0].set_ylabel("diverged search trials (%)")
+    axes[0].set_title("Share of each cell's trials that diverged", fontsize=10)
+    axes[0].grid(alpha=0.3, axis="y")
+    if info.points is not None:
+        ax = axes[1]
+        for i, bn in enumerate(ordered_values("bn", info.points["bn"])):
+            sub = info.points[info.points["bn"] == bn]
+            ok_rows, bad = sub[~sub["diverged"]], sub[sub["diverged"]]
+            ax.scatter(ok_rows["lr"], ok_rows["score"], s=14, color=_color(bn, i), alpha=0.7, label=f"bn={bn}")
+            ax.scatter(bad["lr"], np.full(len(bad), 10.0), s=30, marker="x", color=_color(bn, i))
+        ax.set_xscale("log")
+        ax.set_xlabel("lr (log scale)")
+        ax.set_ylabel("best validation accuracy (%); x: diverged")
+        ax.set_title("Outcome of each search trial by learning rate", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(info.title)
+    return _save(fig, path)
+
+
 # --- ranking forest plot ------------------------------------------------------------------
 
 
@@ -464,12 +526,15 @@ class RankingInfo:
 
 def ranking_info(ranking, max_cells: int = 30) -> RankingInfo:
     t = ranking.table.head(max_cells)
-    unit = "folds" if ranking.source == "cv" else "trials"
+    search = ranking.source == SEARCH
+    unit = "trials" if search else ranking.unit
+    title = ("Ranking of cells by their best search trial (a selected maximum; preliminary, no intervals)" if search
+             else f"Ranking of cells: mean over {ranking.unit} with 95% CI, best at the top")
     return RankingInfo(
         [f"{c} (n={n} {unit})" for c, n in zip(t["cell"], t["n"])],
         100 * t["score"].to_numpy(dtype=float), 100 * t["ci_low"].to_numpy(dtype=float),
         100 * t["ci_high"].to_numpy(dtype=float), list(t["n"]),
-        f"{metric_words(ranking.metric)} (%)", "Ranking of cells: mean score with 95% CI, best at the top",
+        f"{metric_words(ranking.metric)} (%)", title,
     )
 
 
@@ -479,7 +544,8 @@ def plot_ranking(info: RankingInfo, path: Path) -> Path:
     ax = fig.subplots()
     y = np.arange(n)[::-1]
     err = np.vstack([info.score - info.low, info.high - info.score])
-    ax.errorbar(info.score, y, xerr=np.nan_to_num(err), fmt="o", color="C0", ecolor="C0", capsize=3, label="mean, 95% CI")
+    label = "best trial" if np.isnan(info.low).all() else "mean, 95% CI"
+    ax.errorbar(info.score, y, xerr=np.nan_to_num(err), fmt="o", color="C0", ecolor="C0", capsize=3, label=label)
     ax.set_yticks(y, info.labels, fontsize=7)
     ax.set_xlabel(info.xlabel)
     ax.set_ylabel("cell")
@@ -539,6 +605,7 @@ PLOT_FILES = {
     "interaction": "interaction.png",
     "interaction_placement": "interaction_placement.png",
     "heatmap": "heatmap.png",
+    "diverged": "diverged.png",
     "isolation": "isolation.png",
     "learning_curves": "learning_curves.png",
     "blog_experiments": "blog_experiments.png",
@@ -552,7 +619,7 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
     """Draw every plot the data allow into out_dir."""
     out_dir = Path(out_dir)
     plots = PlotSet()
-    design = analysis.design
+    design, search = analysis.design, analysis.search
     epochs = analysis.tables.epochs
 
     def draw(name, info, fn, reason):
@@ -561,8 +628,9 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
         else:
             plots.files[name] = fn(info, out_dir / PLOT_FILES[name])
 
+    tested = analysis.source != SEARCH
     rate_info = rate_interaction_info(analysis.rate_fits, design.metric)
-    placement = placement_interaction_info(design)
+    placement = placement_interaction_info(design, tested)
     if rate_info is not None:
         draw("interaction", rate_info, plot_rate_interaction, "")
         draw("interaction_placement", placement, plot_placement_interaction, "bn and dropout placement did not both vary")
@@ -572,12 +640,14 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
             plots.files["interaction"] = plot_placement_interaction(placement, out_dir / PLOT_FILES["interaction"])
         else:
             plots.skipped["interaction"] = "neither a drop rate nor both bn and dropout placement varied"
-    draw("heatmap", heatmap_info(design), plot_heatmap, "bn and dropout are not both cell factors")
-    draw("isolation", isolation_info(design), plot_isolation, "")
-    draw("learning_curves", learning_curves_info(design, epochs), plot_learning_curves, "no epochs.csv with the best trials' epochs")
+    draw("heatmap", heatmap_info(design, tested), plot_heatmap, "bn and dropout are not both cell factors")
+    draw("diverged", diverged_info(analysis.tables.trials), plot_diverged, "no search trial diverged")
+    draw("isolation", isolation_info(search), plot_isolation, "")
+    draw("learning_curves", learning_curves_info(search, epochs), plot_learning_curves, "no epochs.csv with the best trials' epochs")
     if "experiment" in design.trials:
-        draw("blog_experiments", experiments_info(design), plot_experiments, "no experiment numbers")
-        draw("blog_curves", blog_curves_info(design, epochs), plot_learning_curves, "no epochs.csv for the experiments")
+        draw("blog_experiments", experiments_info(design, analysis.ranking.unit if tested else "trials"),
+             plot_experiments, "no experiment numbers")
+        draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
     draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
     return plots

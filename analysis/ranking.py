@@ -1,12 +1,13 @@
-"""The ranking of cells: one score per cell with a 95% interval, best first.
+"""The ranking of cells, best first.
 
-From trials: a cell's score is the mean of its full-budget trials' metric, with a
-Student t interval (trials are the replicates; see `analysis.design`).
+From stage-2 replicates (the default flow): a cell's score is the mean over the
+replicates of its selected configuration, with a 95% interval (Student t over
+seeds; Nadeau-Bengio corrected over CV folds), and a test of equal cell means.
 
-From cross-validation (takes precedence when present): each configuration's score is
-its mean over folds, with the Nadeau-Bengio corrected t interval (folds share
-training data, so the naive interval is too narrow). A cell is represented by its
-best cross-validated configuration.
+From the search alone (no replicates yet): a cell's score is its best full-budget
+trial, the cell's performance with its nuisance hyperparameters tuned, as the
+tuning playbook compares cells. It is a selected maximum (biased upwards, more so
+for noisier cells), so it gets no interval and no test; the ranking is preliminary.
 """
 
 from __future__ import annotations
@@ -19,54 +20,39 @@ import pandas as pd
 
 from analysis import stats
 from analysis.design import Design
-from analysis.errors import AnalysisError
-from study.factors import SCIENTIFIC_FACTORS
 
-TRIALS_METHOD = "mean of full-budget trials per cell, " + stats.T_INTERVAL
-CV_METHOD = "mean over CV folds of each cell's best cross-validated configuration, " + stats.CV_INTERVAL
+REPLICATES, SEARCH = "replicates", "search"
+INTERVALS = {"seeds": stats.SEED_INTERVAL, "folds": stats.CV_INTERVAL, "replicates": stats.CV_INTERVAL}
+SEARCH_METHOD = (
+    "best full-budget search trial per cell (a selected maximum: biased upwards, so no interval and no test; "
+    "preliminary until the selected configurations are retrained on replicates)"
+)
 OMNIBUS_METHOD = stats.PB_TEST + " of equal cell means"
 TOP_TWO_METHOD = stats.WELCH_T + " of the best cell against the runner-up (both chosen from the same data, so read it as descriptive)"
 
 
+def replicate_method(unit: str) -> str:
+    return f"mean over {unit} of each cell's selected configuration, {INTERVALS[unit]}"
+
+
 @dataclass(frozen=True)
 class Ranking:
-    """Cells best first: columns cell, factor values, n, score, ci_low, ci_high, se2, df (+ config_id for CV)."""
+    """Cells best first: columns cell, factor values, n, score, ci_low, ci_high, se2, df, best_trial_id."""
 
     table: pd.DataFrame
-    metric: str  # e.g. best_val_acc or cv_val_acc
+    metric: str  # the design's score column
     method: str
-    source: str  # "trials" or "cv"
+    source: str  # REPLICATES or SEARCH
+    unit: str  # "seeds", "folds", or "best trial"
     omnibus: stats.TestResult | None
     top_two: tuple[stats.Interval, float] | None  # (best - runner-up, p)
 
 
-def rank_cells(
-    design: Design,
-    cv: pd.DataFrame | None = None,
-    cv_summary: pd.DataFrame | None = None,
-    n_boot: int = stats.N_BOOT_TEST,
-) -> Ranking:
-    """CV results when present (cv.csv preferred over cv_summary.csv), else the trials."""
-    cv_table = None
-    if cv is not None and len(cv):
-        cv_table = _cv_configs_from_folds(cv)
-    elif cv_summary is not None and len(cv_summary):
-        cv_table = _cv_configs_from_summary(cv_summary)
-    if cv_table is not None:
-        table = _best_config_per_cell(cv_table, design)
-        return _finish(table, "cv_val_acc", CV_METHOD, "cv", n_boot)
-    return trial_ranking(design, n_boot)
-
-
-def trial_ranking(design: Design, n_boot: int = stats.N_BOOT_TEST) -> Ranking:
-    cells = design.cells
-    table = cells.rename(columns={"mean": "score"}).copy()
-    table["ci_low"], table["ci_high"] = _bounds(table)
-    return _finish(table, design.metric, TRIALS_METHOD, "trials", n_boot)
-
-
-def _finish(table: pd.DataFrame, metric: str, method: str, source: str, n_boot: int = stats.N_BOOT_TEST) -> Ranking:
+def rank_cells(design: Design, unit: str = "seeds", n_boot: int = stats.N_BOOT_TEST) -> Ranking:
+    """Replicate means per cell with intervals, and the test of equal cell means."""
+    table = design.cells.rename(columns={"mean": "score"})
     table = table.sort_values("score", ascending=False, ignore_index=True)
+    table["ci_low"], table["ci_high"] = _bounds(table)
     testable = table[table["df"] >= 1]
     omnibus = None
     if len(testable) >= 2:
@@ -76,7 +62,14 @@ def _finish(table: pd.DataFrame, metric: str, method: str, source: str, n_boot: 
     top_two = None
     if len(table) >= 2 and (table["df"].iloc[:2] >= 1).all():
         top_two = stats.linear_contrast([1, -1], table["score"].iloc[:2], table["se2"].iloc[:2], table["df"].iloc[:2])
-    return Ranking(table, metric, method, source, omnibus, top_two)
+    return Ranking(table, design.metric, replicate_method(unit), REPLICATES, unit, omnibus, top_two)
+
+
+def search_ranking(design: Design) -> Ranking:
+    """Cells by their best full-budget search trial; no intervals, no tests."""
+    table = design.cells.assign(score=design.cells["best"], ci_low=math.nan, ci_high=math.nan)
+    table = table.sort_values("score", ascending=False, ignore_index=True)
+    return Ranking(table, design.metric, SEARCH_METHOD, SEARCH, "best trial", None, None)
 
 
 def _bounds(table: pd.DataFrame) -> tuple[list, list]:
@@ -87,60 +80,3 @@ def _bounds(table: pd.DataFrame) -> tuple[list, list]:
         lows.append(low)
         highs.append(high)
     return lows, highs
-
-
-def _cv_configs_from_folds(cv: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for config_id, group in cv.groupby("config_id", sort=False):
-        values = group["val_acc"].dropna().astype(float)
-        k = len(values)
-        if k == 0:
-            continue
-        sd = float(values.std(ddof=1)) if k > 1 else math.nan
-        row = _config_row(group.iloc[0], config_id)
-        row.update(n=k, score=float(values.mean()), sd=sd, se2=stats.cv_se2(sd, k), df=k - 1)
-        if "val_loss" in group:
-            row["val_loss"] = float(group["val_loss"].mean())
-        if "gap" in group:
-            row["gap"] = float(group["gap"].mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _cv_configs_from_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for _, rec in summary.iterrows():
-        k = int(rec["n_folds"])
-        sd = float(rec["val_acc_std"])
-        row = _config_row(rec, rec["config_id"])
-        row.update(n=k, score=float(rec["val_acc_mean"]), sd=sd, se2=stats.cv_se2(sd, k), df=k - 1)
-        if "val_loss_mean" in rec:
-            row["val_loss"] = float(rec["val_loss_mean"])
-        if "gap_mean" in rec:
-            row["gap"] = float(rec["gap_mean"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _config_row(rec, config_id) -> dict:
-    row = {"config_id": str(config_id), "cell": str(rec["cell"])}
-    for f in SCIENTIFIC_FACTORS:
-        if f in rec.index:
-            row[f] = rec[f]
-    return row
-
-
-def _best_config_per_cell(configs: pd.DataFrame, design: Design) -> pd.DataFrame:
-    if configs.empty:
-        raise AnalysisError("the cross-validation table has no scores (val_acc is empty)")
-    configs = configs.sort_values("score", ascending=False)
-    best = configs.drop_duplicates("cell", keep="first").copy()
-    best["configs_in_cell"] = best["cell"].map(configs["cell"].value_counts())
-    # Factor values missing from the CV table come from the trials' cell table.
-    known = design.cells.set_index("cell")
-    for f in SCIENTIFIC_FACTORS:
-        if f in known.columns and (f not in best.columns or best[f].isna().any()):
-            fill = best["cell"].map(known[f])
-            best[f] = fill if f not in best.columns else best[f].where(best[f].notna(), fill)
-    best["ci_low"], best["ci_high"] = _bounds(best)
-    return best.reset_index(drop=True)

@@ -10,7 +10,14 @@ not masquerade as a rate effect) and a shared curve in the rate:
 
 The best rate maximises the fitted curve over the observed range. Its 95% interval
 is the percentile interval of that argmax over bootstrap resamples of the trials
-(resampled within each group, and within each rate for a grid).
+(resampled within each group, and within each rate for a grid). Since a fitted
+curve is often flat near its top, the fit also gives the near-optimal range: the
+rates whose fitted score is within `NEAR_OPTIMAL` of the best. Only when that range
+reaches an edge of the rates tried may better rates lie outside them.
+
+The rows are whatever design they come from: stage-2 replicates when the rate is a
+cell's own factor (a grid of rates), else the search's feasible trials (completed,
+full budget, not diverged), which the report labels preliminary.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ QUADRATIC = "quadratic least-squares fit of score on the rate (one intercept per
 BINNED = "binned means per rate (one intercept per group of other factors)"
 CI_METHOD = "95% percentile interval of the argmax over {n} stratified bootstrap resamples"
 MIN_QUADRATIC_LEVELS = 5
+NEAR_OPTIMAL = 0.005  # half a percentage point of accuracy
 GRID_POINTS = 201
 
 
@@ -47,15 +55,18 @@ class RateFit:
     band_low: np.ndarray  # pointwise 2.5% bootstrap quantile of the curve
     band_high: np.ndarray
     points: pd.DataFrame  # rate, score (adjusted to the average group), trial_id
+    near_optimal: tuple[float, float] = (float("nan"), float("nan"))  # rates within NEAR_OPTIMAL of the best
+    source: str = "replicates"  # or "search": fitted on search trials, preliminary
 
     @property
     def at_edge(self) -> bool:
+        """The near-optimal range reaches an edge of the rates tried (better rates may lie beyond)."""
         lo, hi = self.range
-        span = hi - lo
-        return bool(span > 0 and (self.best - lo <= 0.05 * span or hi - self.best <= 0.05 * span))
+        near_lo, near_hi = self.near_optimal
+        return bool(hi > lo and (near_lo <= lo or near_hi >= hi))
 
 
-def fit_dropout_rates(design: Design, n_boot: int = 1000, seed: int = 0) -> list[RateFit]:
+def fit_dropout_rates(design: Design, n_boot: int = 1000, seed: int = 0, source: str = "replicates") -> list[RateFit]:
     """A `RateFit` for every (varying rate, bn value) with at least two distinct rates."""
     fits = []
     df = design.trials
@@ -69,7 +80,7 @@ def fit_dropout_rates(design: Design, n_boot: int = 1000, seed: int = 0) -> list
             sub = with_layer[with_layer["bn"] == bn] if "bn" in with_layer else with_layer
             fit = fit_rate(sub, rate, group_factors, n_boot=n_boot, seed=seed + 7919 * i + len(fits))
             if fit is not None:
-                fits.append(replace(fit, bn=value_label(bn)))
+                fits.append(replace(fit, bn=value_label(bn), source=source))
     return fits
 
 
@@ -112,9 +123,10 @@ def fit_rate(trials: pd.DataFrame, rate: str, group_factors, n_boot: int = 1000,
     offsets = beta[:n_g] - beta[:n_g].mean()
     points = pd.DataFrame({"rate": r, "score": y - offsets[g_idx], "trial_id": trials["trial_id"].to_numpy()})
     method = (QUADRATIC if quadratic else BINNED) + "; " + CI_METHOD.format(n=n_boot)
+    near = grid[curve >= curve[best_i] - NEAR_OPTIMAL]
     return RateFit(
         rate, "", method, float(grid[best_i]), ci_low, ci_high, float(curve[best_i]), int(len(y)),
-        (lo, hi), grid, curve, band_low, band_high, points,
+        (lo, hi), grid, curve, band_low, band_high, points, (float(near.min()), float(near.max())),
     )
 
 

@@ -19,6 +19,7 @@ SECTIONS = (
     "Conclusions",
     "Claims from the source post",
     "Ranking of cells",
+    "The search stage",
     "Interaction: does the effect of Dropout depend on BatchNorm?",
     "Dropout rate",
     "Effects of each factor",
@@ -44,12 +45,7 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
     skipped = skipped or {}
     b: list[Block] = [Block("h1", "BatchNorm x Dropout study: analysis report")]
     counts = c.get("counts", {})
-    b.append(Block("p", (
-        f"Source: {source or 'trials table'}. {counts.get('analysed', '?')} of {counts.get('trials', '?')} trials trained "
-        f"the full {counts.get('max_epochs', '?')} epochs and are compared, in {counts.get('cells', '?')} cells. "
-        f"Score: {metric_words(c['metric'])} ({c['metric']}). Factors that varied: {', '.join(c['factors'])}. "
-        "Accuracies are shown in percent; differences in percentage points (pp)."
-    )))
+    b.append(Block("p", _stage_paragraph(c, source)))
 
     b.append(Block("h2", "Conclusions"))
     b.append(Block("ul", list(c.get("summary", []))))
@@ -63,11 +59,13 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
 
     b.append(Block("h2", "Ranking of cells"))
     b.append(Block("p", f"Method: {c.get('ranking_method', '')}."))
-    b += _image(plots, skipped, "ranking", "Cells ranked by mean score; bars are 95% confidence intervals.")
+    caption = ("Cells ranked by their best search trial (preliminary: a selected maximum, no intervals)."
+               if c["source"] == "search" else "Cells ranked by their mean over replicates; bars are 95% confidence intervals.")
+    b += _image(plots, skipped, "ranking", caption)
     b.append(Block("table", *_ranking_table(c["ranking"])))
-    if c.get("ranking_trials"):
-        b.append(Block("p", "Ranking from the search trials alone (before cross-validation):"))
-        b.append(Block("table", *_ranking_table(c["ranking_trials"])))
+
+    b.append(Block("h2", "The search stage"))
+    b += _search_blocks(c, plots, skipped)
 
     b.append(Block("h2", "Interaction: does the effect of Dropout depend on BatchNorm?"))
     it = c["interaction"]
@@ -75,38 +73,45 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
         b.append(Block("p", (
             f"{' x '.join(it['factors'])} interaction: F({num(it['df1'], 2)}, {num(it['df2'], 3)}) = {num(it['statistic'])}, "
             f"{pvalue(it['p_value'])} ({'significant' if it['significant'] else 'not significant'} at 0.05; "
-            f"{it['n_cells']} cells, {it['n_trials']} trials). Method: {it['method']}."
+            f"{it['n_cells']} cells, {it['n_trials']} replicates). Method: {it['method']}."
         )))
     else:
         b.append(Block("p", f"Not tested: {it.get('reason', '')}."))
     b += _image(plots, skipped, "interaction", "Score against dropout rate (or placement), one line per BatchNorm setting, 95% confidence bands.")
     if "interaction_placement" in plots:
         b += _image(plots, skipped, "interaction_placement", "Score against dropout placement, one line per BatchNorm setting.")
-    b += _image(plots, skipped, "heatmap", "Mean score of each bn x dropout cell (n = trials).")
+    b += _image(plots, skipped, "heatmap", "Score of each bn x dropout cell (n = replicates, or trials for a search-only report).")
 
     b.append(Block("h2", "Dropout rate"))
     rate_rows = [
-        [rate, bn, num(e["best"], 3), f"{num(e['ci_low'], 3)}–{num(e['ci_high'], 3)}", pct(e["score_at_best"]), e["n"],
-         f"{num(e['range'][0], 2)}–{num(e['range'][1], 2)}"]
+        [rate, bn, f"{num(e['near_optimal'][0], 2)}–{num(e['near_optimal'][1], 2)}", num(e["best"], 3),
+         f"{num(e['ci_low'], 3)}–{num(e['ci_high'], 3)}", pct(e["score_at_best"]), e["n"],
+         f"{num(e['range'][0], 2)}–{num(e['range'][1], 2)}", "search (preliminary)" if e.get("source") == "search" else "replicates"]
         for rate, per_bn in c["dropout_rate"].items() for bn, e in per_bn.items()
     ]
     if rate_rows:
-        b.append(Block("table", ["rate", "bn", "best rate", "95% CI", "fitted score", "trials", "rates tried"], rate_rows))
+        b.append(Block("table", ["rate", "bn", "near-optimal (within 0.5 pp)", "fitted best", "95% CI of the best",
+                                 "fitted score", "rows", "rates tried", "from"], rate_rows))
         methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
         b.append(Block("p", "Method: " + "; ".join(methods) + "."))
     else:
         b.append(Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate."))
 
     b.append(Block("h2", "Effects of each factor"))
-    b.append(Block("p", f"Score per value of each factor: least-squares means of matched cells ({metric_words(c['effects_metric'])})."))
+    search_only = c["source"] == "search"
+    what = ("the best search trial per value (preliminary, not tested)" if search_only
+            else "least-squares means of matched cells")
+    b.append(Block("p", f"Score per value of each factor: {what} ({metric_words(c['effects_metric'])})."))
     effect_rows = []
     for factor, values in c["effects"].items():
         test = c.get("effect_tests", {}).get(factor, {})
         for label, e in values.items():
             effect_rows.append([factor, label, pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), e.get("n", ""), e.get("n_cells", "")])
-        effect_rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
-    b.append(Block("table", ["factor", "value", "score", "95% CI", "trials", "cells"], effect_rows))
-    b += _image(plots, skipped, "isolation", "Isolation plots: the best trial for each value (nuisance tuned away) and the mean of trials.")
+        if not search_only:
+            effect_rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
+    unit = "trials" if search_only else "replicates"
+    b.append(Block("table", ["factor", "value", "score", "95% CI", unit, "cells"], effect_rows))
+    b += _image(plots, skipped, "isolation", "Isolation plots of the search: the best trial for each value (nuisance tuned away), and the mean of its trials (sensitivity to the nuisance range).")
 
     b.append(Block("h2", "Learning curves"))
     b += _image(plots, skipped, "learning_curves", "Each cell's best trial: train and validation loss (the shaded gap is overfitting) and accuracy per epoch.")
@@ -143,13 +148,55 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
     return b
 
 
+def _stage_paragraph(c: dict, source: str) -> str:
+    counts, search = c.get("counts", {}), c["search"]["counts"]
+    head = (
+        f"Source: {source or 'trials table'}. Search: {search['analysed']} of {search['trials']} trials trained the "
+        f"full {counts.get('max_epochs', '?')} epochs, in {len(c['search']['best_trials'])} cells. "
+    )
+    if c["source"] == "search":
+        stage = ("Preliminary: no replicates yet, so cells are ranked by their best search trial (a selected "
+                 "maximum) and nothing is tested. ")
+    else:
+        unit = c["ranking"][0]["unit"] if c["ranking"] else "replicates"
+        stage = (f"Stage 2: each cell's best configuration retrained on {unit} ({counts.get('analysed', '?')} scored "
+                 f"of {counts.get('trials', '?')}); every conclusion below comes from them. ")
+    return (head + stage + f"Score: {metric_words(c['metric'])} ({c['metric']}). Factors that varied: "
+            f"{', '.join(c['factors'])}. Accuracies are shown in percent; differences in percentage points (pp).")
+
+
+def _search_blocks(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    """Each cell's best search trial (the selected configuration), its nuisance sensitivity and diverged share."""
+    search, diverged = c["search"], c.get("diverged") or {}
+    means = search["mean_over_trials"]
+    rows = []
+    for e in search["best_trials"]:
+        trial = e.get("selected_trial") or {}
+        d = diverged.get(e["cell"], {})
+        rows.append([
+            e["cell"], trial.get("trial_id", ""), pct(e["score"]), num(trial.get("lr"), 3),
+            num(trial.get("weight_decay"), 3), pct(means.get(e["cell"], {}).get("mean")), means.get(e["cell"], {}).get("n", ""),
+            f"{d.get('diverged', 0)}/{d.get('trials', 0)}",
+        ])
+    blocks = [
+        Block("p", "What the search selected, cell by cell: the best full-budget trial (its configuration is what "
+              "stage 2 retrains), the mean over the cell's full-budget trials (how forgiving the cell is of the "
+              "nuisance range and trial order, not its score), and how many of its trials diverged."),
+        Block("table", ["cell", "best trial", "its best_val_acc", "lr", "weight_decay", "mean over trials",
+                        "full-budget trials", "diverged"], rows),
+    ]
+    return blocks + _image(plots, skipped, "diverged", "Diverged search trials per cell, and each trial's outcome by learning rate.")
+
+
 def _ranking_table(entries: list) -> tuple[list, list]:
-    header = ["rank", "cell", "n", "score", "95% CI", "best trial or config"]
+    header = ["rank", "cell", "n", "score", "95% CI", "configuration (search trial)"]
     rows = []
     for e in entries:
-        best = e.get("best_trial") or {}
-        best_text = f"{best['trial_id']} ({pct(best['score'])})" if best else e.get("config_id", "")
-        rows.append([e["rank"], e["cell"], f"{e['n']} {e.get('unit', '')}".strip(), pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), best_text])
+        trial = e.get("selected_trial") or {}
+        lr = f", lr {num(trial['lr'], 3)}" if "lr" in trial else ""
+        config = f"{trial['trial_id']}{lr}" if trial else e.get("config_id", "")
+        rows.append([e["rank"], e["cell"], f"{e['n']} {e.get('unit', '')}".strip(), pct(e["score"]),
+                     ci_pct(e["ci_low"], e["ci_high"]), config])
     return header, rows
 
 

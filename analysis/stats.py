@@ -26,7 +26,11 @@ ALPHA = 0.05
 VAR_FLOOR = 1e-12
 
 T_INTERVAL = "Student t 95% interval"
-CV_INTERVAL = "Nadeau-Bengio corrected t 95% interval over CV folds"
+SEED_INTERVAL = "Student t 95% interval over seeds (independent retrainings)"
+CV_INTERVAL = (
+    "Nadeau-Bengio corrected t 95% interval over CV folds, with the design's own images validated / trained "
+    "(variance s²·(1/k + n_val/n_train))"
+)
 WELCH_T = "Welch t-test (Satterthwaite degrees of freedom)"
 WELCH_JAMES = "Welch-James heteroscedastic F test (Johansen 1980)"
 LS_MEAN = "least-squares mean of cell means, Satterthwaite t 95% interval"
@@ -94,16 +98,19 @@ def interval_from_se(estimate: float, se: float, df: float, level: float = LEVEL
     return Interval(float(estimate), float(estimate - half), float(estimate + half), float(se), float(df))
 
 
-def cv_se2(sd: float, k: int) -> float:
+def cv_se2(sd: float, k: int, test_train_ratio: float | None = None) -> float:
     """Squared standard error of a k-fold CV mean, Nadeau & Bengio (2003) corrected.
 
     Folds share training data, so their scores are positively correlated and the naive
-    ``s²/k`` understates the variance; the correction uses ``1/k + n_test/n_train``,
-    which is ``1/k + 1/(k-1)`` for k-fold CV.
+    ``s²/k`` understates the variance; the correction uses ``1/k + n_test/n_train``.
+    That ratio is ``1/(k-1)`` only when each fold trains on all the other folds; a
+    study that trains on a subset (1,500 images) and validates on a whole fold
+    (12,000) has a ratio of 8, so callers pass the design's own ratio.
     """
     if k < 2:
         return math.nan
-    return float(sd) ** 2 * (1.0 / k + 1.0 / (k - 1))
+    ratio = 1.0 / (k - 1) if test_train_ratio is None else float(test_train_ratio)
+    return float(sd) ** 2 * (1.0 / k + ratio)
 
 
 def linear_contrast(weights, means, se2, df, level: float = LEVEL) -> tuple[Interval, float]:

@@ -13,7 +13,7 @@ METRIC_WORDS = {
     "val_acc": "final validation accuracy",
     "cv_val_acc": "cross-validated validation accuracy",
     "val_loss": "validation loss",
-    "gap": "generalization gap (val_loss - train_loss)",
+    "gap": "generalization gap (val_loss - train_eval_loss)",
 }
 CLAIM_NAMES = {
     "bn_before_dropout": "BatchNorm before Dropout",
@@ -28,17 +28,40 @@ def metric_words(metric: str) -> str:
     return METRIC_WORDS.get(metric, metric)
 
 
+CONFIRM = "`study run` without --search-only, or `study cv EXPERIMENT`"
+
+
 def summary_sentences(c: dict) -> list[str]:
     out = []
+    out += _stage(c)
     out += _ranking(c)
     out += _interaction(c)
     out += _effects(c)
+    out += _resolution(c)
     out += _rates(c)
     out += _claims(c)
+    out += _diverged(c)
     out += _final(c)
     if c.get("warnings"):
         out.append(f"There {'is' if len(c['warnings']) == 1 else 'are'} {len(c['warnings'])} warning(s) to read before trusting these numbers.")
     return out
+
+
+def _stage(c: dict) -> list[str]:
+    counts = c["search"]["counts"]
+    if c["source"] == "search":
+        return [
+            f"Preliminary: these conclusions come from the search alone ({counts['analysed']} full-budget trials of "
+            f"{counts['trials']}). Each cell is ranked by its best trial, a selected maximum that is biased upwards, "
+            f"and nothing is tested; confirm them by retraining each cell's best configuration on replicates "
+            f"({CONFIRM})."
+        ]
+    n = c["ranking"][0]["n"] if c["ranking"] else 0
+    unit = c["ranking"][0]["unit"] if c["ranking"] else "replicates"
+    return [
+        f"These conclusions come from stage 2: each cell's best configuration from the search "
+        f"({counts['analysed']} full-budget trials of {counts['trials']}) retrained on {n} {unit} to the full budget."
+    ]
 
 
 def _ranking(c: dict) -> list[str]:
@@ -47,6 +70,11 @@ def _ranking(c: dict) -> list[str]:
         return []
     best = ranking[0]
     unit = best.get("unit", "trials")
+    if c["source"] == "search":
+        return [
+            f"The best cell is {best['cell']}: its best trial reached {pct(best['score'])} {metric_words(c['metric'])} "
+            f"(a selected maximum of {best['n']} trials; no interval)."
+        ]
     s = [
         f"The best cell is {best['cell']}, with a mean {metric_words(c['metric'])} of {pct(best['score'])} "
         f"({ci_pct(best['ci_low'], best['ci_high'])}, n = {best['n']} {unit})."
@@ -77,7 +105,8 @@ def _interaction(c: dict) -> list[str]:
     else:
         head = f"There is no significant evidence that the effect of {second} depends on BatchNorm (interaction test {stat})."
     detail = _dropout_effect_by_bn(it.get("means") or {}, c["effects_metric"])
-    return [head] + ([detail] if detail else [])
+    rests = f"It rests on {it['n_cells']} cells ({it['n_trials']} replicates)."
+    return [head + " " + rests] + ([detail] if detail else [])
 
 
 def _dropout_effect_by_bn(means: dict, metric: str) -> str:
@@ -92,7 +121,8 @@ def _dropout_effect_by_bn(means: dict, metric: str) -> str:
         parts.append(f"with bn={bn}, the best Dropout setting ({level}) scores {_diff(value - base, metric)} against no Dropout")
     if not parts:
         return ""
-    return "From the cell means: " + "; ".join(parts) + "."
+    return ("Descriptively, from the cell means (the best of several settings, so read the sizes as optimistic): "
+            + "; ".join(parts) + ".")
 
 
 def _diff(x: float, metric: str) -> str:
@@ -108,26 +138,67 @@ def _effects(c: dict) -> list[str]:
             continue
         ranked = sorted(finite.items(), key=lambda kv: -kv[1]["score"])
         listing = ", ".join(f"{k} {pct(v['score'])}" for k, v in ranked)
+        cells = sorted({v.get("n_cells", 0) for v in finite.values()})
+        over = f"{cells[0]} cells each" if len(cells) == 1 else f"{cells[0]}-{cells[-1]} cells each"
         test = c["effect_tests"].get(factor, {})
+        if c["source"] == "search":
+            out.append(f"{factor}: {listing} (best search trial per value, over {over}; not tested).")
+            continue
         if test.get("p_value") is None:
             tail = "not tested"
         else:
             word = "the values differ" if test["significant"] else "no significant difference"
             tail = f"{word}, {pvalue(test['p_value'])}" + ("" if test.get("matched") else ", unmatched")
-        out.append(f"{factor}: {listing} (least-squares means of {metric_words(metric)}; {tail}).")
+        out.append(f"{factor}: {listing} (least-squares means of {metric_words(metric)} over {over}; {tail}).")
     return out
+
+
+def _resolution(c: dict) -> list[str]:
+    r = c.get("resolution")
+    if not r or not ok(r.get("detectable")):
+        return []
+    return [
+        f"Resolution: with {r['n']} {r['unit']} per cell and a typical spread of {pp(r['sd'], sign=False)} between "
+        f"them, differences between two cells smaller than about {pp(r['detectable'], sign=False)} could not be "
+        "detected (80% power); 'no significant difference' here means no difference larger than that."
+    ]
+
+
+def _diverged(c: dict) -> list[str]:
+    div = {cell: d for cell, d in (c.get("diverged") or {}).items() if d["trials"]}
+    total = sum(d["diverged"] for d in div.values())
+    if not total:
+        return []
+    worst = sorted(div.items(), key=lambda kv: -kv[1]["share"])
+    listing = ", ".join(f"{cell} {d['diverged']}/{d['trials']}" for cell, d in worst if d["diverged"])[:400]
+    by_bn: dict = {}
+    for cell, d in div.items():
+        bn = next((part.split("=", 1)[1] for part in cell.split(",") if part.startswith("bn=")), None)
+        if bn is not None:
+            n, k = by_bn.get(bn, (0, 0))
+            by_bn[bn] = (n + d["trials"], k + d["diverged"])
+    bn_text = ""
+    if len(by_bn) > 1:
+        bn_text = " By BatchNorm setting: " + ", ".join(f"bn={bn} {k}/{n} ({k / n:.0%})" for bn, (n, k) in by_bn.items()) + "."
+    return [
+        f"{total} search trial(s) diverged (non-finite loss or accuracy near chance): {listing}.{bn_text} "
+        "Diverged trials are never scored; a high share says a cell tolerates less of the learning-rate range."
+    ]
 
 
 def _rates(c: dict) -> list[str]:
     out = []
     for rate, per_bn in c["dropout_rate"].items():
         parts = [
-            f"{e['best']:.2f} with bn={bn} (95% bootstrap CI {e['ci_low']:.2f}–{e['ci_high']:.2f}, fitted {pct(e['score_at_best'])})"
+            f"{e['near_optimal'][0]:.2f}–{e['near_optimal'][1]:.2f} with bn={bn} (fitted best {e['best']:.2f}, "
+            f"95% bootstrap CI {e['ci_low']:.2f}–{e['ci_high']:.2f}, {pct(e['score_at_best'])})"
             for bn, e in per_bn.items()
             if ok(e.get("best"))
         ]
         if parts:
-            out.append(f"Best {rate}: " + "; ".join(parts) + ".")
+            sources = {e.get("source") for e in per_bn.values()}
+            note = " (from the search trials: preliminary)" if "search" in sources else ""
+            out.append(f"Near-optimal {rate} (within 0.5 pp of the best fit){note}: " + "; ".join(parts) + ".")
     return out
 
 
@@ -140,6 +211,8 @@ def _claims(c: dict) -> list[str]:
             out.append(f"Claim \"{name}\": inconclusive, {claim['reason']}.")
             continue
         out.append(f"Claim \"{name}\": {claim['verdict']}; {claim_evidence(ev)} ({claim['reason']}).")
+    if c["source"] == "search" and c["claims"]:
+        return [f"The post's claims are not checked on search trials alone; confirm with {CONFIRM}."]
     return out
 
 
@@ -153,8 +226,9 @@ def claim_evidence(ev: dict) -> str:
     if "claimed_cell" in ev:
         return (
             f"{ev['claimed_cell']} has {words} {val(ev['claimed_score'])} (rank {ev['claimed_rank']}) against "
-            f"{val(ev['best_other_score'])} for {ev['best_other_cell']}, difference {diff(ev['difference'])} "
-            f"({interval}, {pvalue(ev.get('p_value'))})"
+            f"{val(ev['best_other_score'])} for {ev['best_other_cell']}, the best other cell, difference "
+            f"{diff(ev['difference'])} ({interval}, {pvalue(ev.get('p_value'))}; both cells are picked from the same "
+            "replicates, so this is optimistic about the winner)"
         )
     skip = {"metric", "difference", "ci_low", "ci_high", "p_value", "matched", "n_cells", "n_trials", "margin"}
     groups = [k for k in ev if k not in skip]

@@ -22,6 +22,9 @@ class Budget:
     reduction_factor: float  # ASHA: keep the best 1/reduction_factor at each rung
     cpus_per_trial: float
     gpus_per_trial: float
+    # Stage 2: each cell's best configuration is retrained on this many seeds, and
+    # every conclusion comes from them (see study.cross_validation).
+    confirm_seeds: int = 3
 
     def with_overrides(self, **overrides) -> "Budget":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -30,15 +33,16 @@ class Budget:
 BUDGETS = {
     "smoke": Budget(
         name="smoke", samples_per_cell=2, max_epochs=3, train_size=400, val_size=100, batch_size=64,
-        grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
+        grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=2,
     ),
     "quick": Budget(
         name="quick", samples_per_cell=3, max_epochs=4, train_size=1500, val_size=1000, batch_size=64,
-        grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0,
-    ),  # 3 trials per cell, so ASHA leaves most cells 2 full-budget trials to compare
+        grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=3,
+    ),
     "full": Budget(
         name="full", samples_per_cell=24, max_epochs=30, train_size=None, val_size=6000, batch_size=256,
         grace_period=3, reduction_factor=3, cpus_per_trial=2, gpus_per_trial=0.25,  # by model: GPU_SHARE_BY_MODEL
+        confirm_seeds=5,
     ),
 }
 

@@ -5,13 +5,15 @@ Fair comparison (DESIGN.md section 2) needs three things from the searcher:
 - every cell gets exactly `samples_per_cell` trials: suggestions go round robin over
   the cells whose budget is not used up, then the searcher answers FINISHED;
 - nuisance hyperparameters (and continuous rates) are tuned inside each cell by the
-  cell's own seeded TPE study, which sees only that cell's trials, so no cell wins
-  because a shared sampler favoured it;
+  cell's own seeded Optuna study, which sees only that cell's trials, so no cell wins
+  because a shared sampler favoured it. The sampler is the same kind in every cell
+  (`sampler`: scrambled Sobol "qmc", "tpe" or "random", see `study.cells.make_sampler`);
 - Optuna is told the truth about each trial. Ray's `OptunaSearch` records a trial
   that ASHA stopped after 2 epochs as COMPLETE with its 2-epoch score, and TPE then
   ranks it against 30-epoch scores. Here a trial that stopped before `max_epochs` is
   told PRUNED (its per-epoch values are stored as intermediate values, and TPE ranks
-  pruned trials below complete ones, by how far they got); an errored trial is FAIL;
+  pruned trials below complete ones, by how far they got; qmc and random ignore the
+  values); an errored trial is FAIL;
   a trial that trained to `max_epochs` is COMPLETE with its final-epoch metric.
 
 Why the final epoch rather than the best epoch: ASHA compares trials by the metric
@@ -25,14 +27,15 @@ Persistence and resume: each cell's study lives in Optuna's journal file storage
 (in ``tuner.pkl`` before the run, and with `save` into ``searcher-state-*.pkl`` at
 every experiment checkpoint); study handles are dropped when pickled and reopened
 from the journal on first use. `save`/`restore` keep the routing state (trial ->
-cell, per-cell counts, the Optuna trial number of every live trial, the samplers'
-random state) and a copy of the journals. `restore` puts that copy back in place of
-the journal on disk, so the Optuna studies agree exactly with the trials Tune
-restores: what happened after the checkpoint is replayed by Tune (a live trial
-resumes from its own checkpoint and re-reports its later epochs; a trial asked
-after the checkpoint is forgotten by Tune, which asks again), and the journal
-must not keep a second record of it, or a cell's study would hold more finished
-trials than the cell ran. A journal found on a fresh start (a run killed before
+cell, per-cell counts, the Optuna trial number of every live trial, the samplers
+with their random state) and a copy of the journals (which also hold where a qmc
+sampler stands in its Sobol sequence: a study system attribute). `restore` puts
+that copy back in place of the journal on disk, so the Optuna studies agree
+exactly with the trials Tune restores: what happened after the checkpoint is
+replayed by Tune (a live trial resumes from its own checkpoint and re-reports its
+later epochs; a trial asked after the checkpoint is forgotten by Tune, which asks
+again), and the journal must not keep a second record of it, or a cell's study
+would hold more finished trials than the cell ran. A journal found on a fresh start (a run killed before
 its first checkpoint) keeps its trials; its RUNNING ones are marked FAIL with the
 user attribute ``orphaned``.
 
@@ -53,7 +56,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search_spaces import Cell
-from study.cells import distributions, journal_path, open_cell_study, suggestion
+from study.cells import distributions, journal_path, make_sampler, open_cell_study, suggestion
+from study.planning import resolve_sampler
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ COMPLETED_VALUES = ("last", "best")
 
 
 class CellSearcher(Searcher):
-    """Route each suggestion to one Optuna (TPE) study per cell, round robin.
+    """Route each suggestion to one Optuna study per cell, round robin.
 
     Args:
         cells: the space's cells (`SearchSpace.named_cells()`), in order; cell i's
@@ -77,6 +81,9 @@ class CellSearcher(Searcher):
         time_attr: the result key that counts epochs.
         completed_value: "last" (final-epoch metric) or "best" (best over epochs),
             the value a COMPLETE trial is told.
+        sampler: every cell's sampler, one of `study.planning.SAMPLERS`; None takes
+            `study.planning.default_sampler(samples_per_cell)` (see `sampler` for
+            the name used).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class CellSearcher(Searcher):
         seed: int = 0,
         time_attr: str = "epoch",
         completed_value: str = "last",
+        sampler: str | None = None,
     ):
         cells = list(cells)
         if not cells:
@@ -105,6 +113,7 @@ class CellSearcher(Searcher):
             raise ValueError(f"completed_value must be one of {', '.join(COMPLETED_VALUES)}, got {completed_value!r}")
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        sampler = resolve_sampler(sampler, samples_per_cell)
         super().__init__(metric=metric, mode=mode)
         self._cells = cells
         self._samples_per_cell = samples_per_cell
@@ -113,6 +122,7 @@ class CellSearcher(Searcher):
         self._seed = int(seed)
         self._time_attr = time_attr
         self._completed_value = completed_value
+        self._sampler = sampler
         # Routing state (saved and restored).
         self._counts = {c.name: 0 for c in cells}  # trials suggested per cell
         self._next = 0  # round-robin position
@@ -120,7 +130,8 @@ class CellSearcher(Searcher):
         self._live: dict[str, int] = {}  # Tune trial id -> Optuna trial number, until told
         self._told: dict[str, str] = {}  # Tune trial id -> Optuna state told
         self._samplers = {
-            c.name: optuna.samplers.TPESampler(seed=self._seed + i, constant_liar=True) for i, c in enumerate(cells)
+            c.name: make_sampler(sampler, self._seed + i, samples_per_cell, distributions(c))
+            for i, c in enumerate(cells)
         }
         self._init_transient()
 
@@ -138,6 +149,7 @@ class CellSearcher(Searcher):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_sampler", "tpe")  # pickled before the choice existed: TPE
         self._init_transient()
 
     # ---- what Tune calls
@@ -145,6 +157,11 @@ class CellSearcher(Searcher):
     @property
     def cells(self) -> list[Cell]:
         return list(self._cells)
+
+    @property
+    def sampler(self) -> str:
+        """The name of every cell's sampler ("qmc", "tpe" or "random")."""
+        return self._sampler
 
     @property
     def total_samples(self) -> int:

@@ -27,7 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run (or resume) a search: Optuna suggests, ASHA stops weak trials")
+    run = commands.add_parser(
+        "run", help="run (or resume) the study: the search, then each cell's best configuration on seeds",
+        description="Stage 1, the search: Optuna suggests nuisance values inside every cell and ASHA stops weak "
+        "trials. Stage 2, the confirmation: each cell's best configuration is retrained on R seeds to the full "
+        "budget, and the analysis draws every conclusion from those replicates. Running it again resumes "
+        "whichever stage was interrupted.",
+    )
     run.add_argument("--space", default="default", help="search space name (see `study spaces`) or a .yaml/.toml path")
     run.add_argument("--budget", default="quick", choices=list(BUDGETS), help="budget preset (default: quick)")
     run.add_argument("--model", choices=MODELS, help="model size, when the space does not compare sizes")
@@ -44,19 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray address; 'auto' joins a running cluster (default: embedded local Ray)")
     run.add_argument("--data-dir", help="directory with the FashionMNIST IDX files")
     run.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and the trials")
+    run.add_argument("--sampler", help="sampler of each cell's Optuna study: qmc (scrambled Sobol), tpe or random "
+                     "(default: qmc below 16 trials per cell, else tpe)")
+    run.add_argument("--seeds", type=int, dest="confirm_seeds",
+                     help="stage 2: seeds per cell's best configuration (default: the budget's; quick 3, full 5)")
+    run.add_argument("--search-only", action="store_true",
+                     help="stop after the search (its report is preliminary: ranked by best trial, nothing tested)")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
 
     cv = commands.add_parser(
-        "cv", help="cross-validate the best configurations of a finished (or resumed) study",
-        description="Retrain the picked configurations from scratch on F stratified folds of the training images "
-        "(the same folds for every configuration), for the full epoch budget without early stopping; write "
-        "cv.csv, cv_summary.csv, cv_tests.csv and cv.json into the experiment directory. Never reads the test set.",
+        "cv", help="stage 2 alone: retrain the best configurations of a finished search on seeds or folds",
+        description="Retrain the picked configurations from scratch on R seeds of the study's split (the default, "
+        "as `study run` does at its end) or on F stratified folds of the training images (the same folds for every "
+        "configuration), for the full epoch budget without early stopping; write cv.csv, cv_summary.csv, "
+        "cv_tests.csv and cv.json into the experiment directory. Never reads the test set.",
     )
     cv.add_argument("path", help="experiment directory written by `study run`")
     picking = cv.add_mutually_exclusive_group()
     picking.add_argument("--top-k", type=int, metavar="K", help="the K best completed trials of every cell (default: 1)")
     picking.add_argument("--overall", type=int, metavar="K", help="the K best completed trials of the whole study")
-    cv.add_argument("--folds", type=int, default=5, help="number of stratified folds (default: 5)")
+    replicates = cv.add_mutually_exclusive_group()
+    replicates.add_argument("--seeds", type=int, help="seeds per configuration (default: the study budget's confirm_seeds)")
+    replicates.add_argument("--folds", type=int, help="stratified CV folds instead of seeds")
     cv.add_argument("--train-size", type=int,
                     help="stratified subset of each fold's training part (default: the study's train_size)")
     _add_retraining_options(cv)
@@ -102,16 +117,21 @@ def cmd_run(args: argparse.Namespace) -> None:
         reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         name=args.name, address=args.address, data_dir=args.data_dir, seed=args.seed,
+        confirm_seeds=args.confirm_seeds, sampler=args.sampler,
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
     from study.tuning import run_study
 
     experiment, trials = run_study(plan)
     print_summary(experiment, trials)
-    if not args.no_analyze:
-        if "://" in experiment:
-            print(f"Analyse it where the files are: study analyze {experiment.rsplit('/', 1)[-1]} (after copying it here)")
-        else:
-            analyze_and_report(experiment, None)
+    if not args.search_only:
+        print(f"\nStage 2: each cell's best configuration on {plan.budget.confirm_seeds} seeds, to the full budget")
+        from study.cross_validation import CVOptions, run_cv
+
+        print_cv(run_cv(CVOptions(
+            experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
+            address=args.address, data_dir=plan.param_space["data_dir"],
+        )))
+    _analyze_after(experiment, args.no_analyze)
 
 
 def _retraining_options(args: argparse.Namespace) -> dict:
@@ -127,38 +147,44 @@ def cmd_cv(args: argparse.Namespace) -> None:
     from study.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
 
     outcome = run_cv(CVOptions(
-        top_k=args.top_k, overall=args.overall, folds=args.folds, **_retraining_options(args),
+        top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
     ))
     print_cv(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 
 
 def print_cv(outcome) -> None:
-    from study.cv_stats import INTERVAL_METHOD, PAIRED_TEST
+    from study.cv_stats import interval_method, test_method
     from study.selection import cells_left_out
 
     plan, summary, tests = outcome.plan, outcome.summary, outcome.tests
     first = next(iter(plan.configs.values()))
     train_size = first.get("train_size")
-    print(f"\nCross-validation of {len(plan.configs)} configurations ({plan.selection}) on {plan.n_folds} folds, "
+    unit = "folds" if plan.kind == "fold" else "seeds"
+    print(f"\nStage 2: {len(plan.configs)} configurations ({plan.selection}) on {plan.n_replicates} {unit}, "
           f"{first.get('max_epochs')} epochs, "
-          + (f"{train_size} training images per fold" if train_size else "all of each fold's training images"))
+          + (f"{train_size} training images each" if train_size else "all the training images"))
     failed = outcome.cv[outcome.cv["status"] != "completed"]
     if len(failed):
-        print(f"  warning: {len(failed)} of {len(outcome.cv)} trainings failed (see the error column of cv.csv)")
+        counts = failed["status"].value_counts().to_dict()
+        print(f"  warning: {len(failed)} of {len(outcome.cv)} trainings not scored ({counts}; see cv.csv)")
     left_out = cells_left_out(plan.experiment.trials, plan.picked)
     if left_out:
-        print(f"  note: no completed trial to cross-validate in cell(s): {', '.join(left_out)}")
-    columns = [c for c in ("config_id", "cell", "n_folds", "val_acc_mean", "val_acc_std", "val_acc_ci_low",
+        print(f"  note: no completed trial to retrain in cell(s): {', '.join(left_out)}")
+    columns = [c for c in ("config_id", "cell", "n_replicates", "val_acc_mean", "val_acc_std", "val_acc_ci_low",
                            "val_acc_ci_high", "val_loss_mean", "gap_mean", "lr", "weight_decay") if c in summary]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(f"\n{summary[columns].to_string(index=False)}")
-    print(f"\nIntervals: {INTERVAL_METHOD}.")
+    print(f"\nIntervals: {interval_method(plan.kind)}.")
     if len(tests):
         best = tests["best_config_id"].iloc[0]
-        print(f"Paired comparisons: {PAIRED_TEST}.")
+        print(f"Comparisons: {test_method(plan.kind)}.")
+        noise = f"{unit[:-1]}-to-{unit[:-1]} noise"
         for rec in tests.to_dict("records"):
-            verdict = "larger than fold-to-fold noise" if rec["significant"] else "within fold-to-fold noise"
+            if rec["p_value"] != rec["p_value"]:  # NaN: a side with fewer than 2 scored replicates
+                verdict = "not tested (fewer than 2 scored replicates)"
+            else:
+                verdict = f"larger than {noise}" if rec["significant"] else f"within {noise}"
             print(f"  {best} - {rec['config_id']}: {100 * rec['diff_mean']:+.2f} points of val_acc "
                   f"(p = {rec['p_value']:.3g}, Holm-adjusted {rec['p_holm']:.3g}): {verdict}")
     print(f"\nResults: {outcome.experiment_uri}/cv.csv, cv_summary.csv, cv_tests.csv, cv.json")
@@ -220,14 +246,17 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def print_summary(experiment: str, trials: pd.DataFrame, top: int = 10) -> None:
+    from study.factors import STATUSES
+
     counts = trials["status"].value_counts()
     print()
-    print(f"{len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "pruned", "error")))
-    done = trials[trials["status"] != "error"].sort_values("best_val_acc", ascending=False)
+    print(f"Search: {len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    done = trials[trials["status"].isin(("completed", "pruned"))].sort_values("best_val_acc", ascending=False)
     columns = ["trial_id", "cell", "status", "epochs", "best_val_acc", "val_loss", "gap", "lr", "weight_decay"]
     if len(done):
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-            print(f"\nBest trials by best_val_acc:\n{done[columns].head(top).to_string(index=False)}")
+            print(f"\nBest search trials by best_val_acc (selected maxima; stage 2 retrains each cell's best):\n"
+                  f"{done[columns].head(top).to_string(index=False)}")
     print(f"\nResults: {experiment}/trials.csv, epochs.csv, study.json")
 
 

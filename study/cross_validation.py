@@ -1,19 +1,31 @@
-"""Cross-validation of the best configurations of a finished search (`study cv`).
+"""Stage 2: the best configurations of a finished search, retrained on replicates (`study cv`).
 
-Each picked configuration (`study.selection`) is retrained from scratch on each of
-F stratified folds of the training images: trained on the other folds (a stratified
-subset of them when the study trained on `train_size` images) for the full epoch
-budget with no early stopping, then validated on the fold once, after the last epoch
-(`study.trainable.train_cv_trial`). The folds depend only on
-the labels and the study's seed, so every configuration sees the same folds and
-the comparison is paired. Every (configuration, fold) training is a Ray Tune
-trial; they run in parallel with the study's resources, and their state lives in
-`EXPERIMENT/cv/`, so an interrupted run resumes.
+`study run` ends with this stage by default; `study cv` runs it alone, with more
+control (top-k per cell, the best K overall, folds instead of seeds). Each picked
+configuration (`study.selection`) is retrained from scratch R times, to the full
+epoch budget with no early stopping, and validated once, after the last epoch
+(`study.trainable.train_cv_trial`). A replicate is one of:
+
+- a seed (the default): the same configuration, training seed
+  ``trial seed + SEED_STRIDE·(r + 1)``, on the study's own fixed split. Seed
+  replicates are independent retrainings, so a plain t interval over them is
+  exact; they measure the run-to-run spread that a difference between cells must
+  beat (the tuning playbook's test), on the validation images the search used, so
+  every cell is compared on the same images;
+- a fold (`--folds F`): trained on the other folds (a stratified subset of them
+  when the study trained on `train_size` images), validated on this one. The folds
+  depend only on the labels and the study's seed, so every configuration sees the
+  same folds. Folds share training images, so their intervals carry the
+  Nadeau-Bengio correction with the design's own sizes (`n_val`, `n_train`).
+
+Every (configuration, replicate) training is a Ray Tune trial; they run in parallel
+with the study's resources, and their state lives in `EXPERIMENT/cv/`, so an
+interrupted run resumes.
 
 Writes, in the experiment directory: `cv.csv` (one row per configuration and
-fold), `cv_summary.csv` (one row per configuration), `cv_tests.csv` (the best
-configuration against each other one, paired over folds) and `cv.json` (the plan,
-the methods, timings, versions).
+replicate), `cv_summary.csv` (one row per configuration), `cv_tests.csv` (the best
+configuration against each other one) and `cv.json` (the plan, the methods,
+timings, versions).
 """
 
 from __future__ import annotations
@@ -26,8 +38,9 @@ import pandas as pd
 from ray import tune
 
 from study.config import TrialConfig
-from study.cv_stats import INTERVAL_METHOD, PAIRED_TEST, paired_tests, summarise_cv
+from study.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.datasets import find_data_dir, load_arrays
+from study.factors import is_diverged
 from study.results import write_csv, write_json
 from study.retraining import (
     Experiment,
@@ -49,16 +62,24 @@ from study.ray_session import connect, run_config
 FOLDER = "cv"
 RECORD = "cv.json"
 FILES = ("cv.csv", "cv_summary.csv", "cv_tests.csv", RECORD)
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epoch_s")
+METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s")
+SEED, FOLD = "seed", "fold"
+SEED_STRIDE = 1000  # replicate r trains with seed + 1000·(r + 1): never a seed the search used
+DEFAULT_SEEDS = 3  # when the study recorded no confirm_seeds (a hand-made experiment)
 
 
 @dataclass(frozen=True)
 class CVOptions(RetrainingOptions):
-    """What `study cv` was asked to do; `train_size` defaults to the study's (a subset of each fold's training part)."""
+    """What `study cv` was asked to do; `train_size` defaults to the study's.
+
+    Replicates: `seeds` (default: the study budget's `confirm_seeds`) or `folds`;
+    give at most one of them.
+    """
 
     top_k: int | None = None
     overall: int | None = None
-    folds: int = 5
+    folds: int | None = None
+    seeds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,26 +88,40 @@ class CVPlan:
 
     experiment: Experiment
     picked: pd.DataFrame  # the picked trials' rows, best first
-    configs: dict[str, dict]  # config_id (the picked trial's trial_id) -> flat config, minus the fold
-    n_folds: int
+    configs: dict[str, dict]  # config_id (the picked trial's trial_id) -> flat config, minus the replicate
+    kind: str  # SEED or FOLD
+    n_replicates: int
+    sizes: dict[str, tuple[int, int]]  # config_id -> (images trained on, images validated on) per replicate
     resources: Resources
     selection: str  # how the configurations were picked, in words
 
-    def trial_config(self, config_id: str, fold: int) -> dict:
-        """The flat config of one training: what `train_cv_trial` hands `train_trial`."""
-        return {**self.configs[config_id], "fold": fold}
+    def trial_config(self, config_id: str, replicate: int) -> dict:
+        """The flat config of one training: the configuration with its fold, or with its replicate's seed."""
+        flat = self.configs[config_id]
+        if self.kind == FOLD:
+            return {**flat, "fold": replicate}
+        return {**flat, "seed": int(flat.get("seed", 0)) + SEED_STRIDE * (replicate + 1)}
+
+    def trial_configs(self) -> dict[str, dict]:
+        """Every training's flat config, keyed `replicate_key(config_id, replicate)` (what the worker looks up)."""
+        return {replicate_key(cid, r): self.trial_config(cid, r) for cid in self.configs for r in range(self.n_replicates)}
 
     def param_space(self) -> dict:
-        # Every configuration on every fold; no searcher, no scheduler: all train to the end.
-        return {"config_id": tune.grid_search(list(self.configs)), "fold": tune.grid_search(list(range(self.n_folds)))}
+        # Every configuration on every replicate; no searcher, no scheduler: all train to the end.
+        return {"config_id": tune.grid_search(list(self.configs)),
+                "replicate": tune.grid_search(list(range(self.n_replicates)))}
 
     def record(self) -> dict:
         """What must match for a resume."""
         return {
             "selection": self.selection,
-            "n_folds": self.n_folds,
+            "replicates": {"kind": self.kind, "n": self.n_replicates},
             "configs": {cid: without_location(cfg) for cid, cfg in self.configs.items()},
         }
+
+
+def replicate_key(config_id: str, replicate: int) -> str:
+    return f"{config_id}/{replicate}"
 
 
 def _selection_words(options: CVOptions) -> str:
@@ -97,27 +132,51 @@ def _selection_words(options: CVOptions) -> str:
     return "the best completed trial of every cell, by best_val_acc"
 
 
+def _replicates(options: CVOptions, experiment: Experiment) -> tuple[str, int]:
+    """(kind, count): --folds F, --seeds S, else the study's confirm_seeds."""
+    if options.folds is not None and options.seeds is not None:
+        raise RetrainError(
+            f"--folds {options.folds} and --seeds {options.seeds} are two kinds of replicate; give one of them"
+        )
+    if options.folds is not None:
+        if isinstance(options.folds, bool) or not isinstance(options.folds, int) or options.folds < 2:
+            raise RetrainError(f"--folds must be a whole number of at least 2, got {options.folds!r}")
+        return FOLD, options.folds
+    seeds = options.seeds if options.seeds is not None else int(experiment.budget.get("confirm_seeds") or DEFAULT_SEEDS)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise RetrainError(f"--seeds must be a whole number of at least 2 (a spread needs two), got {seeds!r}")
+    return SEED, seeds
+
+
 def plan_cv(options: CVOptions) -> CVPlan:
     """Validate the options, pick the configurations and check the data, before Ray starts."""
-    if isinstance(options.folds, bool) or not isinstance(options.folds, int) or options.folds < 2:
-        raise RetrainError(f"--folds must be a whole number of at least 2, got {options.folds!r}")
     experiment = open_experiment(options.experiment)
+    kind, n = _replicates(options, experiment)
     picked = pick_configs(experiment.trials, top_k=options.top_k, overall=options.overall)
     data_dir = str(find_data_dir(options.data_dir or experiment.shared.get("data_dir")))
     _, labels = load_arrays(data_dir, "train")  # the training files only; a corrupt one fails here
-    if options.folds > len(labels):
-        raise RetrainError(f"--folds {options.folds} exceeds the {len(labels)} training images; choose fewer folds")
-    # The folds are seeded with the study's seed and nothing per configuration: the same for all.
-    settings = {"data_dir": data_dir, "n_folds": options.folds, "split_seed": experiment.seed}
+    if kind == FOLD and n > len(labels):
+        raise RetrainError(f"--folds {n} exceeds the {len(labels)} training images; choose fewer folds")
+    # Folds are seeded with the study's seed and nothing per configuration: the same for all.
+    settings = {"data_dir": data_dir, "n_folds": n, "split_seed": experiment.seed} if kind == FOLD else {"data_dir": data_dir}
     if options.train_size is not None:
         settings["train_size"] = options.train_size
     if options.max_epochs is not None:
         settings["max_epochs"] = options.max_epochs
     configs = {str(row["trial_id"]): training_config(row, experiment.shared, **settings) for _, row in picked.iterrows()}
-    _check_train_size(configs, len(labels), options.folds)
+    if kind == FOLD:
+        _check_train_size(configs, len(labels), n)
+    sizes = {cid: _sizes(cfg, kind, n, len(labels)) for cid, cfg in configs.items()}
     resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
                                   options.max_concurrent, options.address)
-    return CVPlan(experiment, picked, configs, options.folds, resources, _selection_words(options))
+    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options))
+
+
+def _sizes(flat: dict, kind: str, n: int, n_images: int) -> tuple[int, int]:
+    """(images trained on, images validated on) by one replicate of this configuration."""
+    cfg = TrialConfig.from_flat(flat)
+    n_val = math.ceil(n_images / n) if kind == FOLD else cfg.data.val_size
+    return (cfg.data.train_size or n_images - n_val), n_val
 
 
 def _check_train_size(configs: dict[str, dict], n_images: int, n_folds: int) -> None:
@@ -132,29 +191,36 @@ def _check_train_size(configs: dict[str, dict], n_images: int, n_folds: int) -> 
 
 
 def cv_table(results, plan: CVPlan) -> pd.DataFrame:
-    """cv.csv: one row per configuration and fold, in the order picked, then by fold."""
+    """cv.csv: one row per configuration and replicate, in the order picked, then by replicate."""
     rows = []
     for result in results:
-        config_id, fold = str(result.config["config_id"]), int(result.config["fold"])
-        flat = plan.configs[config_id]
+        config_id, replicate = str(result.config["config_id"]), int(result.config["replicate"])
+        flat = plan.trial_config(config_id, replicate)
         metrics, error = last_metrics(result)
         epochs = int(metrics.get("epoch") or 0)
         max_epochs = TrialConfig.from_flat(flat).max_epochs
-        if not error and epochs < max_epochs:
+        values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
+        diverged = not error and is_diverged(values["train_loss"], values["val_acc"])
+        if not error and not diverged and epochs < max_epochs:
             error = f"stopped after {epochs} of {max_epochs} epochs"
+        n_train, n_val = plan.sizes[config_id]
         rows.append({
             "config_id": config_id,
             **config_columns(flat),
             "trial_id": config_id,
-            "fold": fold,
-            "status": "error" if error else "completed",
+            "replicate": replicate,
+            "replicate_kind": plan.kind,
+            "fold": replicate if plan.kind == FOLD else None,
+            "status": "error" if error else ("diverged" if diverged else "completed"),
             "epochs": epochs,
-            **{m: float(metrics.get(m, math.nan)) for m in METRICS},
+            **values,
+            "n_train": n_train,
+            "n_val": n_val,
             "error": error,
         })
     order = {cid: i for i, cid in enumerate(plan.configs)}
     table = pd.DataFrame(rows)
-    table = table.assign(_order=table["config_id"].map(order)).sort_values(["_order", "fold"])
+    table = table.assign(_order=table["config_id"].map(order)).sort_values(["_order", "replicate"])
     return table.drop(columns="_order").reset_index(drop=True)
 
 
@@ -173,7 +239,7 @@ def run_cv(options: CVOptions) -> CVOutcome:
     uri = plan.experiment.uri
     connect(options.address)
     started = time.time()
-    trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.configs))
+    trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
 
     def build_tuner() -> tune.Tuner:
         return tune.Tuner(
@@ -186,14 +252,15 @@ def run_cv(options: CVOptions) -> CVOutcome:
 
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, build_tuner, "cv")
     cv = cv_table(results, plan)
-    summary = summarise_cv(cv)
-    tests = paired_tests(cv)
+    summary = summarise_cv(cv, plan.kind)
+    tests = paired_tests(cv, plan.kind)
     write_csv(uri, "cv.csv", cv)
     write_csv(uri, "cv_summary.csv", summary)
     write_csv(uri, "cv_tests.csv", tests)
     write_json(uri, RECORD, run_record(
         plan.record(), started, time.time(),
-        methods={"interval": INTERVAL_METHOD, "paired_test": PAIRED_TEST, "score": "val_acc after the last epoch"},
+        methods={"interval": interval_method(plan.kind), "test": test_method(plan.kind),
+                 "score": "val_acc after the last epoch"},
         trainings=cv["status"].value_counts().to_dict(),
         best_config_id=str(summary["config_id"].iloc[0]) if len(summary) else None,
     ))

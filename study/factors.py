@@ -6,6 +6,7 @@ use one word for one thing (see DESIGN.md section 2).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MODELS = ("small", "medium", "large")
@@ -31,6 +32,8 @@ EPOCH_METRICS = (
     "epoch",
     "train_loss",
     "train_acc",
+    "train_eval_loss",
+    "train_eval_acc",
     "val_loss",
     "val_acc",
     "gap",
@@ -38,6 +41,25 @@ EPOCH_METRICS = (
     "epoch_s",
     "samples_per_s",
 )
+
+# Statuses of a trial (DESIGN.md section 2): trained the full budget, stopped by the
+# scheduler, diverged (see `is_diverged`), or raised.
+STATUSES = ("completed", "pruned", "diverged", "error")
+
+CHANCE_ACCURACY = 0.1  # FashionMNIST has 10 balanced classes
+# A model this close to chance learned nothing: twice chance, far below any trained
+# network (a linear model reaches ~0.8) and above what a constant or NaN model scores.
+DIVERGED_ACCURACY = 0.2
+
+
+def is_diverged(train_loss: float, val_acc: float | None) -> bool:
+    """The one definition of divergence: a non-finite training loss, or an accuracy near chance.
+
+    `val_acc` None or NaN (not validated) is no evidence either way.
+    """
+    if not math.isfinite(train_loss):
+        return True
+    return val_acc is not None and math.isfinite(val_acc) and bool(val_acc < DIVERGED_ACCURACY)
 
 
 def normalise_factors(factors: dict[str, Any]) -> dict[str, Any]:

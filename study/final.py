@@ -80,12 +80,13 @@ def choose_config(experiment: Experiment, config_id: str | None) -> tuple[str, s
     summary = experiment.read_table("cv_summary.csv")
     if summary is None or "val_acc_mean" not in summary or summary["val_acc_mean"].notna().sum() == 0:
         raise RetrainError(
-            f"{experiment.uri} has no cross-validation results (cv_summary.csv) to take the winner from; "
+            f"{experiment.uri} has no stage-2 results (cv_summary.csv) to take the winner from; "
             f"run `study cv {experiment.uri}` first, or name a configuration with --config-id TRIAL_ID"
         )
     best = summary.sort_values("val_acc_mean", ascending=False, kind="stable").iloc[0]
-    why = (f"the cross-validation winner (mean val_acc {best['val_acc_mean']:.4f} over "
-           f"{int(best['n_folds'])} folds, cv_summary.csv)")
+    count = best["n_replicates"] if "n_replicates" in best else best.get("n_folds")
+    kind = {"seed": "seeds", "fold": "folds"}.get(best.get("replicate_kind"), "replicates")
+    why = f"the stage-2 winner (mean val_acc {best['val_acc_mean']:.4f} over {int(count)} {kind}, cv_summary.csv)"
     return str(best["config_id"]), why
 
 
@@ -122,12 +123,13 @@ def final_table(results, plan: FinalPlan) -> pd.DataFrame:
     for result in results:
         seed = int(result.config["seed"])
         metrics, error = last_metrics(result)
-        if not error and "test_acc" not in metrics:
+        diverged = not error and bool(metrics.get("diverged"))  # a diverged seed stops untested
+        if not error and not diverged and "test_acc" not in metrics:
             error = f"stopped after {int(metrics.get('epoch') or 0)} epochs, before the test"
         rows.append({
             "config_id": plan.config_id,
             **config_columns({**plan.config, "seed": seed}),
-            "status": "error" if error else "completed",
+            "status": "error" if error else ("diverged" if diverged else "completed"),
             "epochs": int(metrics.get("epoch") or 0),
             **{m: float(metrics.get(m, math.nan)) for m in METRICS},
             "error": error,

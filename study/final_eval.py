@@ -4,6 +4,10 @@
 through `datasets.load_test_arrays` (via `device_data.load_full_train_and_test`)
 and evaluates on it once, after the last epoch. Training never looks at the test
 images, so nothing is chosen on them.
+
+A run whose training loss becomes NaN or infinite stops after that epoch (flagged
+`diverged`) and is not tested: a diverged model's test accuracy is no result, and
+the test set is read for trained models only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from study.training import (
     run_epoch,
     start_training,
     steps_per_epoch,
+    train_eval_metrics,
 )
 
 
@@ -44,8 +49,10 @@ def final_split(cfg: TrialConfig, device: torch.device) -> DeviceSplit:
 
 
 def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
+    """test_loss, test_acc, and train_eval_loss, train_eval_acc (eval mode, the fixed
+    training images of `study.training.TRAIN_EVAL_SIZE`) to set the test loss against."""
     test_loss, test_acc = evaluate(state.model, split.val_x, split.val_y, state.device)
-    return {"test_loss": test_loss, "test_acc": test_acc}
+    return {**train_eval_metrics(state, split), "test_loss": test_loss, "test_acc": test_acc}
 
 
 def train_and_test(
@@ -57,8 +64,9 @@ def train_and_test(
     """Train `cfg` for `cfg.max_epochs` epochs from scratch (or from `checkpoint`), then test once.
 
     `on_epoch(metrics, state)` is called after every epoch (the trainable reports and
-    checkpoints there); the last epoch's metrics carry `test_loss` and `test_acc`.
-    Returns the last epoch's metrics.
+    checkpoints there); the last epoch's metrics carry `test_loss` and `test_acc` (and
+    train_eval_loss, train_eval_acc). Returns the last epoch's metrics. A diverged epoch
+    (`diverged` True) ends the run untested: its metrics, without test_*, are the last.
     """
     device = device or resolve_device(cfg.device)
     split = final_split(cfg, device)
@@ -66,12 +74,14 @@ def train_and_test(
     if checkpoint is not None:
         state.load_state_dict(checkpoint)
     metrics: dict = {}
-    while state.epoch < cfg.max_epochs:
+    while state.epoch < cfg.max_epochs and not state.diverged:
         metrics = run_epoch(state, split, validate=False)  # the test set is no validation set
-        if state.epoch == cfg.max_epochs:
+        if state.epoch == cfg.max_epochs and not metrics["diverged"]:
             metrics = {**metrics, **test_metrics(state, split)}
         if on_epoch is not None:
             on_epoch(metrics, state)
+    if state.diverged:
+        return metrics or dict(state.history[-1])  # resumed from the diverged epoch: nothing to add
     if "test_acc" not in metrics:
         # Resumed from the last epoch's checkpoint (stopped after its report): test the trained model.
         metrics = {**state.history[-1], **test_metrics(state, split)}

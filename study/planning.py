@@ -18,6 +18,59 @@ from study.datasets import find_data_dir, load_arrays
 
 METRIC, MODE = "val_acc", "max"
 
+# The sampler of each cell's Optuna study (built in `study.cells.make_sampler`):
+# qmc: scrambled Sobol points, space-filling from the first trial on, no model;
+# tpe: TPE (constant liar), random for its first `tpe_startup_trials` finished trials;
+# random: independent uniform (log-uniform on log ranges) draws.
+SAMPLERS = ("qmc", "tpe", "random")
+# Default: qmc below 16 trials per cell (the smoke and quick presets), tpe from 16 on
+# (the full preset's 24). Below 16 a cell's TPE would model at most a handful of
+# finished trials, most of them pruned by ASHA after a few epochs, from at most 5
+# random start-up trials: too little to learn where a 2- or 3-d space is good, so the
+# budget is better spent covering the space evenly, which a scrambled Sobol sequence
+# does and independent random draws do not (they often leave half a range empty).
+# From 16 on TPE has 5 or more start-up trials and 11 or more to spend on what they
+# showed. The resolved name is what study.json records.
+QMC_BELOW = 16
+
+
+def default_sampler(samples_per_cell: int) -> str:
+    """The sampler `study run` uses when none is asked for (see `QMC_BELOW`)."""
+    return "qmc" if samples_per_cell < QMC_BELOW else "tpe"
+
+
+def check_sampler(sampler: object) -> str:
+    """`sampler` if it is one of `SAMPLERS`; a ValueError naming it and the choices otherwise."""
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return sampler
+
+
+def resolve_sampler(sampler: str | None, samples_per_cell: int) -> str:
+    """`sampler`, checked, or the default for `samples_per_cell` when None."""
+    return default_sampler(samples_per_cell) if sampler is None else check_sampler(sampler)
+
+
+def tpe_startup_trials(samples_per_cell: int) -> int:
+    """TPE's random start-up trials in a cell of `samples_per_cell` trials.
+
+    A third of the budget, so that TPE models from several finished trials and still
+    has two thirds left to use what it learnt; at most Optuna's default 10 (sized for
+    studies of about a hundred trials, it would make every cell of a smaller budget
+    purely random); at least 1, as TPE has nothing to model before a trial finishes.
+    quick (3 per cell) -> 1, full (24) -> 8.
+    """
+    return max(1, min(10, samples_per_cell // 3))
+
+
+def sampler_settings(sampler: str, samples_per_cell: int) -> dict:
+    """The settings `study.cells.make_sampler` builds `sampler` with, for study.json."""
+    if sampler == "qmc":
+        return {"qmc_type": "sobol", "scramble": True}
+    if sampler == "tpe":
+        return {"n_startup_trials": tpe_startup_trials(samples_per_cell), "constant_liar": True}
+    return {}
+
 
 class StudyError(ValueError):
     """The study cannot start or resume as asked; the message says what to change."""
@@ -43,6 +96,8 @@ class StudyOptions:
     grace_period: int | None = None
     reduction_factor: float | None = None
     train_size: int | None = None
+    confirm_seeds: int | None = None  # stage 2: seeds per selected configuration (default: the budget's)
+    sampler: str | None = None  # one of SAMPLERS; None: default_sampler(samples_per_cell)
 
     def experiment_name(self) -> str:
         return self.name or f"{Path(self.space).stem}-{self.budget}"
@@ -61,6 +116,7 @@ class StudyPlan:
     samples_per_cell: int
     experiment_uri: str
     param_space: dict  # fixed values merged into every suggestion
+    sampler: str  # resolved: options.sampler, or default_sampler(samples_per_cell)
 
     @property
     def n_cells(self) -> int:
@@ -92,7 +148,8 @@ class StudyPlan:
             "mode": MODE,
             "param_space": self.param_space,
             "searcher": {
-                "type": "CellSearcher", "sampler": "TPE, one study per cell", "seeds": "seed + cell index",
+                "type": "CellSearcher", "studies": "one Optuna study per cell", "sampler": self.sampler,
+                "sampler_settings": sampler_settings(self.sampler, self.samples_per_cell), "seeds": "seed + cell index",
                 "completed_value": "last", "journal_dir": str(self.journal_dir()),
             },
             "scheduler": {
@@ -105,6 +162,8 @@ class StudyPlan:
 
 def plan_study(options: StudyOptions) -> StudyPlan:
     """Validate options, space and data before anything starts."""
+    if options.sampler is not None:
+        check_sampler(options.sampler)  # fails first, before the space and the data are read
     space = load_space(options.space)
     budget = get_budget(options.budget).with_overrides(
         max_epochs=options.max_epochs,
@@ -113,7 +172,10 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         grace_period=options.grace_period,
         reduction_factor=options.reduction_factor,
         train_size=options.train_size,
+        confirm_seeds=options.confirm_seeds,
     )
+    if options.confirm_seeds is not None and (isinstance(options.confirm_seeds, bool) or options.confirm_seeds < 2):
+        raise StudyError(f"--seeds must be at least 2 (stage 2 measures the spread between seeds), got {options.confirm_seeds!r}")
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))
@@ -147,4 +209,5 @@ def plan_study(options: StudyOptions) -> StudyPlan:
     else:
         samples_per_cell = budget.samples_per_cell
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
-    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space)
+    sampler = resolve_sampler(options.sampler, samples_per_cell)
+    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space, sampler)

@@ -55,7 +55,7 @@ def run_config(storage_path: str, name: str) -> tune.RunConfig:
         storage_path=storage_path,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         callbacks=[*_result_loggers(), SupersededCheckpointCleaner()],
-        # One retry covers a lost node; a diverged trial fails again and stays failed.
+        # One retry covers a lost node; a diverged trial ends normally (status diverged), so it is not retried.
         failure_config=tune.FailureConfig(max_failures=1),
         verbose=1,
     )

@@ -15,17 +15,26 @@ import pandas as pd
 import pyarrow.fs
 
 from study.config import TrialConfig
-from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name
+# STATUSES: the values of trials.csv's status column, defined with the rest of the vocabulary.
+from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
 
-STATUSES = ("completed", "pruned", "error")
-FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epoch_s", "samples_per_s")
+FINAL_METRICS = (
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
+    "epoch_s", "samples_per_s",
+)
 FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")
 
 
 def trial_row(
     trial_id: str, config: dict, epochs: pd.DataFrame, errored: bool, error: str, factors: Iterable[str]
 ) -> dict[str, Any]:
-    """One trials.csv row from a trial's config and its per-epoch metrics."""
+    """One trials.csv row from a trial's config and its per-epoch metrics.
+
+    status: `error` when the trial raised; else `diverged` (`study.factors.is_diverged`)
+    when any epoch's train_loss was not finite or the last val_acc it reported is below
+    DIVERGED_ACCURACY, whether or not it trained the full budget; else `completed` when
+    it trained `max_epochs` epochs and `pruned` when the scheduler stopped it earlier.
+    """
     cfg = TrialConfig.from_flat(config)
     flat = {**cfg.to_flat(), **vars(cfg.model.normalised())}
     row: dict[str, Any] = {"trial_id": trial_id, "cell": config.get("cell") or cell_name(flat, tuple(factors))}
@@ -37,18 +46,40 @@ def trial_row(
     n_epochs = int(epochs["epoch"].max()) if len(epochs) else 0
     if errored:
         status = "error"
+    elif _diverged(epochs):
+        status = "diverged"
     else:
         status = "completed" if n_epochs >= cfg.max_epochs else "pruned"
+    assert status in STATUSES, status
     row.update(status=status, epochs=n_epochs)
     last = epochs.iloc[-1] if len(epochs) else {}
-    row.update({m: (float(last[m]) if len(epochs) else float("nan")) for m in FINAL_METRICS})
-    if len(epochs):
+    row.update({m: _number(last, m) for m in FINAL_METRICS})
+    if len(epochs) and epochs["val_acc"].notna().any():
         best = epochs.loc[epochs["val_acc"].idxmax()]
         row.update(best_val_acc=float(best["val_acc"]), best_epoch=int(best["epoch"]))
     else:
         row.update(best_val_acc=float("nan"), best_epoch=0)
     row["error"] = error
     return row
+
+
+def _diverged(epochs: pd.DataFrame) -> bool:
+    """Any epoch with a non-finite train_loss, or the last reported val_acc near chance."""
+    if not len(epochs):
+        return False
+    losses = pd.to_numeric(epochs["train_loss"], errors="coerce").astype(float)
+    if any(is_diverged(loss, None) for loss in losses):
+        return True
+    reported = pd.to_numeric(epochs["val_acc"], errors="coerce").dropna() if "val_acc" in epochs else []
+    return len(reported) > 0 and is_diverged(float(losses.iloc[-1]), float(reported.iloc[-1]))
+
+
+def _number(last, name: str) -> float:
+    """A final-epoch metric as a float; NaN where the trial has no epochs or no such column."""
+    try:
+        return float(last[name])
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
 
 
 def tables_from_results(results, factors: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,7 +110,8 @@ def _epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
     frame["epoch"] = frame["epoch"].astype(int)
     # A trial resumed from a checkpoint may have logged an epoch twice; keep the last.
     frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
-    return frame[columns].reset_index(drop=True)
+    # reindex: an epoch metric a trial never reported (e.g. one logged before it existed) is NaN
+    return frame.reindex(columns=columns).reset_index(drop=True)
 
 
 def _one_line(error: BaseException) -> str:

@@ -7,6 +7,11 @@ a validated `TrialConfig`, trains epoch by epoch with the plain functions of
 retried or resumed trial) it continues from it. `train_trial` serves the search,
 `train_cv_trial` cross-validation (the same training, validated on one fold) and
 `train_final_trial` final evaluation (the whole training set, then the test set once).
+
+A trial whose training loss becomes NaN or infinite reports that epoch (flagged
+`diverged`) and returns normally: Tune does not retry it (a retry would diverge
+again) and the tables record its status as `diverged`, not `error`. Checkpoints
+are loaded with ``weights_only=True``: a checkpoint file runs no code.
 """
 
 from __future__ import annotations
@@ -54,27 +59,31 @@ def _peak_rss_mb() -> float:
 def train_trial(config: dict) -> None:
     """Train one trial to `max_epochs`, reporting metrics and a checkpoint every epoch.
 
-    A NaN/inf loss raises `DivergedError`: Tune records the trial as errored and
-    the study goes on.
+    After an epoch flagged `diverged` (NaN/inf training loss) it reports that epoch and
+    returns: the trial ends normally, before its budget, and the study goes on.
     """
     cfg = TrialConfig.from_flat(config)
     state, split = _start_or_resume(cfg)
-    while state.epoch < cfg.max_epochs:
+    while state.epoch < cfg.max_epochs and not state.diverged:
         _report(run_epoch(state, split), state)
 
 
 def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
-    """One picked configuration on one cross-validation fold, validated after its last epoch.
+    """One replicate (a seed, or a CV fold) of a picked configuration, validated after its last epoch.
 
-    Tune's config holds only `config_id` and `fold` (short trial names, small state);
-    `configs`, passed with `tune.with_parameters`, maps each config_id to its flat config.
-    The score is val_acc after the last epoch and nothing is chosen per epoch, so the
-    fold (12,000 images with 5 folds, more than the quick budget's 1,500-image training subset) is
-    evaluated once rather than every epoch.
+    Tune's config holds only `config_id` and `replicate` (short trial names, small
+    state); `configs`, passed with `tune.with_parameters`, maps
+    `study.cross_validation.replicate_key(config_id, replicate)` to the training's flat
+    config (its seed or its fold set). The score is val_acc after the last epoch and
+    nothing is chosen per epoch, so the validation images (12,000 in a fold of 5,
+    more than the quick budget's 1,500-image training subset) are evaluated once
+    rather than every epoch.
+
+    A diverged epoch ends it as in `train_trial` (that epoch, not validated, is its last report).
     """
-    cfg = TrialConfig.from_flat({**configs[config["config_id"]], "fold": config["fold"]})
+    cfg = TrialConfig.from_flat(configs[f"{config['config_id']}/{config['replicate']}"])  # replicate_key
     state, split = _start_or_resume(cfg)
-    while state.epoch < cfg.max_epochs:
+    while state.epoch < cfg.max_epochs and not state.diverged:
         _report(run_epoch(state, split, validate=state.epoch + 1 == cfg.max_epochs), state)
 
 
@@ -102,12 +111,17 @@ def train_final_trial(config: dict) -> None:
 
 
 def _saved_state(device: torch.device) -> dict | None:
-    """The state of the checkpoint Tune hands a retried or resumed trial, if any."""
+    """The state of the checkpoint Tune hands a retried or resumed trial, if any.
+
+    `weights_only=True`: the file is unpickled with PyTorch's restricted loader, which
+    builds tensors, numbers, strings, lists and dicts only (what `TrainingState.state_dict`
+    holds) and refuses anything that would run code.
+    """
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
-        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device, weights_only=True)
 
 
 def _report(metrics: dict, state) -> None:

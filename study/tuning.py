@@ -1,7 +1,8 @@
 """Study orchestration: a Ray Tune `Tuner` with an Optuna searcher and ASHA.
 
 One Tuner runs every scientific cell concurrently. `CellSearcher` gives each cell
-its own seeded TPE study and exactly the same trial budget; `CellScheduler` gives
+its own seeded Optuna study (QMC, TPE or random: `study.planning.SAMPLERS`) and
+exactly the same trial budget; `CellScheduler` gives
 each cell its own ASHA rungs, so no trial is stopped because another cell did
 better. `run_study` starts (or joins) Ray, builds the Tuner, or restores it when
 the experiment already exists, runs it, and writes the experiment directory.
@@ -34,6 +35,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
         max_epochs=budget.max_epochs,
         journal_dir=journal_dir,
         seed=plan.options.seed,
+        sampler=plan.sampler,
     )
     scheduler = CellScheduler(
         max_t=budget.max_epochs,
@@ -73,7 +75,7 @@ def _check_resume(plan: StudyPlan) -> bool:
         if recorded is not None and recorded != _jsonable(plan.record()):
             raise StudyError(
                 f"experiment {plan.experiment_uri!r} exists but was started with different settings "
-                "(space, budget, trial count or seed); resume it with the same options, "
+                "(space, budget, trial count, seed or sampler); resume it with the same options, "
                 "or start a new study with --name NEW_NAME"
             )
     return True

@@ -47,7 +47,7 @@ def smoke_data_dirs(tmp_path_factory):
     Noisy images, so that accuracies differ between trials instead of all reaching 1.0.
     """
     root = tmp_path_factory.mktemp("smoke_data")
-    full = write_fake_fashion_mnist(root / "full", n_train=1000, n_test=200, seed=2, noise=1.0)
+    full = write_fake_fashion_mnist(root / "full", n_train=1000, n_test=200, seed=2, noise=0.6)
     train_only = root / "train_only"
     train_only.mkdir()
     for name in SPLIT_FILES["train"]:

@@ -1,4 +1,4 @@
-"""`study run`, then `study cv`, then `study final`, on tiny synthetic IDX files with the embedded Ray.
+"""`study cv --folds`, then `study final`, after `study run`, on tiny synthetic IDX files with the embedded Ray.
 
 The search and the cross-validation read a data directory whose test files are
 garbage: had anything in them (driver or Ray worker) read the test set, its trials
@@ -9,25 +9,29 @@ test set; on the real test files it trains and tests every seed.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 from analysis.io import load_experiment
 from study.cli import main
-from study.cv_stats import PAIRED_TEST
+from study.cv_stats import FOLD_TEST
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
 
-CV_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "epochs")
+CV_METRICS = ("train_loss", "train_acc", "train_eval_loss", "val_loss", "val_acc", "gap", "epochs")
 
 
 @pytest.fixture(scope="module")
-def experiment(smoke_study, smoke_data_dirs):
-    """conftest's `smoke_study` (8 trials, 2 cells), then `study cv` and `study final` on it."""
+def experiment(smoke_study, smoke_data_dirs, tmp_path_factory):
+    """A copy of conftest's `smoke_study` (8 trials, 2 cells) without its stage 2, then
+    `study cv --folds 2 --overall 2` and `study final` on it."""
     full, _ = smoke_data_dirs
-    assert main(["cv", str(smoke_study), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
-    assert main(["final", str(smoke_study), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
-    return smoke_study
+    copy = tmp_path_factory.mktemp("cv_folds") / "smoke"
+    shutil.copytree(smoke_study, copy, ignore=shutil.ignore_patterns("cv", "cv*.csv", "cv.json", "report"))
+    assert main(["cv", str(copy), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
+    assert main(["final", str(copy), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
+    return copy
 
 
 def test_search_and_cv_ran_without_ever_reading_the_test_set(experiment):
@@ -43,6 +47,9 @@ def test_cv_csv_has_one_row_per_configuration_and_fold(experiment):
     best_two = trials[trials.status == "completed"].sort_values("best_val_acc", ascending=False).head(2)
     assert set(cv["config_id"]) == set(best_two["trial_id"])
     assert sorted(zip(cv["config_id"], cv["fold"])) == sorted((c, f) for c in best_two["trial_id"] for f in (0, 1))
+    assert (cv["replicate"] == cv["fold"]).all() and (cv["replicate_kind"] == "fold").all()
+    # The fold's real sizes, for the Nadeau-Bengio correction: 1,000 images in 2 folds, 400 trained on.
+    assert (cv["n_val"] == 500).all() and (cv["n_train"] == 400).all()
     expected = {"config_id", "cell", "trial_id", "fold", *SCIENTIFIC_FACTORS, *NUISANCE, *CV_METRICS}
     assert expected <= set(cv.columns), expected - set(cv.columns)
     assert (cv["epochs"] == 3).all()  # the smoke budget, no early stopping
@@ -53,16 +60,16 @@ def test_cv_csv_has_one_row_per_configuration_and_fold(experiment):
 def test_cv_summary_and_paired_tests(experiment):
     cv = pd.read_csv(experiment / "cv.csv", dtype={"config_id": str})
     summary = pd.read_csv(experiment / "cv_summary.csv", dtype={"config_id": str})
-    expected = {"config_id", "cell", "n_folds", "gap_mean", "gap_std", *SCIENTIFIC_FACTORS, *NUISANCE} | {
+    expected = {"config_id", "cell", "n_replicates", "gap_mean", "gap_std", *SCIENTIFIC_FACTORS, *NUISANCE} | {
         f"{m}_{s}" for m in ("val_acc", "val_loss") for s in ("mean", "std", "ci_low", "ci_high")}
     assert expected <= set(summary.columns), expected - set(summary.columns)
-    assert len(summary) == 2 and (summary["n_folds"] == 2).all()
+    assert len(summary) == 2 and (summary["n_replicates"] == 2).all()
     means = cv.groupby("config_id")["val_acc"].mean()
     assert summary.set_index("config_id")["val_acc_mean"].round(9).to_dict() == means.round(9).to_dict()
     assert summary["val_acc_mean"].is_monotonic_decreasing
     tests = pd.read_csv(experiment / "cv_tests.csv", dtype={"config_id": str, "best_config_id": str})
     assert len(tests) == 1 and tests["best_config_id"].iloc[0] == summary["config_id"].iloc[0]
-    assert json.loads((experiment / "cv.json").read_text())["methods"]["paired_test"] == PAIRED_TEST
+    assert json.loads((experiment / "cv.json").read_text())["methods"]["test"] == FOLD_TEST
 
 
 def test_final_csv_tests_the_cv_winner_once_per_seed(experiment):

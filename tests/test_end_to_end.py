@@ -1,4 +1,5 @@
-"""`study run` on tiny synthetic IDX files, with the embedded Ray (the run is conftest's `smoke_study`)."""
+"""`study run` on tiny synthetic IDX files, with the embedded Ray (the run is conftest's `smoke_study`):
+the search, then stage 2 (each cell's best configuration on the smoke budget's 2 seeds), then the analysis."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     expected = {"trial_id", "cell", "status", "epochs", "best_val_acc", "best_epoch", "max_epochs"}
     expected |= set(SCIENTIFIC_FACTORS) | set(NUISANCE) | set(FINAL_METRICS)
     assert expected <= set(trials.columns), expected - set(trials.columns)
-    assert set(trials["status"]) <= {"completed", "pruned", "error"}
+    assert set(trials["status"]) <= {"completed", "pruned", "diverged", "error"}
     assert trials[trials.status != "error"]["val_acc"].notna().all()
 
 
@@ -51,3 +52,40 @@ def test_every_cell_gets_the_same_budget_and_a_report(smoke_study):
         assert row["p_conv"] == 0.0 and row["p_fc"] == 0.2  # normalised: no conv dropout in this space
     report = smoke_study / "report"
     assert (report / "conclusions.json").is_file() and (report / "report.html").is_file()
+
+
+def test_stage_two_retrains_each_cells_best_configuration_on_new_seeds(smoke_study):
+    trials = pd.read_csv(smoke_study / "trials.csv", dtype={"trial_id": str})
+    cv = pd.read_csv(smoke_study / "cv.csv", dtype={"config_id": str})
+    done = trials[trials.status == "completed"].sort_values(["best_val_acc", "trial_id"], ascending=[False, True])
+    best = done.groupby("cell").head(1)
+    assert sorted(cv["config_id"].unique()) == sorted(best["trial_id"])
+    assert (cv["replicate_kind"] == "seed").all() and sorted(cv["replicate"].unique()) == [0, 1]
+    assert (cv["status"] == "completed").all(), cv["error"].dropna().tolist()
+    assert (cv["epochs"] == 3).all()  # the full smoke budget: no early stopping
+    # New seeds, never the search trial's own; the configuration otherwise as selected.
+    source = trials.set_index("trial_id").loc[cv["config_id"]]
+    assert not set(cv["seed"]) & set(trials["seed"])
+    assert list(source["lr"].round(12)) == list(cv["lr"].round(12))
+    assert (cv["n_val"] == 100).all() and (cv["n_train"] == 400).all()
+
+
+def test_the_report_draws_its_conclusions_from_the_replicates(smoke_study):
+    conclusions = json.loads((smoke_study / "report" / "conclusions.json").read_text())
+    assert conclusions["source"] == "replicates"
+    assert conclusions["ranking"][0]["unit"] == "seeds" and conclusions["ranking"][0]["n"] == 2
+    assert conclusions["search"]["best_trials"] and set(conclusions["diverged"]) == {"bn=none", "bn=pre_act"}
+
+
+def test_running_again_resumes_both_stages_and_changes_nothing(smoke_study, smoke_data_dirs, capsys):
+    from study.cli import main
+
+    _, train_only = smoke_data_dirs
+    before = pd.read_csv(smoke_study / "cv.csv")
+    argv = ["run", "--space", str(smoke_study.parent.parent / "two_cells.yaml"), "--budget", "smoke",
+            "--num-samples", "8", "--data-dir", str(train_only), "--storage", str(smoke_study.parent),
+            "--name", "smoke", "--no-analyze"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"Resuming experiment {smoke_study}" in out and f"Resuming {smoke_study}/cv" in out
+    pd.testing.assert_frame_equal(pd.read_csv(smoke_study / "cv.csv"), before)

@@ -23,6 +23,7 @@ import pytest
 
 from study.cells import load_cell_studies
 from study.cli import main
+from study.factors import is_diverged
 from study.fake_data import write_fake_fashion_mnist
 
 SPACE = """
@@ -130,7 +131,7 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == TRIALS and trials["trial_id"].is_unique
     assert trials.groupby("cell").size().to_dict() == {"bn=none": TRIALS // 2, "bn=pre_act": TRIALS // 2}
-    assert set(trials["status"]) <= {"completed", "pruned"}
+    assert set(trials["status"]) <= {"completed", "pruned", "diverged"}
     # The resumed run, too, writes no TensorBoard files (whose logger imports PyTorch).
     assert not list(experiment.glob("*/events.out.tfevents*"))
     after = reported_epochs(experiment)
@@ -138,10 +139,14 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
         # Kept, with its results, and not trained again: no epoch reported a second time.
         assert after[trial_id] == epochs
         row = trials.set_index("trial_id").loc[trial_id]
-        assert row["status"] == ("completed" if epochs[-1]["epoch"] == MAX_EPOCHS else "pruned")
+        stopped = "completed" if epochs[-1]["epoch"] == MAX_EPOCHS else "pruned"
+        assert row["status"] == ("diverged" if is_diverged(epochs[-1]["train_loss"], epochs[-1]["val_acc"]) else stopped)
         assert row["val_acc"] == pytest.approx(epochs[-1]["val_acc"])
     # The searcher kept its state: every finished Tune trial is one finished Optuna
     # trial of its cell, none twice, and no cell asked for more than its budget.
     studies = load_cell_studies(experiment / "optuna")
     told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
     assert sorted(told) == sorted(trials["trial_id"])
+    # The same command then ran stage 2: each cell's best configuration on the smoke budget's 2 seeds.
+    cv = pd.read_csv(experiment / "cv.csv")
+    assert set(cv["replicate"]) == {0, 1} and (cv["replicate_kind"] == "seed").all()

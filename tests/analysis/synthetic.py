@@ -113,19 +113,37 @@ def make_trials(
     epochs = np.where(status == "error", rng.integers(0, max_epochs, k), epochs)
     gap = np.array([gap_effect(f) for f in rows])
     has_dropout = np.array([f["dropout"] != "none" for f in rows])
-    train_loss = 0.25 + 0.1 * has_dropout + rng.normal(0, 0.01, k)
-    val_loss = train_loss + 0.05 + gap + rng.normal(0, 0.01, k)
+    train_loss = 0.25 + 0.1 * has_dropout + rng.normal(0, 0.01, k)  # train mode: Dropout inflates it
+    train_eval_loss = train_loss - 0.1 * has_dropout  # clean images, eval mode
+    val_loss = train_eval_loss + 0.05 + gap + rng.normal(0, 0.01, k)
     columns = {name: [f[name] for f in rows] for name in rows[0]}
     df = pd.DataFrame({
         "trial_id": [f"{id_prefix}{i:04d}" for i in range(k)], **columns,
         "lr": lr, "weight_decay": wd, "momentum": 0.9, "optimizer": "sgd", "schedule": "cosine",
         "status": status, "epochs": epochs, "max_epochs": max_epochs, "train_loss": train_loss,
-        "train_acc": np.minimum(1.0, score + 0.03), "val_loss": val_loss, "val_acc": score - 0.001,
-        "gap": val_loss - train_loss, "epoch_s": 2.0, "samples_per_s": 27000.0,
+        "train_acc": np.minimum(1.0, score + 0.03), "train_eval_loss": train_eval_loss, "val_loss": val_loss,
+        "val_acc": score - 0.001, "gap": val_loss - train_eval_loss, "epoch_s": 2.0, "samples_per_s": 27000.0,
         "best_val_acc": np.where((status == "error") & (epochs == 0), np.nan, score),
         "best_epoch": np.maximum(1, epochs - 1),
     })
     return df
+
+
+def as_replicates(trials: pd.DataFrame) -> pd.DataFrame:
+    """The same scores as stage-2 seed replicates (cv.csv rows): one configuration per cell.
+
+    The synthetic scores do not depend on the nuisance values (unless `lr_effect` is
+    given), so a cell's completed trials are draws of the same distribution as
+    reruns of one configuration with other seeds. Pruned trials have no stage-2
+    counterpart; failed ones stay failed.
+    """
+    rows = trials[trials["status"].isin(("completed", "error"))].copy()
+    rows["config_id"] = rows.groupby("cell")["trial_id"].transform("first")
+    rows["replicate"] = rows.groupby("cell").cumcount()
+    rows["replicate_kind"] = "seed"
+    rows["val_acc"] = rows["best_val_acc"]
+    rows["epochs"] = np.where(rows["status"] == "completed", rows["max_epochs"], rows["epochs"])
+    return rows.drop(columns=["trial_id", "best_val_acc", "best_epoch"]).reset_index(drop=True)
 
 
 def blog_trials(seed: int = 0, n_per_cell: int = 6, scores: dict | None = None, noise: float = 0.003) -> pd.DataFrame:

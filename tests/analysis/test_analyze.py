@@ -29,7 +29,7 @@ def test_conclusions_json_has_the_issue_keys(analysed):
     conclusions, out = analysed
     on_disk = json.loads((out / "conclusions.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert REQUIRED_KEYS <= set(on_disk)
-    assert on_disk["metric"] == "cv_val_acc"
+    assert on_disk["metric"] == "val_acc" and on_disk["source"] == "replicates"
     assert on_disk["interaction"]["factors"] == ["bn", "dropout"]
     assert {"p_value", "significant", "method"} <= set(on_disk["interaction"])
     for entry in on_disk["ranking"]:

@@ -1,16 +1,22 @@
-"""The source post's five claims: verdicts follow the planted truth, or say why not."""
+"""The source post's five claims: verdicts follow the planted truth, or say why not.
+
+Claims are checked on stage-2 replicates (`as_replicates` turns a synthetic trials
+table into seed replicates with the same scores); on search trials alone every
+claim is inconclusive.
+"""
 
 import pytest
 
 from analysis import conclude
-from synthetic import blog_trials, cells, make_trials
+from analysis.claims import NEGLIGIBLE, REFUTED, SUPPORTED, _verdict
+from synthetic import as_replicates, blog_trials, cells, make_trials
 
 CLAIM_IDS = ["bn_before_dropout", "dropout_fc_only_with_bn", "bn_dropout_improves_loss",
              "all_three_generalize_best", "large_model_all_three_best"]
 
 
 def claims_of(df, **kw):
-    c = conclude(df, importance=False, n_boot=50, **kw)
+    c = conclude(df, cv=as_replicates(df), importance=False, n_boot=50, **kw)
     return {claim["id"]: claim for claim in c["claims"]}, c
 
 
@@ -18,7 +24,7 @@ def test_all_five_claims_are_always_reported():
     claims, c = claims_of(make_trials(0, n_per_cell=3))
     assert [claim["id"] for claim in c["claims"]] == CLAIM_IDS
     for claim in c["claims"]:
-        assert claim["verdict"] in ("supported", "refuted", "inconclusive")
+        assert claim["verdict"] in ("supported", "refuted", "negligible", "inconclusive")
         assert claim["text"]
         if claim["verdict"] == "inconclusive":
             assert claim["reason"]
@@ -40,10 +46,46 @@ def test_bn_before_dropout_is_inconclusive_when_order_never_varied():
     assert "order" in claims["bn_before_dropout"]["reason"]
 
 
-def test_no_order_effect_with_many_trials_refutes_beats():
+def test_no_order_effect_with_many_replicates_is_negligible_not_refuted():
     claims, _ = claims_of(make_trials(0, cell_list=cells(order=["bn_first", "dropout_first"]), n_per_cell=40, noise=0.002))
-    assert claims["bn_before_dropout"]["verdict"] == "refuted"
-    assert "rules out" in claims["bn_before_dropout"]["reason"]
+    assert claims["bn_before_dropout"]["verdict"] == "negligible"
+    assert "within ±0.1 percentage point" in claims["bn_before_dropout"]["reason"]
+
+
+@pytest.mark.parametrize("interval", [(0.0002, 0.0005), (-0.0004, 0.0008), (0.0004, 0.004), (-0.003, 0.002), (0.002, 0.01)])
+def test_verdicts_are_mirror_symmetric(interval):
+    """The same difference seen from the other side gets the mirrored verdict (margin both ways)."""
+    low, high = interval
+    mirror = {SUPPORTED: REFUTED, REFUTED: SUPPORTED}
+    for margin in (0.001, None):
+        ahead, _ = _verdict((low + high) / 2, low, high, margin, False)
+        behind, _ = _verdict(-(low + high) / 2, -high, -low, margin, False)
+        assert behind == mirror.get(ahead, ahead), (interval, margin, ahead, behind)
+
+
+def test_a_real_advantage_smaller_than_the_margin_is_negligible_in_both_directions():
+    """+0.03 pp with a tight interval: real (excludes 0) but below the 0.1 pp margin, whichever side claims it."""
+    verdict, reason = _verdict(0.0003, 0.0002, 0.0004, 0.001, False)
+    assert verdict == NEGLIGIBLE and "real" in reason
+    assert _verdict(-0.0003, -0.0004, -0.0002, 0.001, False)[0] == NEGLIGIBLE
+    # Larger than the margin: supported one way, refuted the other.
+    assert _verdict(0.003, 0.002, 0.004, 0.001, False)[0] == SUPPORTED
+    assert _verdict(-0.003, -0.004, -0.002, 0.001, False)[0] == REFUTED
+
+
+def test_non_inferiority_uses_the_margin_on_both_sides():
+    assert _verdict(-0.0005, -0.0009, 0.002, 0.001, True)[0] == SUPPORTED  # loses at most 0.09 pp
+    assert _verdict(-0.005, -0.007, -0.002, 0.001, True)[0] == REFUTED  # loses at least 0.2 pp
+    assert _verdict(-0.001, -0.003, 0.002, 0.001, True)[0] == "inconclusive"
+
+
+def test_search_trials_alone_check_no_claim():
+    effect = lambda f: 0.01 * (f["order"] == "bn_first") * (f["bn"] != "none") * (f["dropout"] in ("conv", "all"))  # noqa: E731
+    df = make_trials(0, cell_list=cells(order=["bn_first", "dropout_first"]), n_per_cell=8, effect=effect)
+    c = conclude(df, importance=False, n_boot=50)
+    assert c["source"] == "search"
+    assert {claim["verdict"] for claim in c["claims"]} == {"inconclusive"}
+    assert all("search trials only" in claim["reason"] for claim in c["claims"])
 
 
 def test_dropout_fc_only_with_bn_supported_when_fc_is_as_good():
@@ -72,8 +114,7 @@ def test_blog_ablation_tests_all_three_and_large_model_claims():
     df = blog_trials(0, n_per_cell=6)
     # Experiment 7 has the smallest gap; experiment 8 is the most accurate (the blog_trials default).
     gaps = {1: 0.3, 2: 0.4, 3: 0.2, 4: 0.35, 5: 0.15, 6: 0.2, 7: 0.0, 8: 0.05}
-    df["val_loss"] = df["train_loss"] + df["experiment"].map(gaps) + 0.01 * (df.index % 3)
-    df["gap"] = df["val_loss"] - df["train_loss"]
+    df["val_loss"] = df["train_eval_loss"] + df["experiment"].map(gaps) + 0.01 * (df.index % 3)
     claims, c = claims_of(df)
     assert claims["large_model_all_three_best"]["verdict"] == "supported"
     assert claims["large_model_all_three_best"]["evidence"]["claimed_cell"] == "experiment=8"

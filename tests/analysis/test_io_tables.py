@@ -94,8 +94,33 @@ def test_a_hand_made_table_with_only_the_required_columns_analyses():
     df = make_trials(0, n_per_cell=3)[list(REQUIRED_TRIAL_COLUMNS)]
     c = conclude(df, importance=False, n_boot=20)
     assert c["factors"] == ["bn", "dropout"] and len(c["ranking"]) == 12
+    assert c["source"] == "search"  # no replicates: preliminary, nothing tested
     claims = {claim["id"]: claim for claim in c["claims"]}
-    assert "val_loss" in claims["bn_dropout_improves_loss"]["reason"]
+    assert "search trials only" in claims["bn_dropout_improves_loss"]["reason"]
+
+
+def test_diverged_is_one_status_however_the_table_says_it():
+    """A NaN loss that errored, a low accuracy that 'completed', a status written as diverged: all diverged."""
+    from analysis import validate_trials
+
+    df = make_trials(0, n_per_cell=3).head(5).copy()
+    df["error"] = ""
+    df.loc[0, ["status", "error"]] = ["error", "DivergedError: training loss became nan in epoch 2"]
+    df.loc[1, ["status", "best_val_acc", "val_acc"]] = ["completed", 0.12, 0.11]  # at chance
+    df.loc[2, ["status", "train_loss"]] = ["pruned", float("inf")]
+    df.loc[3, "status"] = "diverged"
+    df.loc[4, ["status", "error"]] = ["error", "CUDA out of memory"]
+    status = validate_trials(df)["status"].tolist()
+    assert status == ["diverged", "diverged", "diverged", "diverged", "error"]
+
+
+def test_a_gap_against_the_train_mode_loss_is_not_used():
+    from analysis import validate_trials
+
+    df = make_trials(0, n_per_cell=3)
+    with_eval = validate_trials(df)
+    assert with_eval["gap"].tolist() == pytest.approx((df["val_loss"] - df["train_eval_loss"]).tolist())
+    assert "gap" not in validate_trials(df.drop(columns="train_eval_loss"))
 
 
 def test_empty_factor_values_are_an_error():

@@ -1,24 +1,30 @@
-"""Ranking and factor effects recover planted differences; CV takes precedence."""
+"""Ranking and factor effects recover planted differences from replicates; the search alone ranks by best trial."""
 
 import pytest
 
 from analysis import conclude, make_design, rank_cells, validate_trials
 from analysis.effects import factor_effects
-from synthetic import cells, cv_summary_from, make_cv, make_trials
+from synthetic import as_replicates, cells, make_cv, make_trials
 
 
 def design_of(df):
     return make_design(validate_trials(df))
 
 
+def confirmed(df, **kw):
+    """Conclusions from `df`'s scores taken as stage-2 seed replicates."""
+    return conclude(df, cv=as_replicates(df), importance=False, **kw)
+
+
 def test_planted_best_cell_is_ranked_first():
     effect = lambda f: 0.01 * (f["bn"] == "pre_act" and f["dropout"] == "fc")  # noqa: E731
-    c = conclude(make_trials(0, n_per_cell=6, effect=effect), importance=False, n_boot=50)
+    c = confirmed(make_trials(0, n_per_cell=6, effect=effect), n_boot=50)
     best = c["ranking"][0]
+    assert c["source"] == "replicates"
     assert best["cell"] == "bn=pre_act,dropout=fc"
     assert (best["bn"], best["dropout"]) == ("pre_act", "fc")
     assert best["ci_low"] < best["score"] < best["ci_high"]
-    assert best["n"] == 6 and best["unit"] == "trials"
+    assert best["n"] == 6 and best["unit"] == "seeds"
     assert c["comparisons"]["best_vs_runner_up"]["ci_low"] > 0
     assert c["comparisons"]["omnibus"]["significant"]
 
@@ -50,7 +56,7 @@ def test_effect_of_order_is_matched_on_cells_where_order_exists():
 
 
 def test_effects_have_score_and_interval_for_every_value():
-    c = conclude(make_trials(1, n_per_cell=4), importance=False, n_boot=50)
+    c = confirmed(make_trials(1, n_per_cell=4), n_boot=50)
     assert set(c["effects"]) == {"bn", "dropout"}
     assert set(c["effects"]["dropout"]) == {"none", "fc", "conv", "all"}
     for values in c["effects"].values():
@@ -58,32 +64,44 @@ def test_effects_have_score_and_interval_for_every_value():
             assert entry["ci_low"] <= entry["score"] <= entry["ci_high"]
 
 
-def test_cv_results_take_precedence_for_the_ranking():
+def test_folds_get_the_nadeau_bengio_interval_with_the_designs_own_sizes():
     trials = make_trials(0, n_per_cell=5, effect=lambda f: 0.01 * (f["bn"] == "pre_act" and f["dropout"] == "fc"))
-    # In CV the trials' winner falls behind bn=post_act,dropout=all.
+    # In CV the search's winner falls behind bn=post_act,dropout=all.
     cv = make_cv(trials, shift={"bn=pre_act,dropout=fc": -0.02, "bn=post_act,dropout=all": 0.02})
     c = conclude(trials, cv=cv, importance=False, n_boot=50)
-    assert c["metric"] == "cv_val_acc"
+    assert c["metric"] == "val_acc" and c["source"] == "replicates"
     assert c["ranking"][0]["cell"] == "bn=post_act,dropout=all"
     assert c["ranking"][0]["unit"] == "folds" and c["ranking"][0]["n"] == 5
-    assert c["ranking_trials"][0]["cell"] == "bn=pre_act,dropout=fc"
+    assert c["search"]["best_trials"][0]["cell"] == "bn=pre_act,dropout=fc"
     assert "Nadeau-Bengio" in c["ranking_method"]
-    summary_only = conclude(trials, cv_summary=cv_summary_from(cv), importance=False, n_boot=50)
-    assert summary_only["ranking"][0]["cell"] == "bn=post_act,dropout=all"
-    assert summary_only["ranking"][0]["score"] == pytest.approx(c["ranking"][0]["score"])
-    assert summary_only["ranking"][0]["ci_low"] == pytest.approx(c["ranking"][0]["ci_low"])
+    # Training on 1,500 images and validating 12,000 (ratio 8) widens the interval far beyond 1/(k-1).
+    wide = conclude(trials, cv=cv.assign(n_train=1500, n_val=12000), importance=False, n_boot=50)
+    width = lambda e: e["ci_high"] - e["ci_low"]  # noqa: E731
+    assert width(wide["ranking"][0]) > 3 * width(c["ranking"][0])
 
 
-def test_missing_cv_falls_back_to_trials():
-    c = conclude(make_trials(0, n_per_cell=3), importance=False, n_boot=50)
-    assert c["metric"] == "best_val_acc" and "ranking_trials" not in c
+def test_search_only_ranks_by_the_best_trial_and_tests_nothing():
+    df = make_trials(0, n_per_cell=3, effect=lambda f: 0.01 * (f["bn"] == "pre_act"))
+    c = conclude(df, importance=False, n_boot=50)
+    assert c["source"] == "search" and c["metric"] == "best_val_acc"
+    best = df[df["status"] == "completed"].groupby("cell")["best_val_acc"].max()
+    assert [e["cell"] for e in c["ranking"]] == list(best.sort_values(ascending=False).index)
+    assert all(e["ci_low"] is None and e["unit"] == "best trial" for e in c["ranking"])
+    assert "omnibus" not in c["comparisons"]
+    assert all(t["p_value"] is None and not t["significant"] for t in c["effect_tests"].values())
+    assert c["interaction"]["p_value"] is None and "search trials only" in c["interaction"]["reason"]
+    assert c["summary"][0].startswith("Preliminary")
+    # The mean over search trials is reported under its own name, never as the score.
+    means = df[df["status"] == "completed"].groupby("cell")["best_val_acc"].mean()
+    reported = {cell: e["mean"] for cell, e in c["search"]["mean_over_trials"].items()}
+    assert reported == pytest.approx(means.to_dict())
 
 
 def test_one_cell_with_a_sampled_rate_is_analysed_with_warnings():
     df = make_trials(0, cell_list=cells(bn=["pre_act"], dropout=["fc"]), n_per_cell=12, rate_range={"p_fc": (0.0, 0.7)},
                      effect=lambda f: -0.04 * (f["p_fc"] - 0.35) ** 2)
     c = conclude(df, importance=False, n_boot=100)
-    assert len(c["ranking"]) == 1
+    assert len(c["ranking"]) == 1 and c["source"] == "search"
     assert c["factors"] == ["p_fc"]
     assert c["interaction"]["p_value"] is None and c["interaction"]["reason"]
     assert any("Only one cell" in w for w in c["warnings"])
@@ -92,17 +110,17 @@ def test_one_cell_with_a_sampled_rate_is_analysed_with_warnings():
 
 def test_cells_with_few_trials_and_failures_are_warned_about():
     df = make_trials(0, n_per_cell=(1, 4), pruned=1, errors=1)
-    c = conclude(df, importance=False, n_boot=50)
+    c = confirmed(df, n_boot=50)
     text = " ".join(c["warnings"])
-    assert "fewer than 3 full-budget trials" in text
+    assert "fewer than 3 scored seeds" in text
     assert "pruned" in text and "failed" in text
-    assert "Many trials failed" in text  # one failed trial per cell of 3 to 6: over 10%
+    assert "Many search trials failed" in text  # one failed trial per cell of 3 to 6: over 10%
 
 
 def test_single_trial_cells_are_ranked_without_intervals():
-    c = conclude(make_trials(0, n_per_cell=1), importance=False, n_boot=20)
+    c = confirmed(make_trials(0, n_per_cell=1), n_boot=20)
     assert len(c["ranking"]) == 12
     assert all(entry["ci_low"] is None for entry in c["ranking"])
     assert c["effects"]["bn"]["none"]["score"] is not None and c["effects"]["bn"]["none"]["ci_low"] is None
     assert c["interaction"]["p_value"] is None
-    assert any("single full-budget trial" in w for w in c["warnings"])
+    assert any("single scored replicate" in w for w in c["warnings"])

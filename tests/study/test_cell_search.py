@@ -1,22 +1,28 @@
 """CellSearcher, driven directly as Tune would drive it (no Ray cluster needed).
 
 Equal budgets per cell, one seeded Optuna study per cell, honest Optuna states read
-back from the journal files, and pickling / save / restore for resume.
+back from the journal files, pickling / save / restore for resume, and the three
+samplers (qmc, tpe, random).
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import pickle
+import warnings
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
+from scipy.stats import qmc
 
 from search_spaces import load_space
 from study.cell_search import CellSearcher
-from study.cells import journal_path, load_cell_study
+from study.cells import CellQMCSampler, journal_path, load_cell_study
 from study.config import TrialConfig
+from study.planning import SAMPLERS, tpe_startup_trials
 
 MAX_EPOCHS = 4
 
@@ -91,16 +97,18 @@ def test_blog_ablation_suggestions_carry_experiment_and_per_cell_settings():
     assert all(set(s) - {"lr"} >= {"model", "bn", "dropout", "augment"} for s in suggestions)
 
 
-def test_post_mode_trials_are_seed_replicates():
-    searcher = _searcher("blog_ablation_post", n=3, seed=10)
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_post_mode_trials_are_seed_replicates(sampler):
+    searcher = _searcher("blog_ablation_post", n=3, seed=10, sampler=sampler)
     suggestions = [searcher.suggest(f"t{i}") for i in range(24)]
     exp1 = [s for s in suggestions if s["experiment"] == 1]
     assert [s["seed"] for s in exp1] == [10, 11, 12]
     assert "lr" not in exp1[0]  # nothing sampled: lr comes from the space's fixed values
 
 
-def test_each_cell_samples_only_its_own_ranges():
-    searcher = _searcher("dropout_rate", n=1)
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_each_cell_samples_only_its_own_ranges(sampler):
+    searcher = _searcher("dropout_rate", n=1, sampler=sampler)
     by_cell = {s["cell"]: s for s in (searcher.suggest(f"t{i}") for i in range(12))}
     assert {"p_conv", "p_fc"} & set(by_cell["bn=none,dropout=none"]) == set()
     assert "p_fc" in by_cell["bn=pre_act,dropout=fc"] and "p_conv" not in by_cell["bn=pre_act,dropout=fc"]
@@ -116,6 +124,127 @@ def test_seeded_per_cell_studies_are_reproducible_and_independent():
     s = _searcher("default", seed=3)
     first, second = s.suggest("x"), s.suggest("y")
     assert first["lr"] != second["lr"]
+
+
+# ---- the samplers: qmc (scrambled Sobol), tpe, random
+
+
+def _unit(searcher: CellSearcher, suggestion: dict) -> tuple[float, ...]:
+    """A suggestion's sampled values mapped to [0, 1) (log ranges on the log scale), in the cell's range order."""
+    cell = next(c for c in searcher.cells if c.name == suggestion["cell"])
+    out = []
+    for name, rng in cell.ranges.items():
+        low, high, x = rng.low, rng.high, suggestion[name]
+        if rng.log:
+            low, high, x = math.log(low), math.log(high), math.log(x)
+        out.append((x - low) / (high - low))
+    return tuple(out)
+
+
+def _run_one_at_a_time(searcher: CellSearcher, ids, base: float = 0.5) -> list[dict]:
+    """Ask each trial and finish it (to max_epochs) before the next is asked."""
+    out = []
+    for k, trial_id in enumerate(ids):
+        out.append(searcher.suggest(trial_id))
+        _run(searcher, trial_id, [base + 0.01 * k] * MAX_EPOCHS)
+    return out
+
+
+def test_the_default_sampler_follows_the_budget():
+    assert _searcher(n=3).sampler == "qmc"  # the quick preset
+    assert _searcher(n=15).sampler == "qmc"
+    assert _searcher(n=16).sampler == "tpe"
+    assert _searcher(n=24).sampler == "tpe"  # the full preset
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_gives_every_cell_exactly_its_budget(sampler):
+    searcher = _searcher("default", n=3, sampler=sampler)
+    assert searcher.sampler == sampler
+    suggestions = [searcher.suggest(f"t{i}") for i in range(36)]
+    assert set(collections.Counter(s["cell"] for s in suggestions).values()) == {3}
+    assert searcher.suggest("one-too-many") == CellSearcher.FINISHED
+    assert all(b["suggested"] == 3 for b in searcher.budget().values())
+    assert all(0.005 <= s["lr"] <= 0.3 and 1e-6 <= s["weight_decay"] <= 1e-2 for s in suggestions)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_is_seeded_reproducible_and_differs_between_cells(sampler):
+    def first_pass(seed):
+        searcher = _searcher("default", n=2, seed=seed, sampler=sampler)
+        return [searcher.suggest(f"t{i}") for i in range(24)]  # two trials in each of the 12 cells
+
+    a, b, c = first_pass(3), first_pass(3), first_pass(4)
+    assert a == b and a != c
+    assert len({(s["lr"], s["weight_decay"]) for s in a}) == 24  # no two cells (or trials) share a point
+
+
+def test_each_sampler_kind_is_built_with_the_cells_seed():
+    samplers = {kind: _searcher("default", n=3, seed=7, sampler=kind)._samplers for kind in SAMPLERS}
+    cells = list(samplers["qmc"])
+    assert all(type(s) is CellQMCSampler for s in samplers["qmc"].values())
+    assert [s._seed for s in samplers["qmc"].values()] == [7 + i for i in range(len(cells))]
+    assert all(s._scramble and s._qmc_type == "sobol" for s in samplers["qmc"].values())
+    assert all(type(s) is optuna.samplers.TPESampler for s in samplers["tpe"].values())
+    assert all(type(s) is optuna.samplers.RandomSampler for s in samplers["random"].values())
+
+
+def test_qmc_is_built_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Optuna's ExperimentalWarning, or scipy's Sobol balance warning
+        searcher = _searcher("default", n=8, sampler="qmc")
+        for i in range(96):
+            searcher.suggest(f"t{i}")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_qmc_draws_in_a_cell_are_distinct_and_space_filling(seed):
+    # 4 points of a 2-d scrambled Sobol sequence: one in each half-by-half quadrant, and
+    # one in each quarter of each range (log scale). Uniform random draws put all 4 in
+    # one half of a range with probability 1/4, which across 12 cells is near certain.
+    searcher = _searcher("default", n=4, seed=seed, sampler="qmc")
+    by_cell = collections.defaultdict(list)
+    for i in range(48):
+        s = searcher.suggest(f"t{i}")
+        by_cell[s["cell"]].append(_unit(searcher, s))
+    assert len(by_cell) == 12
+    for points in by_cell.values():
+        assert len(set(points)) == 4
+        quadrants = {(x >= 0.5, y >= 0.5) for x, y in points}
+        assert len(quadrants) == 4
+        for dim in range(2):
+            assert sorted(int(4 * p[dim]) for p in points) == [0, 1, 2, 3]
+
+
+def test_qmc_trial_k_of_a_cell_is_sobol_point_k_from_the_first_trial_on():
+    # The stock QMCSampler draws a study's first trial at random (it learns the space
+    # from the trials); CellQMCSampler knows the cell's space, so trial 0 is point 0.
+    searcher = _searcher("default", n=4, n_cells=1, seed=11, sampler="qmc")
+    points = np.array([_unit(searcher, searcher.suggest(f"t{i}")) for i in range(4)])
+    expected = qmc.Sobol(2, scramble=True, seed=11).random(4)
+    np.testing.assert_allclose(points, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("samples_per_cell, startup", [(1, 1), (2, 1), (3, 1), (6, 2), (24, 8), (30, 10), (60, 10)])
+def test_tpe_startup_trials_follow_the_budget(samples_per_cell, startup):
+    assert tpe_startup_trials(samples_per_cell) == startup
+    searcher = _searcher("default", n=samples_per_cell, n_cells=2, sampler="tpe")
+    assert [s._n_startup_trials for s in searcher._samplers.values()] == [startup, startup]
+
+
+def test_tpe_models_after_its_startup_trials():
+    # 6 trials per cell: 2 random start-up trials (TPE draws them with a RandomSampler of
+    # the same seed, so they equal the random sampler's), then TPE's own suggestions.
+    tpe = _run_one_at_a_time(_searcher(n=6, n_cells=1, seed=2, sampler="tpe"), [f"t{i}" for i in range(3)])
+    rnd = _run_one_at_a_time(_searcher(n=6, n_cells=1, seed=2, sampler="random"), [f"t{i}" for i in range(3)])
+    assert tpe[:2] == rnd[:2] and tpe[2] != rnd[2]
+
+
+def test_a_bad_sampler_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"unknown sampler 'sobol'; choose one of qmc, tpe, random"):
+        _searcher(sampler="sobol")
+    with pytest.raises(ValueError, match=r"'TPE'"):
+        _searcher(sampler="TPE")
 
 
 # ---- honest Optuna states, read back from the journal
@@ -226,6 +355,47 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
     assert owners == collections.Counter([f"t{i}" for i in range(6)] + [f"r{i}" for i in range(3)])
     completed = [t for st in studies.values() for t in st.trials if t.state == TrialState.COMPLETE]
     assert len(completed) == 6  # t0..t5: none lost, none run twice
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_save_restore_continues_every_samplers_sequence(tmp_path, sampler):
+    """An interrupted and restored run suggests exactly what an uninterrupted one does: no point twice."""
+    def make(journal):
+        return _searcher("default", n=4, journal_dir=journal, n_cells=2, seed=5, sampler=sampler)
+
+    ids = [f"t{i}" for i in range(8)]
+    expected = _run_one_at_a_time(make(tmp_path / "uninterrupted"), ids)
+
+    journal = tmp_path / "optuna"
+    pristine = pickle.dumps(make(journal))  # as in tuner.pkl
+    first = pickle.loads(pristine)
+    got = _run_one_at_a_time(first, ids[:4])  # two trials in each cell
+    first.save(str(tmp_path / "searcher-state.pkl"))
+    first.suggest("t-forgotten")  # asked after the checkpoint: Tune forgets it and asks again
+    resumed = pickle.loads(pristine)
+    resumed.restore(str(tmp_path / "searcher-state.pkl"))
+    assert resumed.sampler == sampler
+    got += [resumed.suggest(ids[4])]
+    _run(resumed, ids[4], [0.54] * MAX_EPOCHS)
+    pickle.loads(pickle.dumps(resumed))  # Tune pickles the searcher again at later checkpoints
+    got += _run_one_at_a_time(resumed, ids[5:], base=0.55)
+    assert got == expected
+    assert resumed.suggest("one-too-many") == CellSearcher.FINISHED
+    for cell in resumed.cells:
+        points = [(t.params["lr"], t.params["weight_decay"]) for t in load_cell_study(journal, cell.name).trials]
+        assert len(points) == len(set(points)) == 4
+
+
+def test_qmc_after_a_run_killed_before_its_first_checkpoint_continues_the_sequence(tmp_path):
+    killed = _searcher("default", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
+    points = [_unit(killed, killed.suggest("t0"))]
+    _run(killed, "t0", [0.5, 0.6])
+    points.append(_unit(killed, killed.suggest("t1")))  # running when the run was killed
+    fresh = _searcher("default", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
+    points += [_unit(fresh, fresh.suggest(f"u{i}")) for i in range(2)]
+    # The journal's points count on: the new trials are Sobol points 2 and 3, not 0 and 1 again.
+    assert len(set(points)) == 4
+    assert len({(x >= 0.5, y >= 0.5) for x, y in points}) == 4
 
 
 def test_a_journal_left_by_a_run_without_checkpoint_fails_its_running_trials(tmp_path):

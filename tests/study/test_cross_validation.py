@@ -1,4 +1,4 @@
-"""Planning cross-validation: the picked configurations, their folds, and bad options."""
+"""Planning stage 2: the picked configurations, their folds or seeds, and bad options."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_configs_keep_each_trials_own_values_and_the_shared_ones(small_experimen
     assert {cfg["split_seed"] for cfg in plan.configs.values()} == {3}  # the study's seed, for every config
     space = plan.param_space()
     assert space["config_id"] == {"grid_search": ["t3", "t1"]}
-    assert space["fold"] == {"grid_search": [0, 1]}
+    assert space["replicate"] == {"grid_search": [0, 1]}
     assert plan.resources.cpus_per_trial == 1 and plan.resources.gpus_per_trial == 0
 
 
@@ -62,10 +62,34 @@ def test_fewer_than_two_folds_is_refused(small_experiment, folds):
         plan_cv(CVOptions(str(small_experiment), folds=folds))
 
 
+def test_seed_replicates_train_on_the_studys_split_with_new_seeds(small_experiment, fake_data_dir):
+    plan = plan_cv(CVOptions(str(small_experiment), seeds=3))
+    assert plan.kind == "seed" and plan.n_replicates == 3
+    _, labels = load_arrays(fake_data_dir, "train")
+    search = TrialConfig.from_flat({**plan.configs["t1"]})
+    seeds = []
+    for r in range(3):
+        cfg = TrialConfig.from_flat(plan.trial_config("t1", r))
+        assert cfg.data == search.data  # the study's own split and training subset
+        assert cfg.data.fold is None
+        seeds.append(cfg.seed)
+    assert len(set(seeds)) == 3 and search.seed not in seeds
+    assert plan.sizes["t1"] == (search.data.train_size, search.data.val_size)
+
+
+def test_the_default_replicates_are_the_studys_confirm_seeds(small_experiment):
+    plan = plan_cv(CVOptions(str(small_experiment)))
+    assert plan.kind == "seed" and plan.n_replicates >= 2
+    with pytest.raises(RetrainError, match="two kinds of replicate"):
+        plan_cv(CVOptions(str(small_experiment), seeds=3, folds=2))
+    with pytest.raises(RetrainError, match="--seeds must be .* at least 2"):
+        plan_cv(CVOptions(str(small_experiment), seeds=1))
+
+
 def test_a_cv_training_validates_on_its_fold_after_the_last_epoch_only(small_experiment, fake_tune):
     plan = plan_cv(CVOptions(str(small_experiment), folds=2))
-    trainable.train_cv_trial({"config_id": "t1", "fold": 0}, configs=plan.configs)
+    trainable.train_cv_trial({"config_id": "t1", "replicate": 0}, configs=plan.trial_configs())
     assert [r["epoch"] for r in fake_tune.reports] == [1, 2]
     assert "val_acc" not in fake_tune.reports[0]
     last = fake_tune.reports[-1]
-    assert 0 <= last["val_acc"] <= 1 and last["gap"] == pytest.approx(last["val_loss"] - last["train_loss"])
+    assert 0 <= last["val_acc"] <= 1 and last["gap"] == pytest.approx(last["val_loss"] - last["train_eval_loss"])
