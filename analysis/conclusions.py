@@ -206,6 +206,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         "cell_factors": list(design.cell_factors),
         "within_cell_factors": list(design.within_cell),
         "search": search_entry(search, trials),
+        "setting": setting_entry(trials),
         "diverged": diverged_entry(trials),
         "final": final_entries(final),
         "importance": (
@@ -232,6 +233,16 @@ def search_entry(search: Design, trials: pd.DataFrame) -> dict:
         "mean_over_trials_method": SENSITIVITY_METHOD,
         "ranking_method": best.method,
     }
+
+
+def setting_entry(trials: pd.DataFrame) -> dict:
+    """What every trial trained on (the fixed part of the budget), where the table records it."""
+    out = {}
+    for column in ("train_size", "max_epochs", "batch_size", "val_size", "model"):
+        if column in trials and trials[column].nunique(dropna=False) == 1:
+            value = trials[column].iloc[0]
+            out[column] = None if _missing(value) else _plain(value)
+    return out
 
 
 def diverged_entry(trials: pd.DataFrame) -> dict:

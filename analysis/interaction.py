@@ -1,6 +1,6 @@
 """Does the effect of Dropout depend on BatchNorm? The bn x dropout interaction test.
 
-Groups are the cells, summarised by their full-budget trials (the replicates). The
+Groups are the cells, summarised by their replicates (stage-2 seeds or folds). The
 other cell-defining factors (model, augment, order) form strata; inside each
 stratum the additive model says ``mean(bn, dropout) = a + b[bn] + d[dropout]``. The
 test compares that model with the full cell-means model: the contrasts are a basis
@@ -31,7 +31,7 @@ from analysis.io import RATE_FACTORS, RATE_LAYER
 
 METHOD = (
     stats.PB_TEST + " of the bn x dropout interaction: additive model (bn + dropout within each stratum "
-    "of the other factors) against the full cell-means model; trials are the replicates"
+    "of the other factors) against the full cell-means model, each cell's variance from its own replicates"
 )
 
 

@@ -269,8 +269,8 @@ def isolation_info(design: Design) -> IsolationInfo:
         out[factor] = pd.DataFrame(rows)
     return IsolationInfo(
         out, f"{metric_words(design.metric)} (%)",
-        "Search trials per value: the best trial (nuisance tuned away), and the mean of trials with 95% CI "
-        "(how forgiving the value is of the nuisance range)",
+        "Search trials per value: the best trial (nuisance tuned away),\n"
+        "and the mean of trials with 95% CI (how forgiving the value is of the nuisance range)",
     )
 
 
@@ -297,10 +297,10 @@ def plot_isolation(info: IsolationInfo, path: Path) -> Path:
     for ax in axes[n:]:
         ax.set_visible(False)
     height = 3.8 * rows
-    fig.suptitle(info.title, fontsize=11, y=1 - 0.1 / height, va="top")
+    fig.suptitle(info.title, fontsize=10, y=1 - 0.1 / height, va="top")  # two lines
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.45 / height), ncol=2, fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.8 / height, top=1 - 1.1 / height, wspace=0.35, hspace=0.6)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.6 / height), ncol=2, fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.8 / height, top=1 - 1.25 / height, wspace=0.35, hspace=0.6)
     return _save(fig, path, tight=False)
 
 
@@ -550,7 +550,7 @@ def plot_ranking(info: RankingInfo, path: Path) -> Path:
     ax.set_xlabel(info.xlabel)
     ax.set_ylabel("cell")
     ax.set_title(info.title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="lower right")  # best at the top right, worst at the bottom left
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
 

@@ -61,7 +61,28 @@ def _stage(c: dict) -> list[str]:
     return [
         f"These conclusions come from stage 2: each cell's best configuration from the search "
         f"({counts['analysed']} full-budget trials of {counts['trials']}) retrained on {n} {unit} to the full budget."
+        + _setting(c.get("setting") or {}) + _tuning_luck(c)
     ]
+
+
+def _tuning_luck(c: dict) -> str:
+    """With few search trials per cell, a selected configuration can miss the cell's optimum."""
+    cells = len(c["search"]["best_trials"]) or 1
+    per_cell = c["search"]["counts"]["analysed"] / cells
+    if per_cell >= 8:
+        return ""
+    return (f" The replicates compare the configurations the search selected from about {per_cell:.0f} full-budget "
+            "trials per cell: a selected learning rate can miss a cell's optimum, so part of a difference between "
+            "cells may be tuning luck rather than placement; more trials per cell (--num-samples) shrink it.")
+
+
+def _setting(setting: dict) -> str:
+    """' Every run trained on 1,500 images for 4 epochs: ...' when the study used a subset."""
+    size, epochs = setting.get("train_size"), setting.get("max_epochs")
+    if not ok(size) or not ok(epochs):
+        return ""
+    return (f" Every run trained on {int(size):,} images for {int(epochs)} epochs: the conclusions are about networks "
+            "trained that briefly, on that little data, and may not hold on the full 54,000 images.")
 
 
 def _ranking(c: dict) -> list[str]:
