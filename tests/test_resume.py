@@ -1,4 +1,4 @@
-"""Kill a running study with SIGKILL, resume it, and lose or repeat nothing.
+"""Kill a running study with SIGKILL, in the search or in stage 2, resume it, and lose or repeat nothing.
 
 The first run is a real `study run` in its own process, joined to this test
 session's Ray (`--address`) as a driver on a cluster's head node would be: it is
@@ -86,9 +86,11 @@ def study_argv(tmp_path):
             "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
 
 
-def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path) -> str:
-    """Run the study in a new process group; SIGKILL the group once the experiment
-    snapshot on disk records some finished trials.
+def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path,
+                   finished_before_kill: int = FINISHED_BEFORE_KILL) -> str:
+    """Run the study in a new process group; SIGKILL the group once the Tune snapshot
+    on disk in `experiment` (the search's folder, or stage 2's `cv/`) records
+    `finished_before_kill` finished trials.
 
     Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
     libraries it loaded.
@@ -100,7 +102,7 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
                                    start_new_session=True, env=env)
     try:
         deadline = time.time() + 600
-        while len(terminated(experiment)) < FINISHED_BEFORE_KILL:
+        while len(terminated(experiment)) < finished_before_kill:
             if process.poll() is not None:
                 pytest.fail(f"the study ended (exit {process.returncode}) before it could be killed:\n"
                             + log.read_text()[-3000:])
@@ -150,3 +152,27 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     # The same command then ran stage 2: each cell's best configuration on the smoke budget's 2 seeds.
     cv = pd.read_csv(experiment / "cv.csv")
     assert set(cv["replicate"]) == {0, 1} and (cv["replicate_kind"] == "seed").all()
+
+
+def test_killed_in_stage_two_the_same_command_finishes_it(study_argv, tmp_path, ray_session):
+    """Killed while retraining the selected configurations: the same command skips the
+    finished search and continues stage 2 without retraining a finished replicate."""
+    experiment = tmp_path / "experiments" / "resume"
+    # 2 trials per cell, then 2 cells x 6 seeds one at a time: stage 2 runs long enough to be caught.
+    argv = [*study_argv, "--seeds", "6"]
+    argv[argv.index("--num-samples") + 1] = "4"
+    ray_address = ray_session.get_runtime_context().gcs_address
+    start_and_kill(argv, ray_address, experiment / "cv", tmp_path / "first_run.log", finished_before_kill=2)
+    assert (experiment / "trials.csv").exists() and not (experiment / "cv.csv").exists()
+    finished = terminated(experiment / "cv")
+    before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment / "cv").items() if trial_id in finished}
+    assert len(before) >= 2
+
+    assert main(argv) == 0  # the same command: the search is done, stage 2 resumes
+
+    cv = pd.read_csv(experiment / "cv.csv", dtype={"config_id": str})
+    assert len(cv) == 12 and not cv.duplicated(["config_id", "replicate"]).any()
+    assert sorted(cv["replicate"].unique()) == list(range(6))
+    after = reported_epochs(experiment / "cv")
+    for trial_id, epochs in before.items():
+        assert after[trial_id] == epochs  # kept, not trained again
