@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.design import Design
+from analysis.rates import NEAR_OPTIMAL
 
 MIN_TRIALS = 3
 FAILED_FRACTION = 0.10
@@ -113,7 +114,8 @@ def rate_edges(rate_fits) -> list[str]:
             lo, hi = fit.range
             near_lo, near_hi = fit.near_optimal
             out.append(
-                f"The rates of {fit.rate} within 0.5 pp of the best fit with bn={fit.bn} ({near_lo:.2f}-{near_hi:.2f}) "
+                f"The rates of {fit.rate} within {100 * NEAR_OPTIMAL:g} pp of the best fit with bn={fit.bn} "
+                f"({near_lo:.2f}-{near_hi:.2f}) "
                 f"reach the edge of the rates tried [{lo:.2f}, {hi:.2f}]; better rates may lie outside them."
             )
     return out

@@ -33,7 +33,7 @@ import pandas as pd
 from analysis import stats
 from analysis.design import Design, cell_table
 from analysis.effects import NESTED, contrast, group_weights
-from analysis.text import is_accuracy
+from analysis.text import SEARCH_ONLY, is_accuracy
 from analysis.ranking import SEARCH, Ranking
 
 SUPPORTED, REFUTED, NEGLIGIBLE, INCONCLUSIVE = "supported", "refuted", "negligible", "inconclusive"
@@ -56,10 +56,6 @@ METHOD = "difference of least-squares means of matched cells, " + stats.WELCH_T
 BEST_METHOD = (
     "best cell of the claimed group against the best other cell, " + stats.WELCH_T
     + " (both cells chosen from the same data: optimistic about the winner)"
-)
-SEARCH_ONLY = (
-    "search trials only: their scores are selected maxima, so no claim is checked until the selected "
-    "configurations are retrained on replicates (`study run` without --search-only, or `study cv EXPERIMENT`)"
 )
 
 
@@ -119,7 +115,7 @@ def bn_dropout_improves_loss(design: Design) -> Claim:
     cells = _cells(design, "val_loss")
     cells = cells[cells["bn"] != "none"].reset_index(drop=True)
     if not (cells["dropout"] == "none").any() or not (cells["dropout"] != "none").any():
-        return _inconclusive(cid, "no cells with BatchNorm both with and without Dropout (with at least 2 full-budget trials)")
+        return _inconclusive(cid, "no cells with BatchNorm both with and without Dropout (with at least 2 scored replicates)")
     with_dropout = [v for v in ("fc", "conv", "all") if v in set(cells["dropout"])]
     return _matched(cid, design, cells, "dropout", {"bn+dropout": with_dropout, "bn only": ["none"]},
                     metric="val_loss", higher_is_better=False, margin=None)
@@ -164,8 +160,8 @@ def _no_all_three_reason(trials: pd.DataFrame) -> str:
     if not trials["augment"].map(lambda v: v is True or v == True).any():  # noqa: E712
         missing.append("augmentation")
     if missing:
-        return "no full-budget trial used " + " or ".join(missing)
-    return "no cell with at least 2 full-budget trials combines BatchNorm, Dropout and augmentation"
+        return "no scored run used " + " or ".join(missing)
+    return "no cell with at least 2 scored replicates combines BatchNorm, Dropout and augmentation"
 
 
 def _all_three(cells: pd.DataFrame) -> np.ndarray:
@@ -181,12 +177,12 @@ def _cells(design: Design, column: str) -> pd.DataFrame:
 def _matched(cid, design, cells, factor, groups, *, metric, higher_is_better, margin, non_inferiority=False) -> Claim:
     labels = list(groups)
     if cells.empty:
-        return _inconclusive(cid, f"no cells to compare for {factor} (with at least 2 full-budget trials each)")
+        return _inconclusive(cid, f"no cells to compare for {factor} (with at least 2 scored replicates each)")
     nested = NESTED.get(factor, ())
     keys = tuple(f for f in design.cell_factors if f != factor and f not in nested and f in cells)
     comparison = group_weights(cells, factor, groups, keys)
     if comparison is None:
-        return _inconclusive(cid, f"not every group of {factor} ({', '.join(labels)}) has a cell with at least 2 full-budget trials")
+        return _inconclusive(cid, f"not every group of {factor} ({', '.join(labels)}) has a cell with at least 2 scored replicates")
     iv, p = contrast(cells, comparison, labels[0], labels[1])
     means = {l: float(comparison.weights[l] @ cells["mean"]) for l in labels}
     sign = 1.0 if higher_is_better else -1.0
@@ -212,7 +208,7 @@ def _matched(cid, design, cells, factor, groups, *, metric, higher_is_better, ma
 
 def _best_of(cid, cells, claimed, *, metric, higher_is_better) -> Claim:
     if not claimed.any():
-        return _inconclusive(cid, "no cell (with at least 2 full-budget trials or folds) has the claimed setting")
+        return _inconclusive(cid, "no cell (with at least 2 scored replicates) has the claimed setting")
     if claimed.all():
         return _inconclusive(cid, "every compared cell has the claimed setting; there is nothing to compare it with")
     sign = 1.0 if higher_is_better else -1.0
@@ -250,7 +246,8 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
     """
     if not (math.isfinite(low) and math.isfinite(high)):
         return INCONCLUSIVE, "too few replicates for an interval"
-    if margin is not None and -margin < low and high < margin:
+    # "At least as good" is proved, not set aside, by an interval within the margin.
+    if margin is not None and not non_inferiority and -margin < low and high < margin:
         real = "real (the interval excludes 0) but " if low > 0 or high < 0 else ""
         return NEGLIGIBLE, f"the 95% interval lies within ±{_margin_text(margin)}: any difference is {real}smaller than the margin"
     threshold = -margin if non_inferiority else 0.0

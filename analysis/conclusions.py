@@ -28,11 +28,11 @@ import pandas as pd
 from analysis import checks
 from analysis.claims import Claim, check_claims
 from analysis.design import Design, make_design
+from analysis.errors import AnalysisError
 from analysis.effects import factor_effects, search_effects
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
 from analysis.importance import Importance, hyperparameter_importance
-from analysis.interaction import METHOD as INTERACTION_METHOD
 from analysis.interaction import Interaction, interaction_test, means_table, pair_for
 from analysis.io import (
     RATE_FACTORS,
@@ -56,13 +56,10 @@ from analysis.rates import RateFit, fit_dropout_rates
 from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
-from study.factors import NUISANCE, SCIENTIFIC_FACTORS
+from analysis.text import SEARCH_ONLY
+from study.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, SCIENTIFIC_FACTORS
 
 REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
-SEARCH_ONLY_INTERACTION = (
-    "search trials only: the interaction is not tested until the selected configurations are retrained on "
-    "replicates (`study run` without --search-only, or `study cv EXPERIMENT`)"
-)
 SENSITIVITY_METHOD = (
     "mean of best_val_acc over a cell's full-budget search trials: how forgiving the cell is of the nuisance "
     "range and of trial order, not how well it works when tuned"
@@ -134,12 +131,12 @@ def run_analysis(
     """Every step of the analysis; `n_boot` resamples for the drop-rate intervals, `seed` for all
     bootstraps (results are reproducible); `importance=False` skips Optuna's PED-ANOVA."""
     search = make_design(tables.trials, metric)
-    rows = replicate_rows(tables.cv)
+    rows = replicate_rows(tables.cv, tables.trials)
+    stage_two_notes = replicate_notes(tables.cv, rows)
+    design = replicate_design(rows, tables.trials, stage_two_notes) if rows is not None else None
+    if design is None:
+        rows = None
     if rows is not None:
-        # A rate sampled inside each cell was tuned with the nuisance values: the
-        # replicates carry one rate per cell, which is part of its configuration.
-        tuned = tuple(f for f in search.within_cell if f in RATE_FACTORS)
-        design = make_design(rows, REPLICATE_METRIC, tuned=tuned)
         unit = replicate_unit(rows)
         ranking = rank_cells(design, unit)
         effects = factor_effects(design)
@@ -150,7 +147,7 @@ def run_analysis(
         design, unit = search, "trials"
         ranking = search_ranking(search)
         effects = search_effects(search)
-        interaction = Interaction(pair_for(search), None, False, INTERACTION_METHOD, reason=SEARCH_ONLY_INTERACTION)
+        interaction = Interaction(pair_for(search), None, False, "not tested (search trials only)", reason=SEARCH_ONLY)
         resolution = None
         rates_from = search
     rate_source = REPLICATES if rates_from is design and rows is not None else SEARCH
@@ -162,6 +159,7 @@ def run_analysis(
     else:
         importance_result, importance_reason = None, "hyperparameter importance was not requested"
     warnings = [
+        *stage_two_notes,
         *checks.status_warnings(search.counts, search.budget, "search trials"),
         *(checks.status_warnings(design.counts, design.budget, unit) if rows is not None else []),
         *checks.single_cell(design),
@@ -183,6 +181,40 @@ def run_analysis(
         tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
         importance_result, warnings, conclusions,
     )
+
+
+def tuned_rates(trials: pd.DataFrame) -> tuple[str, ...]:
+    """Drop rates the search sampled inside cells (they vary among a cell's trials, pruned ones too).
+
+    They were tuned with the nuisance values, so each cell's replicates carry the one
+    rate its selected configuration has: part of the configuration, not a factor the
+    replicates compare.
+    """
+    return tuple(f for f in RATE_FACTORS if f in trials and (trials.groupby("cell")[f].nunique() > 1).any())
+
+
+def replicate_design(rows: pd.DataFrame, trials: pd.DataFrame, notes: list) -> Design | None:
+    """The design of the replicates, or None (with a note) when they cannot compare cells."""
+    try:
+        return make_design(rows, REPLICATE_METRIC, tuned=tuned_rates(trials))
+    except AnalysisError as exc:
+        notes.append(
+            f"Stage 2 cannot be compared across cells ({exc}); the conclusions below fall back to the search "
+            "trials and are preliminary. Retrain the best configuration of every cell (`study cv EXPERIMENT` "
+            "without --overall) to confirm them."
+        )
+        return None
+
+
+def replicate_notes(cv: pd.DataFrame | None, rows: pd.DataFrame | None) -> list[str]:
+    """A warning when cv.csv exists but none of its replicates could be scored."""
+    if cv is None or rows is not None or cv.empty:
+        return []
+    counts = cv["status"].value_counts().to_dict()
+    return [
+        f"Stage 2 ran ({len(cv)} trainings in cv.csv) but none was scored (by status: {counts}); the conclusions "
+        "below fall back to the search trials and are preliminary."
+    ]
 
 
 def build_conclusions(design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance,
@@ -208,6 +240,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         "search": search_entry(search, trials),
         "setting": setting_entry(trials),
         "diverged": diverged_entry(trials),
+        "diverged_by_bn": diverged_by_bn(trials),
         "final": final_entries(final),
         "importance": (
             {"method": importance.method, "n_trials": importance.n_trials, "values": importance.values, "kinds": importance.kinds}
@@ -232,6 +265,16 @@ def search_entry(search: Design, trials: pd.DataFrame) -> dict:
         },
         "mean_over_trials_method": SENSITIVITY_METHOD,
         "ranking_method": best.method,
+    }
+
+
+def diverged_by_bn(trials: pd.DataFrame) -> dict:
+    """Per BatchNorm setting: search trials, how many diverged (BN's tolerance of large learning rates)."""
+    if "bn" not in trials:
+        return {}
+    return {
+        str(bn): {"trials": len(group), "diverged": int((group["status"] == "diverged").sum())}
+        for bn, group in trials.groupby("bn", sort=False)
     }
 
 
@@ -377,8 +420,9 @@ def methods_entry(out: dict) -> dict:
         )
     methods = {
         "replication": replication,
-        "diverged": "a trial or replicate diverged when its training loss became non-finite or its final validation "
-        "accuracy fell below 20% (chance is 10%); diverged runs are counted per cell and never scored",
+        "diverged": "a trial or replicate diverged when its training loss became non-finite, or when it trained the "
+        f"full budget and its final validation accuracy is below {DIVERGED_ACCURACY:.0%} (chance is "
+        f"{CHANCE_ACCURACY:.0%}); diverged runs are counted per cell and never scored",
         "ranking": out["ranking_method"],
         "effects": (
             "least-squares means of matched cells (see effect_tests for each factor's test)"

@@ -34,7 +34,7 @@ METRICS = ("best_val_acc", "val_acc")
 class Design:
     """The analysed trials and what varied among them."""
 
-    trials: pd.DataFrame  # completed, full-budget trials with a finite `score` column
+    trials: pd.DataFrame  # completed, full-budget rows (search trials or replicates) with a finite `score` column
     metric: str
     factors: tuple[str, ...]  # scientific factors that varied, vocabulary order
     cell_factors: tuple[str, ...]  # varied and constant inside every cell
@@ -86,7 +86,7 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple
     if not factors:
         present = [f for f in SCIENTIFIC_FACTORS if f in df.columns]
         raise AnalysisError(
-            f"no scientific factor varied among the {len(df)} full-budget trials "
+            f"no scientific factor varied among the {len(df)} full-budget runs "
             f"(factor columns present: {', '.join(present)}; every trial has the same values), "
             "so there is nothing to compare; run a space with at least two values of a factor"
         )

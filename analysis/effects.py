@@ -25,6 +25,7 @@ import pandas as pd
 from analysis import stats
 from analysis.design import Design, cell_table, ordered_values, value_label
 from analysis.io import RATE_FACTORS, RATE_LAYER
+from analysis.text import SEARCH_ONLY
 
 # Factors whose value is implied by the compared factor, so they cannot be held fixed.
 NESTED = {"dropout": RATE_FACTORS}
@@ -33,10 +34,6 @@ UNMATCHED_METHOD = stats.LS_MEAN + ", over all cells (not matched: no combinatio
 TRIAL_METHOD = "mean of trials per value (the factor varies inside cells, so not matched), " + stats.T_INTERVAL
 TEST_METHOD = stats.PB_TEST + " of equal least-squares means"
 SEARCH_METHOD = "best full-budget search trial per value (a selected maximum; not tested)"
-SEARCH_ONLY = (
-    "search trials only: nothing is tested until the selected configurations are retrained on replicates "
-    "(`study run` without --search-only, or `study cv EXPERIMENT`)"
-)
 
 
 @dataclass(frozen=True)
@@ -159,21 +156,15 @@ def _unmatched_single(design, factor, cells, values) -> FactorEffect | None:
     if not entries:
         return None
     test = {"p_value": None, "significant": False, "method": TEST_METHOD, "matched": False,
-            "reason": f"fewer than two values of {factor} have a cell with at least 2 full-budget trials"}
+            "reason": f"fewer than two values of {factor} have a cell with at least 2 scored replicates"}
     return FactorEffect(factor, entries, test)
 
 
 def _within_cell_effect(design: Design, factor: str, n_boot: int) -> FactorEffect | None:
     """Trial-level summary for a factor that varies inside cells (binned when continuous)."""
-    df = design.trials
-    if factor in RATE_FACTORS and "dropout" in df:
-        df = df[df["dropout"].isin(RATE_LAYER[factor])]
-    labels = rate_bins(df[factor]) if factor in RATE_FACTORS else df[factor].map(value_label)
+    df, labels, order = factor_rows(design, factor)
     entries = {}
     groups = []
-    order = sorted(labels.unique(), key=lambda s: _bin_start(s)) if factor in RATE_FACTORS else [
-        value_label(v) for v in ordered_values(factor, df[factor])
-    ]
     for label in order:
         scores = df.loc[labels == label, "score"]
         iv = stats.t_interval(scores)

@@ -62,7 +62,14 @@ def interaction_test(design: Design, n_boot: int = stats.N_BOOT_TEST) -> Interac
     keys = list(zip(stratum, df["bn"].to_numpy(dtype=object), level.to_numpy(dtype=object)))
     unique, n, mean, var = group_summary(keys, df["score"].to_numpy(dtype=float))
     groups = pd.DataFrame(unique, columns=["stratum", "bn", "level"]).assign(n=n, mean=mean, var=var)
-    groups["se2"] = groups["var"] / groups["n"]
+    # CV folds share training images: the Nadeau-Bengio term, as in `analysis.design.cell_table`.
+    ratio = 0.0
+    if "se_ratio" in df:
+        first: dict = {}
+        for key, r in zip(keys, df["se_ratio"].to_numpy(dtype=float)):
+            first.setdefault(key, r)
+        ratio = np.array([first[key] for key in unique])
+    groups["se2"] = groups["var"] * (1.0 / groups["n"] + ratio)
     groups["df"] = groups["n"] - 1
     used = groups[groups["n"] >= 2].reset_index(drop=True)
     result, q = additivity_test(used, n_boot)
@@ -70,8 +77,8 @@ def interaction_test(design: Design, n_boot: int = stats.N_BOOT_TEST) -> Interac
         return Interaction(
             pair, None, False, METHOD, n_cells=len(used), n_trials=int(used["n"].sum()), groups=used,
             reason=(
-                f"no stratum has a 2 x 2 sub-table of {pair[0]} x {pair[1]} cells with at least 2 full-budget "
-                "trials each, so an interaction cannot be estimated"
+                f"no stratum has a 2 x 2 sub-table of {pair[0]} x {pair[1]} cells with at least 2 scored "
+                "replicates each, so an interaction cannot be estimated"
             ),
         )
     return Interaction(
@@ -144,10 +151,10 @@ def pair_for(design: Design) -> list:
 
 def pair_reason(design: Design) -> str:
     if "bn" not in design.factors:
-        return "bn did not vary among the full-budget trials, so the effect of Dropout cannot depend on it here"
+        return "bn did not vary among the scored runs, so the effect of Dropout cannot depend on it here"
     if "bn" not in design.cell_factors:
         return "bn varies inside cells (the cell column does not separate BN settings)"
-    return "neither the dropout placement nor a drop rate varied among the full-budget trials"
+    return "neither the dropout placement nor a drop rate varied among the scored runs"
 
 
 def means_table(interaction: Interaction) -> pd.DataFrame | None:

@@ -179,12 +179,19 @@ def with_eval_mode_gap(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_diverged(df: pd.DataFrame) -> pd.Series:
-    """Statuses with every diverged run labelled `diverged` (one definition for every table)."""
+    """Statuses with every diverged run labelled `diverged` (`study.factors.is_diverged`, for every table).
+
+    A run that reported a validation accuracy and a non-finite training loss diverged,
+    as does one that trained the full budget and ended near chance; a row with no
+    metrics at all (a blank in a hand-made table) is no evidence of divergence.
+    """
     status = df["status"].copy()
-    loss = df["train_loss"] if "train_loss" in df.columns else pd.Series(0.0, index=df.index)
-    acc = df["val_acc"] if "val_acc" in df.columns else df.get("best_val_acc", pd.Series(np.nan, index=df.index))
+    nan = pd.Series(np.nan, index=df.index)
+    acc = df["val_acc"] if "val_acc" in df.columns else df.get("best_val_acc", nan)
+    loss = df["train_loss"].where(acc.notna(), 0.0) if "train_loss" in df.columns else nan.fillna(0.0)
+    full = (df["epochs"] >= df["max_epochs"]) if {"epochs", "max_epochs"} <= set(df.columns) else status == "completed"
     trained = status.isin(("completed", "pruned"))
-    diverged = [is_diverged(l, a) for l, a in zip(loss.astype(float), acc.astype(float))]
+    diverged = [is_diverged(l, a, f) for l, a, f in zip(loss.astype(float), acc.astype(float), full)]
     status[trained & np.array(diverged, dtype=bool)] = "diverged"
     if "error" in df.columns:
         said_so = df["error"].astype(str).str.contains("|".join(DIVERGED_ERROR_WORDS), regex=True, na=False)

@@ -645,7 +645,7 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
     draw("isolation", isolation_info(search), plot_isolation, "")
     draw("learning_curves", learning_curves_info(search, epochs), plot_learning_curves, "no epochs.csv with the best trials' epochs")
     if "experiment" in design.trials:
-        draw("blog_experiments", experiments_info(design, analysis.ranking.unit if tested else "trials"),
+        draw("blog_experiments", experiments_info(design, analysis.ranking.unit if tested else "search trials (nuisance sensitivity)"),
              plot_experiments, "no experiment numbers")
         draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")

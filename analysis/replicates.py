@@ -21,21 +21,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.stats import nadeau_bengio_ratio
 from study.factors import SCIENTIFIC_FACTORS
 
 SCORE = "val_acc"  # after the last epoch: nothing is chosen per epoch in stage 2
 UNITS = {"seed": "seeds", "fold": "folds"}
 
 
-def replicate_rows(cv: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The replicates of each cell's representative configuration, or None when there are none.
+def replicate_rows(cv: pd.DataFrame | None, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The replicates of each cell's representative configuration, or None when none is scored.
 
     A cell with several confirmed configurations (``study cv --top-k``) is
     represented by the one with the best mean over its completed replicates; the
-    analysis warns that this flatters such cells.
+    analysis warns that this flatters such cells. A configuration whose `config_id`
+    is a trial of `trials` (as `study cv` writes them) takes its cell and factor
+    values from that trial where cv.csv lacks them (a hand-made table of scores).
     """
     if cv is None or cv.empty:
         return None
+    if trials is not None:
+        cv = with_trial_factors(cv, trials)
     scored = cv[(cv["status"] == "completed") & cv[SCORE].notna()]
     if scored.empty:
         return None
@@ -56,6 +61,22 @@ def replicate_rows(cv: pd.DataFrame | None) -> pd.DataFrame | None:
     return rows.reset_index(drop=True)
 
 
+def with_trial_factors(cv: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """cv.csv with `cell` and the factor columns it lacks filled from the trial each configuration came from."""
+    source = trials.drop_duplicates("trial_id").set_index("trial_id")
+    known = cv["config_id"].isin(source.index)
+    if not known.any():
+        return cv
+    cv = cv.copy()
+    for column in ("cell", *SCIENTIFIC_FACTORS):
+        if column not in source.columns:
+            continue
+        from_trials = cv["config_id"].map(source[column])
+        if column not in cv.columns or column == "cell" and (cv["cell"] == cv["config_id"]).all():
+            cv[column] = from_trials.where(known, cv.get(column))
+    return cv
+
+
 def replicate_unit(rows: pd.DataFrame) -> str:
     """'seeds', 'folds', or 'replicates' when a table mixes both."""
     kinds = set(rows["replicate_kind"])
@@ -68,18 +89,13 @@ def _replicate_label(value) -> str:
 
 def _se_ratio(rows: pd.DataFrame) -> np.ndarray:
     """Nadeau-Bengio n_val/n_train for folds (1/(k-1) when sizes are unknown), 0 for seeds."""
-    folds = (rows["replicate_kind"] == "fold").to_numpy()
-    ratio = np.zeros(len(rows))
-    if not folds.any():
-        return ratio
-    if {"n_val", "n_train"} <= set(rows.columns):
-        known = (rows["n_val"] / rows["n_train"]).to_numpy(dtype=float)
-    else:
-        known = np.full(len(rows), np.nan)
-    k = rows.groupby("config_id")["replicate"].transform("nunique").to_numpy(dtype=float)
-    fallback = 1.0 / np.maximum(k - 1, 1)
-    ratio[folds] = np.where(np.isfinite(known), known, fallback)[folds]
-    return ratio
+    k = rows.groupby("config_id")["replicate"].transform("nunique").to_numpy(dtype=int)
+    n_val = rows["n_val"] if "n_val" in rows.columns else pd.Series(np.nan, index=rows.index)
+    n_train = rows["n_train"] if "n_train" in rows.columns else pd.Series(np.nan, index=rows.index)
+    return np.array([
+        nadeau_bengio_ratio(v, t, n) if kind == "fold" else 0.0
+        for kind, v, t, n in zip(rows["replicate_kind"], n_val.astype(float), n_train.astype(float), k)
+    ])
 
 
 def confirmed_configs(rows: pd.DataFrame) -> pd.DataFrame:

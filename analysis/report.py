@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.rates import NEAR_OPTIMAL
 from analysis.summary import claim_evidence, metric_words
 from analysis.text import ci_pct, num, pct, pvalue
 
@@ -90,7 +91,7 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
         for rate, per_bn in c["dropout_rate"].items() for bn, e in per_bn.items()
     ]
     if rate_rows:
-        b.append(Block("table", ["rate", "bn", "near-optimal (within 0.5 pp)", "fitted best", "95% CI of the best",
+        b.append(Block("table", ["rate", "bn", f"near-optimal (within {100 * NEAR_OPTIMAL:g} pp)", "fitted best", "95% CI of the best",
                                  "fitted score", "rows", "rates tried", "from"], rate_rows))
         methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
         b.append(Block("p", "Method: " + "; ".join(methods) + "."))
@@ -195,7 +196,8 @@ def _ranking_table(entries: list) -> tuple[list, list]:
         trial = e.get("selected_trial") or {}
         lr = f", lr {num(trial['lr'], 3)}" if "lr" in trial else ""
         config = f"{trial['trial_id']}{lr}" if trial else e.get("config_id", "")
-        rows.append([e["rank"], e["cell"], f"{e['n']} {e.get('unit', '')}".strip(), pct(e["score"]),
+        n = f"best of {e['n']} trials" if e.get("unit") == "best trial" else f"{e['n']} {e.get('unit', '')}".strip()
+        rows.append([e["rank"], e["cell"], n, pct(e["score"]),
                      ci_pct(e["ci_low"], e["ci_high"]), config])
     return header, rows
 

@@ -113,6 +113,13 @@ def cv_se2(sd: float, k: int, test_train_ratio: float | None = None) -> float:
     return float(sd) ** 2 * (1.0 / k + ratio)
 
 
+def nadeau_bengio_ratio(n_val: float | None, n_train: float | None, k: int) -> float:
+    """The ``n_test/n_train`` term of `cv_se2` for k folds: the design's own sizes, else ``1/(k-1)``."""
+    if n_val is not None and n_train and math.isfinite(n_val) and math.isfinite(n_train):
+        return float(n_val) / float(n_train)
+    return 1.0 / max(k - 1, 1)
+
+
 def linear_contrast(weights, means, se2, df, level: float = LEVEL) -> tuple[Interval, float]:
     """Estimate ``sum(w·mean)`` with a Satterthwaite t interval and a two-sided p-value.
 

@@ -6,12 +6,12 @@ conclusions.json alone.
 
 from __future__ import annotations
 
-from analysis.text import ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
+from analysis.rates import NEAR_OPTIMAL
+from analysis.text import CONFIRM, ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
 
 METRIC_WORDS = {
     "best_val_acc": "best validation accuracy",
     "val_acc": "final validation accuracy",
-    "cv_val_acc": "cross-validated validation accuracy",
     "val_loss": "validation loss",
     "gap": "generalization gap (val_loss - train_eval_loss)",
 }
@@ -27,8 +27,6 @@ CLAIM_NAMES = {
 def metric_words(metric: str) -> str:
     return METRIC_WORDS.get(metric, metric)
 
-
-CONFIRM = "`study run` without --search-only, or `study cv EXPERIMENT`"
 
 
 def summary_sentences(c: dict) -> list[str]:
@@ -56,11 +54,13 @@ def _stage(c: dict) -> list[str]:
             f"and nothing is tested; confirm them by retraining each cell's best configuration on replicates "
             f"({CONFIRM})."
         ]
-    n = c["ranking"][0]["n"] if c["ranking"] else 0
+    n = max((e["n"] for e in c["ranking"]), default=0)
     unit = c["ranking"][0]["unit"] if c["ranking"] else "replicates"
+    scored = c["counts"]
     return [
         f"These conclusions come from stage 2: each cell's best configuration from the search "
-        f"({counts['analysed']} full-budget trials of {counts['trials']}) retrained on {n} {unit} to the full budget."
+        f"({counts['analysed']} full-budget trials of {counts['trials']}) retrained on up to {n} {unit} to the full "
+        f"budget ({scored['analysed']} of {scored['trials']} scored)."
         + _setting(c.get("setting") or {}) + _tuning_luck(c)
     ]
 
@@ -180,8 +180,9 @@ def _resolution(c: dict) -> list[str]:
         return []
     return [
         f"Resolution: with {r['n']} {r['unit']} per cell and a typical spread of {pp(r['sd'], sign=False)} between "
-        f"them, differences between two cells smaller than about {pp(r['detectable'], sign=False)} could not be "
-        "detected (80% power); 'no significant difference' here means no difference larger than that."
+        f"them, a difference between two cells smaller than about {pp(r['detectable'], sign=False)} would usually "
+        "go undetected (it is found with 80% power at that size); a result that is not significant does not rule "
+        "out a difference, least of all a smaller one."
     ]
 
 
@@ -192,15 +193,11 @@ def _diverged(c: dict) -> list[str]:
         return []
     worst = sorted(div.items(), key=lambda kv: -kv[1]["share"])
     listing = ", ".join(f"{cell} {d['diverged']}/{d['trials']}" for cell, d in worst if d["diverged"])[:400]
-    by_bn: dict = {}
-    for cell, d in div.items():
-        bn = next((part.split("=", 1)[1] for part in cell.split(",") if part.startswith("bn=")), None)
-        if bn is not None:
-            n, k = by_bn.get(bn, (0, 0))
-            by_bn[bn] = (n + d["trials"], k + d["diverged"])
+    by_bn = c.get("diverged_by_bn") or {}
     bn_text = ""
     if len(by_bn) > 1:
-        bn_text = " By BatchNorm setting: " + ", ".join(f"bn={bn} {k}/{n} ({k / n:.0%})" for bn, (n, k) in by_bn.items()) + "."
+        bn_text = " By BatchNorm setting: " + ", ".join(
+            f"bn={bn} {d['diverged']}/{d['trials']} ({d['diverged'] / d['trials']:.0%})" for bn, d in by_bn.items()) + "."
     return [
         f"{total} search trial(s) diverged (non-finite loss or accuracy near chance): {listing}.{bn_text} "
         "Diverged trials are never scored; a high share says a cell tolerates less of the learning-rate range."
@@ -219,7 +216,8 @@ def _rates(c: dict) -> list[str]:
         if parts:
             sources = {e.get("source") for e in per_bn.values()}
             note = " (from the search trials: preliminary)" if "search" in sources else ""
-            out.append(f"Near-optimal {rate} (within 0.5 pp of the best fit){note}: " + "; ".join(parts) + ".")
+            out.append(f"Near-optimal {rate} (within {pp(NEAR_OPTIMAL, sign=False)} of the best fit){note}: "
+                       + "; ".join(parts) + ".")
     return out
 
 

@@ -50,5 +50,13 @@ def pvalue(p) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+# How a search-only analysis is confirmed: one phrase for every sentence that says so.
+CONFIRM = "`study run` without --search-only, or `study cv EXPERIMENT`"
+SEARCH_ONLY = (
+    "search trials only: nothing is tested until the selected configurations are retrained on replicates "
+    f"({CONFIRM})"
+)
+
+
 def is_accuracy(metric: str) -> bool:
     return "acc" in metric

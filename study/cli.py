@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sampler", help="sampler of each cell's Optuna study: qmc (scrambled Sobol), tpe or random "
                      "(default: qmc below 16 trials per cell, else tpe)")
     run.add_argument("--seeds", type=int, dest="confirm_seeds",
-                     help="stage 2: seeds per cell's best configuration (default: the budget's; quick 3, full 5)")
+                     help="stage 2: seeds per cell's best configuration (default: the budget's; quick and full 5)")
     run.add_argument("--search-only", action="store_true",
                      help="stop after the search (its report is preliminary: ranked by best trial, nothing tested)")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import pandas as pd
 from ray import tune
 
+from study.budgets import Budget
 from study.config import TrialConfig
 from study.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.datasets import find_data_dir, load_arrays
@@ -56,7 +57,7 @@ from study.retraining import (
     without_location,
 )
 from study.selection import pick_configs
-from study.trainable import train_cv_trial
+from study.trainable import replicate_key, train_cv_trial
 from study.ray_session import connect, run_config
 
 FOLDER = "cv"
@@ -65,7 +66,7 @@ FILES = ("cv.csv", "cv_summary.csv", "cv_tests.csv", RECORD)
 METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s")
 SEED, FOLD = "seed", "fold"
 SEED_STRIDE = 1000  # replicate r trains with seed + 1000·(r + 1): never a seed the search used
-DEFAULT_SEEDS = 3  # when the study recorded no confirm_seeds (a hand-made experiment)
+DEFAULT_SEEDS = Budget.confirm_seeds  # when the study recorded none (a hand-made experiment)
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,6 @@ class CVPlan:
             "configs": {cid: without_location(cfg) for cid, cfg in self.configs.items()},
         }
 
-
-def replicate_key(config_id: str, replicate: int) -> str:
-    return f"{config_id}/{replicate}"
 
 
 def _selection_words(options: CVOptions) -> str:
@@ -200,7 +198,8 @@ def cv_table(results, plan: CVPlan) -> pd.DataFrame:
         epochs = int(metrics.get("epoch") or 0)
         max_epochs = TrialConfig.from_flat(flat).max_epochs
         values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
-        diverged = not error and is_diverged(values["train_loss"], values["val_acc"])
+        # The worker's flag (a non-finite loss stops the run before its validation), or the shared rule.
+        diverged = not error and (bool(metrics.get("diverged")) or is_diverged(values["train_loss"], values["val_acc"]))
         if not error and not diverged and epochs < max_epochs:
             error = f"stopped after {epochs} of {max_epochs} epochs"
         n_train, n_val = plan.sizes[config_id]

@@ -20,7 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.stats import ALPHA, CV_INTERVAL, SEED_INTERVAL, VAR_FLOOR, cv_se2, interval_from_se, welch_t
+from analysis.stats import (
+    ALPHA,
+    CV_INTERVAL,
+    SEED_INTERVAL,
+    VAR_FLOOR,
+    cv_se2,
+    interval_from_se,
+    nadeau_bengio_ratio,
+    welch_t,
+)
 from study.factors import NUISANCE, SCIENTIFIC_FACTORS
 
 SEED_TEST = (
@@ -59,9 +68,8 @@ def _ratio(group: pd.DataFrame, kind: str, k: int) -> float:
     """The Nadeau-Bengio n_val/n_train of a configuration's folds (0 for seeds)."""
     if kind == "seed":
         return 0.0
-    if {"n_val", "n_train"} <= set(group.columns) and group["n_train"].notna().any():
-        return float(group["n_val"].iloc[0] / group["n_train"].iloc[0])
-    return 1.0 / max(k - 1, 1)
+    first = group.iloc[0]
+    return nadeau_bengio_ratio(first.get("n_val"), first.get("n_train"), k)
 
 
 def _mean_sd_interval(values: pd.Series, ratio: float) -> tuple[float, float, float, float]:
@@ -158,7 +166,8 @@ def paired_tests(cv: pd.DataFrame, kind: str = "seed") -> pd.DataFrame:
     columns = ["config_id", "best_config_id", "n_replicates", "diff_mean", "diff_std", "t", "df", "p_value", "p_holm",
                "significant"]
     summary = summarise_cv(cv, kind)
-    ranked = summary[summary["val_acc_mean"].notna()]
+    # A configuration with one scored replicate has no spread to test against: it can be neither side.
+    ranked = summary[summary["val_acc_mean"].notna() & (summary["n_replicates"] >= 2)]
     if len(ranked) < 2:
         return pd.DataFrame(columns=columns)
     scored = scored_replicates(cv)

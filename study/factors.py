@@ -52,14 +52,17 @@ CHANCE_ACCURACY = 0.1  # FashionMNIST has 10 balanced classes
 DIVERGED_ACCURACY = 0.2
 
 
-def is_diverged(train_loss: float, val_acc: float | None) -> bool:
+def is_diverged(train_loss: float, val_acc: float | None, full_budget: bool = True) -> bool:
     """The one definition of divergence: a non-finite training loss, or an accuracy near chance.
 
-    `val_acc` None or NaN (not validated) is no evidence either way.
+    The accuracy criterion applies only to a run that trained its full budget: a trial
+    the scheduler stopped after an epoch or two may just be a slow starter (Dropout
+    slows early epochs), while a run that ends near chance after the whole budget
+    learned nothing. `val_acc` None or NaN (not validated) is no evidence either way.
     """
     if not math.isfinite(train_loss):
         return True
-    return val_acc is not None and math.isfinite(val_acc) and bool(val_acc < DIVERGED_ACCURACY)
+    return full_budget and val_acc is not None and math.isfinite(val_acc) and bool(val_acc < DIVERGED_ACCURACY)
 
 
 def normalise_factors(factors: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ray import tune
 
 from study import datasets
 from study.config import TrialConfig
+from study.factors import is_diverged
 from study.results import write_csv, write_json
 from study.retraining import (
     Experiment,
@@ -43,7 +44,7 @@ from study.ray_session import connect, run_config
 
 FOLDER = "final"
 RECORD = "final.json"
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,9 @@ def final_table(results, plan: FinalPlan) -> pd.DataFrame:
     for result in results:
         seed = int(result.config["seed"])
         metrics, error = last_metrics(result)
-        diverged = not error and bool(metrics.get("diverged"))  # a diverged seed stops untested
+        # A diverged seed stops untested (the worker's flag), or ends at chance (the shared rule).
+        diverged = not error and (bool(metrics.get("diverged")) or is_diverged(
+            float(metrics.get("train_loss", math.nan)), float(metrics.get("test_acc", math.nan))))
         if not error and not diverged and "test_acc" not in metrics:
             error = f"stopped after {int(metrics.get('epoch') or 0)} epochs, before the test"
         rows.append({

@@ -58,7 +58,7 @@ def tpe_startup_trials(samples_per_cell: int) -> int:
     has two thirds left to use what it learnt; at most Optuna's default 10 (sized for
     studies of about a hundred trials, it would make every cell of a smaller budget
     purely random); at least 1, as TPE has nothing to model before a trial finishes.
-    quick (3 per cell) -> 1, full (24) -> 8.
+    quick (4 per cell) -> 1, full (24) -> 8.
     """
     return max(1, min(10, samples_per_cell // 3))
 

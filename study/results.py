@@ -15,8 +15,7 @@ import pandas as pd
 import pyarrow.fs
 
 from study.config import TrialConfig
-# STATUSES: the values of trials.csv's status column, defined with the rest of the vocabulary.
-from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
+from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
 
 FINAL_METRICS = (
     "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
@@ -31,9 +30,9 @@ def trial_row(
     """One trials.csv row from a trial's config and its per-epoch metrics.
 
     status: `error` when the trial raised; else `diverged` (`study.factors.is_diverged`)
-    when any epoch's train_loss was not finite or the last val_acc it reported is below
-    DIVERGED_ACCURACY, whether or not it trained the full budget; else `completed` when
-    it trained `max_epochs` epochs and `pruned` when the scheduler stopped it earlier.
+    when any epoch's train_loss was not finite, or it trained the full budget and its
+    last val_acc is below DIVERGED_ACCURACY; else `completed` when it trained
+    `max_epochs` epochs and `pruned` when the scheduler stopped it earlier.
     """
     cfg = TrialConfig.from_flat(config)
     flat = {**cfg.to_flat(), **vars(cfg.model.normalised())}
@@ -46,11 +45,10 @@ def trial_row(
     n_epochs = int(epochs["epoch"].max()) if len(epochs) else 0
     if errored:
         status = "error"
-    elif _diverged(epochs):
+    elif _diverged(epochs, full_budget=n_epochs >= cfg.max_epochs):
         status = "diverged"
     else:
         status = "completed" if n_epochs >= cfg.max_epochs else "pruned"
-    assert status in STATUSES, status
     row.update(status=status, epochs=n_epochs)
     last = epochs.iloc[-1] if len(epochs) else {}
     row.update({m: _number(last, m) for m in FINAL_METRICS})
@@ -63,15 +61,15 @@ def trial_row(
     return row
 
 
-def _diverged(epochs: pd.DataFrame) -> bool:
-    """Any epoch with a non-finite train_loss, or the last reported val_acc near chance."""
+def _diverged(epochs: pd.DataFrame, full_budget: bool) -> bool:
+    """Any epoch with a non-finite train_loss, or (full budget only) the last reported val_acc near chance."""
     if not len(epochs):
         return False
     losses = pd.to_numeric(epochs["train_loss"], errors="coerce").astype(float)
     if any(is_diverged(loss, None) for loss in losses):
         return True
     reported = pd.to_numeric(epochs["val_acc"], errors="coerce").dropna() if "val_acc" in epochs else []
-    return len(reported) > 0 and is_diverged(float(losses.iloc[-1]), float(reported.iloc[-1]))
+    return len(reported) > 0 and is_diverged(float(losses.iloc[-1]), float(reported.iloc[-1]), full_budget)
 
 
 def _number(last, name: str) -> float:

@@ -16,6 +16,11 @@ def train_trial(config: dict) -> None:
     trial_worker.train_trial(config)
 
 
+def replicate_key(config_id: str, replicate: int) -> str:
+    """How `train_cv_trial`'s `configs` name one stage-2 training: a configuration and its replicate."""
+    return f"{config_id}/{replicate}"
+
+
 def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
     from study import trial_worker
 

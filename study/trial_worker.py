@@ -27,6 +27,7 @@ from ray import tune
 from study.config import TrialConfig
 from study.device_data import DeviceSplit, load_split
 from study.final_eval import train_and_test
+from study.trainable import replicate_key
 from study.training import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
 
 CHECKPOINT_FILE = "state.pt"
@@ -73,7 +74,7 @@ def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
 
     Tune's config holds only `config_id` and `replicate` (short trial names, small
     state); `configs`, passed with `tune.with_parameters`, maps
-    `study.cross_validation.replicate_key(config_id, replicate)` to the training's flat
+    `study.trainable.replicate_key(config_id, replicate)` to the training's flat
     config (its seed or its fold set). The score is val_acc after the last epoch and
     nothing is chosen per epoch, so the validation images (12,000 in a fold of 5,
     more than the quick budget's 1,500-image training subset) are evaluated once
@@ -81,7 +82,7 @@ def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
 
     A diverged epoch ends it as in `train_trial` (that epoch, not validated, is its last report).
     """
-    cfg = TrialConfig.from_flat(configs[f"{config['config_id']}/{config['replicate']}"])  # replicate_key
+    cfg = TrialConfig.from_flat(configs[replicate_key(config["config_id"], config["replicate"])])
     state, split = _start_or_resume(cfg)
     while state.epoch < cfg.max_epochs and not state.diverged:
         _report(run_epoch(state, split, validate=state.epoch + 1 == cfg.max_epochs), state)

@@ -141,8 +141,9 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
         # Kept, with its results, and not trained again: no epoch reported a second time.
         assert after[trial_id] == epochs
         row = trials.set_index("trial_id").loc[trial_id]
-        stopped = "completed" if epochs[-1]["epoch"] == MAX_EPOCHS else "pruned"
-        assert row["status"] == ("diverged" if is_diverged(epochs[-1]["train_loss"], epochs[-1]["val_acc"]) else stopped)
+        full = epochs[-1]["epoch"] == MAX_EPOCHS
+        diverged = is_diverged(epochs[-1]["train_loss"], epochs[-1]["val_acc"], full_budget=full)
+        assert row["status"] == ("diverged" if diverged else "completed" if full else "pruned")
         assert row["val_acc"] == pytest.approx(epochs[-1]["val_acc"])
     # The searcher kept its state: every finished Tune trial is one finished Optuna
     # trial of its cell, none twice, and no cell asked for more than its budget.

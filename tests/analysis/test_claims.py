@@ -77,6 +77,8 @@ def test_non_inferiority_uses_the_margin_on_both_sides():
     assert _verdict(-0.0005, -0.0009, 0.002, 0.001, True)[0] == SUPPORTED  # loses at most 0.09 pp
     assert _verdict(-0.005, -0.007, -0.002, 0.001, True)[0] == REFUTED  # loses at least 0.2 pp
     assert _verdict(-0.001, -0.003, 0.002, 0.001, True)[0] == "inconclusive"
+    # Within the margin on both sides: equivalent, which proves "at least as good".
+    assert _verdict(0.0001, -0.0005, 0.0007, 0.001, True)[0] == SUPPORTED
 
 
 def test_search_trials_alone_check_no_claim():

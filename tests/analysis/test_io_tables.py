@@ -103,15 +103,17 @@ def test_diverged_is_one_status_however_the_table_says_it():
     """A NaN loss that errored, a low accuracy that 'completed', a status written as diverged: all diverged."""
     from analysis import validate_trials
 
-    df = make_trials(0, n_per_cell=3).head(5).copy()
+    df = make_trials(0, n_per_cell=3).head(7).copy()
     df["error"] = ""
     df.loc[0, ["status", "error"]] = ["error", "DivergedError: training loss became nan in epoch 2"]
     df.loc[1, ["status", "best_val_acc", "val_acc"]] = ["completed", 0.12, 0.11]  # at chance
     df.loc[2, ["status", "train_loss"]] = ["pruned", float("inf")]
     df.loc[3, "status"] = "diverged"
     df.loc[4, ["status", "error"]] = ["error", "CUDA out of memory"]
+    df.loc[5, ["status", "epochs", "val_acc"]] = ["pruned", 2, 0.15]  # near chance when stopped: a slow starter
+    df.loc[6, ["status", "train_loss", "val_acc"]] = ["completed", float("nan"), float("nan")]  # blanks: no evidence
     status = validate_trials(df)["status"].tolist()
-    assert status == ["diverged", "diverged", "diverged", "diverged", "error"]
+    assert status == ["diverged", "diverged", "diverged", "diverged", "error", "pruned", "completed"]
 
 
 def test_a_gap_against_the_train_mode_loss_is_not_used():

@@ -1,5 +1,6 @@
 """Ranking and factor effects recover planted differences from replicates; the search alone ranks by best trial."""
 
+import pandas as pd
 import pytest
 
 from analysis import conclude, make_design, rank_cells, validate_trials
@@ -124,3 +125,49 @@ def test_single_trial_cells_are_ranked_without_intervals():
     assert c["effects"]["bn"]["none"]["score"] is not None and c["effects"]["bn"]["none"]["ci_low"] is None
     assert c["interaction"]["p_value"] is None
     assert any("single scored replicate" in w for w in c["warnings"])
+
+
+def test_fold_replicates_widen_the_interaction_test_too():
+    """The interaction test takes the Nadeau-Bengio term of folds, like the ranking: with 12,000 images
+    validated against 1,500 trained on, the same fold scores are far less conclusive."""
+    effect = lambda f: 0.01 * (f["bn"] != "none") * (f["dropout"] == "fc")  # noqa: E731
+    trials = make_trials(0, n_per_cell=5, effect=effect, noise=0.002)
+    folds = as_replicates(trials).assign(replicate_kind="fold", n_val=375, n_train=1500)  # 5 folds of all images
+    narrow = conclude(trials, cv=folds, importance=False, n_boot=20)["interaction"]
+    wide = conclude(trials, cv=folds.assign(n_val=12000), importance=False, n_boot=20)["interaction"]
+    assert narrow["significant"] and wide["statistic"] < narrow["statistic"] / 4
+
+
+def test_replicates_of_one_cell_fall_back_to_the_search_with_a_warning():
+    trials = make_trials(0, n_per_cell=4)
+    cv = as_replicates(trials)
+    one_cell = cv[cv["cell"] == cv["cell"].iloc[0]]
+    c = conclude(trials, cv=one_cell, importance=False, n_boot=20)
+    assert c["source"] == "search"
+    assert any("Stage 2 cannot be compared across cells" in w for w in c["warnings"])
+
+
+def test_a_hand_made_replicates_table_takes_its_factors_from_the_trials():
+    trials = make_trials(0, n_per_cell=4, effect=lambda f: 0.01 * (f["bn"] == "pre_act"))
+    cv = as_replicates(trials)[["config_id", "replicate", "val_acc"]]
+    c = conclude(trials, cv=cv, importance=False, n_boot=20)
+    assert c["source"] == "replicates" and len(c["ranking"]) == 12
+    assert c["ranking"][0]["bn"] == "pre_act" and not any("missing from the ranking" in w for w in c["warnings"])
+
+
+def test_stage_two_with_nothing_scored_says_so():
+    trials = make_trials(0, n_per_cell=3)
+    cv = as_replicates(trials).assign(status="diverged", val_acc=0.1)
+    c = conclude(trials, cv=cv, importance=False, n_boot=20)
+    assert c["source"] == "search"
+    assert any("Stage 2 ran" in w and "none was scored" in w for w in c["warnings"])
+
+
+def test_a_rate_sampled_inside_cells_is_part_of_the_configuration_even_with_one_full_trial_per_cell():
+    # Two trials per cell, one pruned: among full-budget trials the rate looks constant per cell.
+    trials = make_trials(0, cell_list=cells(bn=["none", "pre_act"], dropout=["fc"]), n_per_cell=1, pruned=1,
+                         rate_range={"p_fc": (0.0, 0.7)})
+    cv = as_replicates(pd.concat([trials, make_trials(1, cell_list=cells(bn=["none", "pre_act"], dropout=["fc"]),
+                                                      n_per_cell=2, id_prefix="r")]))
+    c = conclude(trials, cv=cv, importance=False, n_boot=20)
+    assert c["source"] == "replicates" and "p_fc" not in c["factors"]

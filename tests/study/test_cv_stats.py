@@ -94,5 +94,13 @@ def test_seed_replicates_are_compared_by_welch_t():
     assert tests.loc["worse", "t"] == pytest.approx(res.statistic)
 
 
+def test_a_configuration_with_one_scored_replicate_is_not_the_best_to_test_against():
+    cv = _cv({"lucky": [0.99, 0.1], "best": [0.90, 0.905, 0.895], "worse": [0.85, 0.86, 0.855]})
+    cv.loc[(cv.config_id == "lucky") & (cv.fold == 1), "status"] = "diverged"
+    tests = paired_tests(cv, "seed")
+    assert set(tests["best_config_id"]) == {"best"} and list(tests["config_id"]) == ["worse"]
+    assert tests["p_value"].notna().all()
+
+
 def test_paired_test_needs_two_configurations():
     assert paired_tests(_cv({"only": [0.8, 0.9]})).empty
