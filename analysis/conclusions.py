@@ -57,7 +57,7 @@ from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
 from analysis.text import SEARCH_ONLY
-from study.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, SCIENTIFIC_FACTORS
+from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, SCIENTIFIC_FACTORS
 
 REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
 SENSITIVITY_METHOD = (

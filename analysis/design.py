@@ -25,7 +25,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.io import RATE_FACTORS, RATE_LAYER
-from study.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS
+from study.vocabulary.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS
 
 METRICS = ("best_val_acc", "val_acc")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from study.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
+from study.vocabulary.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
 
 # The least a trials table needs: which trial, did it finish, how long it trained, its
 # score, and the two factors the study is about.
@@ -118,12 +118,12 @@ def validate_trials(frame: pd.DataFrame, metric: str = "best_val_acc") -> pd.Dat
 
     - required columns present (`REQUIRED_TRIAL_COLUMNS`, and `metric`);
     - `status` one of completed / pruned / diverged / error; `trial_id` unique;
-    - diverged trials labelled one way (`study.factors.is_diverged`): a non-finite
+    - diverged trials labelled one way (`study.vocabulary.factors.is_diverged`): a non-finite
       loss or a final accuracy near chance is `diverged`, whatever the table said;
     - categorical factors in the vocabulary, `augment` parsed from true/false;
     - rates in [0, 1); accuracies fractions in [0, 1];
     - `max_epochs` filled with the largest `epochs` when the column is absent;
-    - factors that cannot matter normalised (as `study.factors.normalise_factors`);
+    - factors that cannot matter normalised (as `study.vocabulary.factors.normalise_factors`);
     - `cell` built from the factors that vary when the column is absent.
     """
     _check_columns("trials", frame, (*REQUIRED_TRIAL_COLUMNS, metric))
@@ -179,7 +179,7 @@ def with_eval_mode_gap(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_diverged(df: pd.DataFrame) -> pd.Series:
-    """Statuses with every diverged run labelled `diverged` (`study.factors.is_diverged`, for every table).
+    """Statuses with every diverged run labelled `diverged` (`study.vocabulary.factors.is_diverged`, for every table).
 
     A run that reported a validation accuracy and a non-finite training loss diverged,
     as does one that trained the full budget and ended near chance; a row with no
@@ -223,7 +223,7 @@ def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
                 raise AnalysisError(
                     f"{table} column {rate!r} has values outside [0, 1): {_quote(bad.unique())}; drop rates are probabilities"
                 )
-    # Normalise as study.factors.normalise_factors does, column-wise: equal networks, one cell.
+    # Normalise as study.vocabulary.factors.normalise_factors does, column-wise: equal networks, one cell.
     if "bn" in df.columns and "dropout" in df.columns:
         if "order" in df.columns:
             irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(("conv", "all"))

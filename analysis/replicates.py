@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import nadeau_bengio_ratio
-from study.factors import SCIENTIFIC_FACTORS
+from study.vocabulary.factors import SCIENTIFIC_FACTORS
 
 SCORE = "val_acc"  # after the last epoch: nothing is chosen per epoch in stage 2
 UNITS = {"seed": "seeds", "fold": "folds"}

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.standard_pipeline import StandardTrainer, make_loader, torchvision_root
-from study.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
-from study.device_data import load_split
-from study.training import fit
+from study.vocabulary.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
+from study.data.device_data import load_split
+from study.training.loop import fit
 
 EVAL_BATCH = 1024
 

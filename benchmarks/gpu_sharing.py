@@ -17,9 +17,9 @@ import torch
 import torch.multiprocessing as mp
 
 from benchmarks.common import Measured
-from study.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
-from study.device_data import load_split
-from study.training import start_training, steps_per_epoch, train_one_epoch
+from study.vocabulary.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
+from study.data.device_data import load_split
+from study.training.loop import start_training, steps_per_epoch, train_one_epoch
 
 
 @dataclass(frozen=True)

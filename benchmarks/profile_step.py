@@ -22,8 +22,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.throughput import FACTOR_CONFIGS, trial_config
-from study.device_data import load_split
-from study.training import TrainingState, start_training, steps_per_epoch, train_one_epoch
+from study.data.device_data import load_split
+from study.training.loop import TrainingState, start_training, steps_per_epoch, train_one_epoch
 
 HOST_READ_OP = "aten::_local_scalar_dense"
 TOP_OPS = 5

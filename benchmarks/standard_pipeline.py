@@ -22,11 +22,11 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets as tv_datasets
 from torchvision import transforms
 
-from study import datasets
-from study.config import TrialConfig
-from study.device_data import CROP_PAD, MEAN, STD
-from study.models import build_model
-from study.training import make_optimizer, make_scheduler, resolve_device, steps_per_epoch
+from study.data import datasets
+from study.vocabulary.config import TrialConfig
+from study.data.device_data import CROP_PAD, MEAN, STD
+from study.training.models import build_model
+from study.training.loop import make_optimizer, make_scheduler, resolve_device, steps_per_epoch
 
 
 def torchvision_root(data_dir: str | Path | None, cache: Path) -> Path:

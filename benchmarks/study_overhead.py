@@ -62,11 +62,11 @@ def _peak_rss_mb(experiment: Path) -> float:
 def run(data_dir: str | None, trials: int, repeats: int) -> OverheadResult:
     import ray
 
-    from study.ray_session import worker_runtime_env
+    from study.runtime.ray_session import worker_runtime_env
 
     cores = os.cpu_count() or 1
     start = time.perf_counter()
-    # The study's own worker environment, as `study.ray_session.connect` starts Ray.
+    # The study's own worker environment, as `study.runtime.ray_session.connect` starts Ray.
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
     ray_init_s = time.perf_counter() - start
     walls, trainings, per_trial, once, rss = [], [], [], [], []
@@ -100,8 +100,8 @@ class _StudyTiming:
 
 
 def _study(data_dir: str | None, trials: int, cores: int, storage: str, name: str, seed: int) -> _StudyTiming:
-    from study.planning import StudyOptions, plan_study
-    from study.tuning import run_study
+    from study.tuning.planning import StudyOptions, plan_study
+    from study.tuning.run import run_study
 
     options = StudyOptions(space=SPACE, budget="smoke", num_samples=trials, max_concurrent=1, cpus_per_trial=cores,
                            storage=storage, name=name, data_dir=data_dir, seed=seed)

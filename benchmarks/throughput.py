@@ -18,9 +18,9 @@ import torch
 
 from benchmarks.common import Measured
 from benchmarks.standard_pipeline import StandardTrainer, make_loader, torchvision_root
-from study.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
-from study.device_data import load_split
-from study.training import start_training, steps_per_epoch, train_one_epoch
+from study.vocabulary.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
+from study.data.device_data import load_split
+from study.training.loop import start_training, steps_per_epoch, train_one_epoch
 
 # The cheapest and the most expensive networks of each size: no BN, no Dropout and
 # no augmentation, against BN + Dropout everywhere + augmentation.

@@ -25,7 +25,7 @@ A space file (YAML or TOML) has these top-level keys:
     trial to the end (for spaces without nuisance ranges, whose trials are replicates).
 
 A space is validated when it is loaded: unknown factor names, values outside the
-vocabulary (`study.factors`), empty or inverted ranges and conditions on unknown names
+vocabulary (`study.vocabulary.factors`), empty or inverted ranges and conditions on unknown names
 are each a `SpaceError` naming the file, the entry and the value.
 """
 
@@ -40,8 +40,8 @@ from typing import Any
 
 import yaml
 
-from study.config import METADATA_KEYS, ConfigError, TrialConfig
-from study.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
+from study.vocabulary.config import METADATA_KEYS, ConfigError, TrialConfig
+from study.vocabulary.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
 
 SPACES_DIR = Path(__file__).parent
 # Hyperparameters that may be tuned over a range (nuisance).

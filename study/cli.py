@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.budgets import BUDGETS
-from study.factors import MODELS
+from study.tuning.budgets import BUDGETS
+from study.vocabulary.factors import MODELS
 
 # Errors a user can fix; anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
@@ -109,7 +109,7 @@ def _add_retraining_options(command: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from study.planning import StudyOptions, plan_study
+    from study.tuning.planning import StudyOptions, plan_study
 
     plan = plan_study(StudyOptions(
         space=args.space, budget=args.budget, model=args.model, num_samples=args.num_samples,
@@ -119,13 +119,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         name=args.name, address=args.address, data_dir=args.data_dir, seed=args.seed,
         confirm_seeds=args.confirm_seeds, sampler=args.sampler,
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
-    from study.tuning import run_study
+    from study.tuning.run import run_study
 
     experiment, trials = run_study(plan)
     print_summary(experiment, trials)
     if not args.search_only:
         print(f"\nStage 2: each cell's best configuration on {plan.budget.confirm_seeds} seeds, to the full budget")
-        from study.cross_validation import CVOptions, run_cv
+        from study.retraining.cross_validation import CVOptions, run_cv
 
         print_cv(run_cv(CVOptions(
             experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
@@ -144,7 +144,7 @@ def _retraining_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_cv(args: argparse.Namespace) -> None:
-    from study.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
+    from study.retraining.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
 
     outcome = run_cv(CVOptions(
         top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
@@ -154,8 +154,8 @@ def cmd_cv(args: argparse.Namespace) -> None:
 
 
 def print_cv(outcome) -> None:
-    from study.cv_stats import interval_method, test_method
-    from study.selection import cells_left_out
+    from study.retraining.cv_stats import interval_method, test_method
+    from study.retraining.selection import cells_left_out
 
     plan, summary, tests = outcome.plan, outcome.summary, outcome.tests
     first = next(iter(plan.configs.values()))
@@ -191,7 +191,7 @@ def print_cv(outcome) -> None:
 
 
 def cmd_final(args: argparse.Namespace) -> None:
-    from study.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
+    from study.retraining.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
 
     outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
     print_final(outcome)
@@ -246,7 +246,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def print_summary(experiment: str, trials: pd.DataFrame, top: int = 10) -> None:
-    from study.factors import STATUSES
+    from study.vocabulary.factors import STATUSES
 
     counts = trials["status"].value_counts()
     print()

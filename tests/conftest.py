@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from study.datasets import SPLIT_FILES
-from study.fake_data import write_fake_fashion_mnist
+from study.data.datasets import SPLIT_FILES
+from study.data.fake_data import write_fake_fashion_mnist
 
 
 @pytest.fixture(scope="session")

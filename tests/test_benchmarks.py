@@ -9,8 +9,8 @@ from benchmarks import accuracy, profile_step, study_overhead, throughput
 from benchmarks.__main__ import main, overhead_section, update_results
 from benchmarks.common import Measured
 from benchmarks.standard_pipeline import make_loader, torchvision_root
-from study.config import DataConfig
-from study.device_data import load_split, normalize
+from study.vocabulary.config import DataConfig
+from study.data.device_data import load_split, normalize
 
 
 def test_standard_pipeline_sees_the_same_images_as_the_project(fake_data_dir, tmp_path):
@@ -65,7 +65,7 @@ def test_an_epoch_reads_device_values_once_whatever_its_batch_count(fake_data_di
 
 def test_profile_counts_a_host_read_added_per_batch(fake_data_dir, monkeypatch):
     """The check above can fail: a per-batch `.item()` in the step shows up in the count."""
-    import study.training as training
+    from study.training import loop as training
 
     real_cross_entropy = training.F.cross_entropy
 

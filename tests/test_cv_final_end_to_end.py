@@ -16,8 +16,8 @@ import pytest
 
 from analysis.io import load_experiment
 from study.cli import main
-from study.cv_stats import FOLD_TEST
-from study.factors import NUISANCE, SCIENTIFIC_FACTORS
+from study.retraining.cv_stats import FOLD_TEST
+from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
 
 CV_METRICS = ("train_loss", "train_acc", "train_eval_loss", "val_loss", "val_acc", "gap", "epochs")
 

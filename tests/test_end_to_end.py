@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 
-from study.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS
-from study.results import FINAL_METRICS
+from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS
+from study.runtime.results import FINAL_METRICS
 
 def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     trials = pd.read_csv(smoke_study / "trials.csv")

@@ -21,10 +21,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from study.cells import load_cell_studies
+from study.tuning.cells import load_cell_studies
 from study.cli import main
-from study.factors import is_diverged
-from study.fake_data import write_fake_fashion_mnist
+from study.vocabulary.factors import is_diverged
+from study.data.fake_data import write_fake_fashion_mnist
 
 SPACE = """
 description: two cells for the resume test

@@ -4,7 +4,7 @@ The real study (DESIGN.md section 2b) runs in two stages:
 
 1. the search: per cell, `samples_per_cell` trials with sampled nuisance values
    (lr, weight_decay), trained epoch by epoch and stopped early by an asynchronous
-   ASHA that compares trials of one cell only (`study.cell_scheduler`);
+   ASHA that compares trials of one cell only (`study.tuning.cell_scheduler`);
 2. the replicates: each cell's best completed trial is retrained on R seeds to the
    full budget, with no early stopping.
 
@@ -558,7 +558,7 @@ def simulate_study(
     return trials, cv
 
 
-# Budgets of the tests: "full" as study.budgets' full preset (24 trials, 30 epochs,
+# Budgets of the tests: "full" as study.tuning.budgets' full preset (24 trials, 30 epochs,
 # grace 3, rf 3: rungs at 3, 9, 27), "small" for many fast repetitions (rungs at 2, 6).
 FULL = dict(samples_per_cell=24, max_epochs=30, grace_period=3, reduction_factor=3)
 SMALL = dict(samples_per_cell=12, max_epochs=12, grace_period=2, reduction_factor=3)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from study.factors import cell_name, normalise_factors
+from study.vocabulary.factors import cell_name, normalise_factors
 
 DEFAULT_FACTORS = {
     "model": ("medium",),

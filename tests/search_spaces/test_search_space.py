@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search_spaces import Range, SpaceError, list_spaces, load_space, parse_space
-from study.config import TrialConfig
+from study.vocabulary.config import TrialConfig
 
 SHIPPED = ("default", "blog_ablation", "blog_ablation_post", "placement", "dropout_rate", "full")
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from study import trial_worker
+from study.runtime import trial_worker
 
 TRIALS_CSV = """trial_id,cell,model,bn,dropout,p_fc,status,epochs,max_epochs,best_val_acc,lr,weight_decay,batch_size,train_size,seed
 t1,bn=none,small,none,fc,0.2,completed,2,2,0.80,0.05,0.0005,64,200,0

@@ -1,0 +1,220 @@
+"""Retraining picked configurations after the search: what `study cv` and `study final` share.
+
+Both commands read what `study run` left in the experiment directory (trials.csv:
+each trial's own factor and nuisance values; study.json: the settings every trial
+shared, such as epochs, batch size and data directory), rebuild a picked trial's
+flat config, and run Ray Tune trials with the study's resources in a sub-folder of
+the experiment (`cv/`, `final/`). Running the command again with the same settings
+resumes that sub-folder with `Tuner.restore`, like `study run`; a run with different
+settings is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from ray import tune
+
+from analysis.io import validate_trials
+from study.vocabulary.config import TrialConfig
+from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
+from study.runtime.results import read_text, write_json
+from study.runtime.ray_session import default_concurrency, hardware, versions
+
+# trials.csv columns that hold a trial's own settings; everything else it trained
+# with was shared by every trial and is in study.json's param_space.
+TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, "batch_size", "max_epochs", "train_size", "val_size", "seed")
+# Settings that `TrialConfig.from_flat` accepts as floats with integer values.
+INTEGER_SETTINGS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "split_seed", "n_folds")
+# Settings that cv.csv and final.csv record beside the factors and nuisance values.
+RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
+
+
+@dataclass(frozen=True)
+class RetrainingOptions:
+    """Options `study cv` and `study final` share: what to retrain, on what, where."""
+
+    experiment: str
+    train_size: int | None = None
+    max_epochs: int | None = None  # default: the study's epoch budget
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    address: str | None = None
+    data_dir: str | None = None
+
+
+class RetrainError(ValueError):
+    """A configuration cannot be retrained as asked; the message says what to change."""
+
+
+def experiment_uri(path: str) -> str:
+    """A local experiment directory as an absolute path; a URI (s3://...) as given."""
+    return path.rstrip("/") if "://" in path else str(Path(path).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What `study run` recorded: the trials, and the settings they shared."""
+
+    uri: str
+    trials: pd.DataFrame  # validated (analysis.io.validate_trials): types parsed, cells named
+    shared: dict  # study.json plan.param_space; {} for a hand-made trials.csv without study.json
+    budget: dict  # study.json plan.budget (cpus_per_trial, gpus_per_trial, ...); {} when unknown
+    seed: int  # the study's seed (study.json plan.seed; 0 when unknown)
+
+    def read_table(self, filename: str) -> pd.DataFrame | None:
+        text = read_text(self.uri, filename)
+        return None if text is None else pd.read_csv(io.StringIO(text), dtype={"config_id": str, "trial_id": str})
+
+
+def open_experiment(path: str) -> Experiment:
+    """Read an experiment directory's trials.csv and study.json; clear errors when absent."""
+    uri = experiment_uri(path)
+    if "://" not in uri and not Path(uri).is_dir():
+        raise RetrainError(
+            f"experiment directory {path!r} does not exist; pass the directory `study run` wrote "
+            "(STORAGE/NAME, e.g. experiments/default-quick)"
+        )
+    text = read_text(uri, "trials.csv")
+    if text is None:
+        raise RetrainError(
+            f"{uri} has no trials.csv; run the study to the end first "
+            "(`study run` with the same options resumes an interrupted one)"
+        )
+    trials = validate_trials(pd.read_csv(io.StringIO(text), dtype={"trial_id": str, "cell": str}))
+    plan = json.loads(read_text(uri, "study.json") or "{}").get("plan") or {}
+    return Experiment(uri, trials, dict(plan.get("param_space") or {}), dict(plan.get("budget") or {}),
+                      int(plan.get("seed", 0)))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _native(value: Any) -> Any:
+    """A numpy scalar from a DataFrame as the plain Python value Tune configs hold."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def training_config(row: Mapping, shared: Mapping, **settings: Any) -> dict:
+    """The flat config that retrains the trial in `row` (a trials.csv row).
+
+    Layers, later ones winning: `shared` (study.json's param_space: fixed values,
+    epochs, data directory), the trial's own values from trials.csv, then `settings`
+    (what the caller changes, e.g. the fold or the data directory). Checked with
+    `TrialConfig.from_flat`, so a bad value fails before Ray starts.
+    """
+    flat = dict(shared)
+    for key in TRIAL_SETTINGS:
+        if key in row and not _missing(row[key]):
+            flat[key] = _native(row[key])
+    flat["cell"] = str(row["cell"])
+    if "experiment" in row and not _missing(row["experiment"]):
+        flat["experiment"] = int(row["experiment"])
+    flat.update(settings)
+    TrialConfig.from_flat(flat)
+    # Counts back as integers (trials.csv gives 3.0 for an epoch count): what Tune shows and records.
+    for key in INTEGER_SETTINGS:
+        if flat.get(key) is not None:
+            flat[key] = int(flat[key])
+    return flat
+
+
+def config_columns(flat: Mapping) -> dict:
+    """cell, the scientific factors (normalised), nuisance values and recorded settings of a config."""
+    cfg = TrialConfig.from_flat(dict(flat))
+    values = {**cfg.to_flat(), **vars(cfg.model.normalised())}
+    out = {"cell": flat["cell"]}
+    if "experiment" in flat:
+        out["experiment"] = flat["experiment"]
+    out.update({name: values[name] for name in (*SCIENTIFIC_FACTORS, *NUISANCE, *RECORDED_SETTINGS)})
+    return out
+
+
+def without_location(flat: Mapping) -> dict:
+    """A config minus where the data lives: moving the dataset does not change a plan."""
+    return {k: v for k, v in flat.items() if k != "data_dir"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-trial resources and concurrency, as `study run` takes them."""
+
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None = None
+    address: str | None = None
+
+    @classmethod
+    def resolve(cls, budget: Mapping, cpus: float | None, gpus: float | None,
+                max_concurrent: int | None, address: str | None) -> "Resources":
+        """Options where given, else the study's recorded budget, else 1 CPU and no GPU."""
+        cpus = float(cpus if cpus is not None else budget.get("cpus_per_trial", 1))
+        gpus = float(gpus if gpus is not None else budget.get("gpus_per_trial", 0))
+        if cpus < 0 or gpus < 0:
+            raise RetrainError(f"--cpus-per-trial {cpus:g} / --gpus-per-trial {gpus:g}: resources cannot be negative")
+        if max_concurrent is not None and max_concurrent < 1:
+            raise RetrainError(f"--max-concurrent must be at least 1, got {max_concurrent}")
+        return cls(cpus, gpus, max_concurrent, address)
+
+    def wrap(self, trainable: Callable) -> Callable:
+        return tune.with_resources(trainable, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial})
+
+    def concurrency(self) -> int:
+        return self.max_concurrent or default_concurrency(self.cpus_per_trial, self.gpus_per_trial, self.address)
+
+
+def jsonable(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str))
+
+
+def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, trainable: Callable,
+                  build_tuner: Callable[[], tune.Tuner], command: str):
+    """Restore `experiment/folder` when it holds the same plan, else start it; then fit.
+
+    `plan` is what must match for a resume (it is stored in `record_file`); a
+    different plan on top of an existing run is a `RetrainError` naming what to delete.
+    """
+    path = f"{experiment}/{folder}"
+    if tune.Tuner.can_restore(path):
+        previous = read_text(experiment, record_file)
+        recorded = json.loads(previous).get("plan") if previous else None
+        if recorded is not None and recorded != jsonable(plan):
+            raise RetrainError(
+                f"{path} holds a `study {command}` run with different settings (configurations, folds, "
+                f"seeds, epochs or training images); run it with the same options to resume it, or delete "
+                f"{path} and {record_file} to start over"
+            )
+        print(f"Resuming {path}")
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+    else:
+        write_json(experiment, record_file, {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()})
+        tuner = build_tuner()
+    return tuner.fit()
+
+
+def run_record(plan: dict, started: float, finished: float, **results: Any) -> dict:
+    """The record file written after a run: the plan, timings, versions, hardware, results."""
+    return {
+        "plan": jsonable(plan),
+        "wall_s": round(finished - started, 1),
+        "versions": versions(),
+        "hardware": hardware(),
+        **jsonable(results),
+    }
+
+
+def last_metrics(result) -> tuple[dict, str]:
+    """A Tune result's last reported metrics and its error message ('' when it finished)."""
+    metrics = dict(result.metrics or {})
+    if result.error is None:
+        return metrics, ""
+    lines = str(result.error).strip().splitlines()
+    return metrics, (lines[-1] if lines else type(result.error).__name__)[:500]

@@ -1,0 +1,182 @@
+"""Final evaluation of the chosen configuration on the test set (`study final`).
+
+The chosen configuration (the cross-validation winner by default, or one named
+with --config-id) is trained from scratch with S seeds on the whole training set
+(no validation images held out; nothing is chosen any more) and each seed's model
+is evaluated once on the 10k test set. This is the only command that reads the test
+set. The seeds are Ray Tune trials (`study.runtime.trainable.train_final_trial`) that run
+in parallel with the study's resources; their state lives in `EXPERIMENT/final/`,
+so an interrupted run resumes.
+
+Writes, in the experiment directory: `final.csv` (one row per seed) and
+`final.json` (the plan, mean and standard deviation, timings, versions).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from ray import tune
+
+from study.data import datasets
+from study.vocabulary.config import TrialConfig
+from study.vocabulary.factors import is_diverged
+from study.runtime.results import write_csv, write_json
+from study.retraining.common import (
+    Experiment,
+    Resources,
+    RetrainError,
+    RetrainingOptions,
+    config_columns,
+    fit_resumable,
+    last_metrics,
+    open_experiment,
+    run_record,
+    training_config,
+    without_location,
+)
+from study.retraining.selection import find_trial
+from study.runtime.trainable import train_final_trial
+from study.runtime.ray_session import connect, run_config
+
+FOLDER = "final"
+RECORD = "final.json"
+METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
+
+
+@dataclass(frozen=True)
+class FinalOptions(RetrainingOptions):
+    """What `study final` was asked to do; `train_size` defaults to the whole training set."""
+
+    config_id: str | None = None  # default: the cross-validation winner
+    seeds: int = 3
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    """Everything resolved before Ray starts."""
+
+    experiment: Experiment
+    config_id: str
+    chosen_by: str  # why this configuration, in words
+    config: dict  # the flat config; the seed is replaced per trial
+    seeds: tuple[int, ...]
+    resources: Resources
+
+    def param_space(self) -> dict:
+        return {**self.config, "seed": tune.grid_search(list(self.seeds))}
+
+    def record(self) -> dict:
+        """What must match for a resume."""
+        return {"config_id": self.config_id, "config": without_location(self.config), "seeds": list(self.seeds)}
+
+
+def choose_config(experiment: Experiment, config_id: str | None) -> tuple[str, str]:
+    """(config_id, why): the named one, else the best mean val_acc of cv_summary.csv."""
+    if config_id is not None:
+        return str(config_id), "named with --config-id"
+    summary = experiment.read_table("cv_summary.csv")
+    if summary is None or "val_acc_mean" not in summary or summary["val_acc_mean"].notna().sum() == 0:
+        raise RetrainError(
+            f"{experiment.uri} has no stage-2 results (cv_summary.csv) to take the winner from; "
+            f"run `study cv {experiment.uri}` first, or name a configuration with --config-id TRIAL_ID"
+        )
+    best = summary.sort_values("val_acc_mean", ascending=False, kind="stable").iloc[0]
+    count = best["n_replicates"] if "n_replicates" in best else best.get("n_folds")
+    kind = {"seed": "seeds", "fold": "folds"}.get(best.get("replicate_kind"), "replicates")
+    why = f"the stage-2 winner (mean val_acc {best['val_acc_mean']:.4f} over {int(count)} {kind}, cv_summary.csv)"
+    return str(best["config_id"]), why
+
+
+def plan_final(options: FinalOptions) -> FinalPlan:
+    """Choose the configuration and check the data (the test files included) before Ray starts."""
+    if isinstance(options.seeds, bool) or not isinstance(options.seeds, int) or options.seeds < 1:
+        raise RetrainError(f"--seeds must be a whole number of at least 1, got {options.seeds!r}")
+    experiment = open_experiment(options.experiment)
+    config_id, chosen_by = choose_config(experiment, options.config_id)
+    row = find_trial(experiment.trials, config_id)
+    data_dir = str(datasets.find_data_dir(options.data_dir or experiment.shared.get("data_dir")))
+    _, labels = datasets.load_arrays(data_dir, "train")
+    if options.train_size is not None and options.train_size > len(labels):
+        raise RetrainError(
+            f"--train-size {options.train_size} exceeds the {len(labels)} training images; "
+            f"choose at most {len(labels)}, or leave it out to train on all of them"
+        )
+    # A corrupt or missing test file fails here, not after every seed has trained.
+    datasets.load_test_arrays(data_dir)
+    settings = {"data_dir": data_dir, "train_size": options.train_size, "split_seed": experiment.seed}
+    if options.max_epochs is not None:
+        settings["max_epochs"] = options.max_epochs
+    config = training_config(row, experiment.shared, **settings)
+    first = TrialConfig.from_flat(config).seed  # the trial's own seed, then the next ones
+    resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
+                                  options.max_concurrent, options.address)
+    seeds = tuple(range(first, first + options.seeds))
+    return FinalPlan(experiment, config_id, chosen_by, config, seeds, resources)
+
+
+def final_table(results, plan: FinalPlan) -> pd.DataFrame:
+    """final.csv: one row per seed."""
+    rows = []
+    for result in results:
+        seed = int(result.config["seed"])
+        metrics, error = last_metrics(result)
+        # A diverged seed stops untested (the worker's flag), or ends at chance (the shared rule).
+        diverged = not error and (bool(metrics.get("diverged")) or is_diverged(
+            float(metrics.get("train_loss", math.nan)), float(metrics.get("test_acc", math.nan))))
+        if not error and not diverged and "test_acc" not in metrics:
+            error = f"stopped after {int(metrics.get('epoch') or 0)} epochs, before the test"
+        rows.append({
+            "config_id": plan.config_id,
+            **config_columns({**plan.config, "seed": seed}),
+            "status": "error" if error else ("diverged" if diverged else "completed"),
+            "epochs": int(metrics.get("epoch") or 0),
+            **{m: float(metrics.get(m, math.nan)) for m in METRICS},
+            "error": error,
+        })
+    return pd.DataFrame(rows).sort_values("seed", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class FinalOutcome:
+    experiment_uri: str
+    plan: FinalPlan
+    final: pd.DataFrame
+
+    @property
+    def test_acc(self) -> pd.Series:
+        return self.final["test_acc"].dropna()
+
+
+def run_final(options: FinalOptions) -> FinalOutcome:
+    """Train the chosen configuration with every seed and test each once; write final.csv."""
+    plan = plan_final(options)
+    uri = plan.experiment.uri
+    connect(options.address)
+    started = time.time()
+    trainable = plan.resources.wrap(train_final_trial)
+
+    def build_tuner() -> tune.Tuner:
+        return tune.Tuner(
+            trainable,
+            param_space=plan.param_space(),
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=plan.resources.concurrency(),
+                                        reuse_actors=True),
+            run_config=run_config(uri, FOLDER),
+        )
+
+    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, build_tuner, "final")
+    final = final_table(results, plan)
+    write_csv(uri, "final.csv", final)
+    acc = final["test_acc"].dropna()
+    write_json(uri, RECORD, run_record(
+        plan.record(), started, time.time(), chosen_by=plan.chosen_by,
+        test_acc={"n_seeds": len(acc), "mean": float(acc.mean()) if len(acc) else None,
+                  "std": float(acc.std(ddof=1)) if len(acc) > 1 else None},
+    ))
+    if acc.empty:
+        raise RetrainError(f"every seed failed, so nothing was tested; the first error: {final['error'].iloc[0]}")
+    return FinalOutcome(uri, plan, final)

@@ -1,0 +1,150 @@
+"""Turn Tune's results into the experiment-directory tables (DESIGN.md section 4).
+
+`trials.csv` has one row per trial and `epochs.csv` one row per trial and epoch.
+Files are written through pyarrow's filesystem layer, so the same code writes to
+a local directory or to a URI such as ``s3://bucket/prefix/name``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow.fs
+
+from study.vocabulary.config import TrialConfig
+from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
+
+FINAL_METRICS = (
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
+    "epoch_s", "samples_per_s",
+)
+FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")
+
+
+def trial_row(
+    trial_id: str, config: dict, epochs: pd.DataFrame, errored: bool, error: str, factors: Iterable[str]
+) -> dict[str, Any]:
+    """One trials.csv row from a trial's config and its per-epoch metrics.
+
+    status: `error` when the trial raised; else `diverged` (`study.vocabulary.factors.is_diverged`)
+    when any epoch's train_loss was not finite, or it trained the full budget and its
+    last val_acc is below DIVERGED_ACCURACY; else `completed` when it trained
+    `max_epochs` epochs and `pruned` when the scheduler stopped it earlier.
+    """
+    cfg = TrialConfig.from_flat(config)
+    flat = {**cfg.to_flat(), **vars(cfg.model.normalised())}
+    row: dict[str, Any] = {"trial_id": trial_id, "cell": config.get("cell") or cell_name(flat, tuple(factors))}
+    if "experiment" in config:
+        row["experiment"] = config["experiment"]
+    row.update({name: flat[name] for name in SCIENTIFIC_FACTORS})
+    row.update({name: flat[name] for name in NUISANCE})
+    row.update({name: flat[name] for name in FIXED_COLUMNS})
+    n_epochs = int(epochs["epoch"].max()) if len(epochs) else 0
+    if errored:
+        status = "error"
+    elif _diverged(epochs, full_budget=n_epochs >= cfg.max_epochs):
+        status = "diverged"
+    else:
+        status = "completed" if n_epochs >= cfg.max_epochs else "pruned"
+    row.update(status=status, epochs=n_epochs)
+    last = epochs.iloc[-1] if len(epochs) else {}
+    row.update({m: _number(last, m) for m in FINAL_METRICS})
+    if len(epochs) and epochs["val_acc"].notna().any():
+        best = epochs.loc[epochs["val_acc"].idxmax()]
+        row.update(best_val_acc=float(best["val_acc"]), best_epoch=int(best["epoch"]))
+    else:
+        row.update(best_val_acc=float("nan"), best_epoch=0)
+    row["error"] = error
+    return row
+
+
+def _diverged(epochs: pd.DataFrame, full_budget: bool) -> bool:
+    """Any epoch with a non-finite train_loss, or (full budget only) the last reported val_acc near chance."""
+    if not len(epochs):
+        return False
+    losses = pd.to_numeric(epochs["train_loss"], errors="coerce").astype(float)
+    if any(is_diverged(loss, None) for loss in losses):
+        return True
+    reported = pd.to_numeric(epochs["val_acc"], errors="coerce").dropna() if "val_acc" in epochs else []
+    return len(reported) > 0 and is_diverged(float(losses.iloc[-1]), float(reported.iloc[-1]), full_budget)
+
+
+def _number(last, name: str) -> float:
+    """A final-epoch metric as a float; NaN where the trial has no epochs or no such column."""
+    try:
+        return float(last[name])
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+
+
+def tables_from_results(results, factors: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, epochs) DataFrames from a Tune `ResultGrid`."""
+    rows, epoch_frames = [], []
+    for result in results:
+        trial_id = _trial_id(result)
+        epochs = _epoch_frame(result.metrics_dataframe, trial_id)
+        error = "" if result.error is None else _one_line(result.error)
+        rows.append(trial_row(trial_id, result.config, epochs, result.error is not None, error, factors))
+        epoch_frames.append(epochs)
+    trials = pd.DataFrame(rows)
+    epochs = pd.concat(epoch_frames, ignore_index=True) if epoch_frames else pd.DataFrame(columns=["trial_id", *EPOCH_METRICS])
+    return trials.sort_values("trial_id", ignore_index=True), epochs
+
+
+def _trial_id(result) -> str:
+    if result.metrics and "trial_id" in result.metrics:
+        return str(result.metrics["trial_id"])
+    return str(result.path).rstrip("/").rsplit("/", 1)[-1]  # a trial that never reported
+
+
+def _epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
+    columns = ["trial_id", *EPOCH_METRICS]
+    if frame is None or "epoch" not in frame:
+        return pd.DataFrame(columns=columns)
+    frame = frame.dropna(subset=["epoch"]).assign(trial_id=trial_id)
+    frame["epoch"] = frame["epoch"].astype(int)
+    # A trial resumed from a checkpoint may have logged an epoch twice; keep the last.
+    frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
+    # reindex: an epoch metric a trial never reported (e.g. one logged before it existed) is NaN
+    return frame.reindex(columns=columns).reset_index(drop=True)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[-1] if text else type(error).__name__)[:500]
+
+
+def filesystem_for(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
+    if "://" in uri:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    return pyarrow.fs.LocalFileSystem(), uri
+
+
+def write_text(experiment_uri: str, filename: str, text: str) -> None:
+    fs, root = filesystem_for(experiment_uri)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{filename}") as stream:
+        stream.write(text.encode())
+
+
+def read_text(experiment_uri: str, filename: str) -> str | None:
+    fs, root = filesystem_for(experiment_uri)
+    path = f"{root}/{filename}"
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def write_csv(experiment_uri: str, filename: str, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    write_text(experiment_uri, filename, buffer.getvalue())
+
+
+def write_json(experiment_uri: str, filename: str, data: dict) -> None:
+    write_text(experiment_uri, filename, json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,33 @@
+"""The Ray Tune function trainables: what the driver hands Tune to schedule.
+
+The driver never trains, so it never needs PyTorch (importing it takes about 25 s of
+CPU and 640 MB on a 2-core machine with the CUDA build). Each entry point imports its
+body from `study.runtime.trial_worker` in the trial's worker process, once per process.
+`train_trial` serves the search, `train_cv_trial` cross-validation and
+`train_final_trial` final evaluation; their docstrings are in `study.runtime.trial_worker`.
+"""
+
+from __future__ import annotations
+
+
+def train_trial(config: dict) -> None:
+    from study.runtime import trial_worker
+
+    trial_worker.train_trial(config)
+
+
+def replicate_key(config_id: str, replicate: int) -> str:
+    """How `train_cv_trial`'s `configs` name one stage-2 training: a configuration and its replicate."""
+    return f"{config_id}/{replicate}"
+
+
+def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
+    from study.runtime import trial_worker
+
+    trial_worker.train_cv_trial(config, configs)
+
+
+def train_final_trial(config: dict) -> None:
+    from study.runtime import trial_worker
+
+    trial_worker.train_final_trial(config)

@@ -1,0 +1,134 @@
+"""The Ray Tune trainables' bodies, run in the trial's worker: the only place that meets `tune.report`.
+
+`study.runtime.trainable` holds the entry points Tune schedules; they import this module in
+the worker, so the driver never imports PyTorch. Each turns Tune's flat config into
+a validated `TrialConfig`, trains epoch by epoch with the plain functions of
+`study.training.loop`, and reports every epoch with a checkpoint. Given a checkpoint (a
+retried or resumed trial) it continues from it. `train_trial` serves the search,
+`train_cv_trial` cross-validation (the same training, validated on one fold) and
+`train_final_trial` final evaluation (the whole training set, then the test set once).
+
+A trial whose training loss becomes NaN or infinite reports that epoch (flagged
+`diverged`) and returns normally: Tune does not retry it (a retry would diverge
+again) and the tables record its status as `diverged`, not `error`. Checkpoints
+are loaded with ``weights_only=True``: a checkpoint file runs no code.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from study.vocabulary.config import TrialConfig
+from study.data.device_data import DeviceSplit, load_split
+from study.training.final_eval import train_and_test
+from study.runtime.trainable import replicate_key
+from study.training.loop import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
+
+CHECKPOINT_FILE = "state.pt"
+
+
+def _assigned_resources() -> dict:
+    try:
+        return dict(tune.get_context().get_trial_resources().required_resources)
+    except Exception:  # outside a Tune session, e.g. called directly in a test
+        return {"CPU": float(os.environ.get("OMP_NUM_THREADS", "1"))}
+
+
+def _use_assigned_resources(device: torch.device) -> None:
+    """Keep a trial inside its share of the machine."""
+    resources = _assigned_resources()
+    # Match torch's thread pool to the CPU share, so concurrent trials don't
+    # oversubscribe the cores.
+    torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
+    # A fractional GPU (e.g. 0.25) shares the device with other trials: cap this
+    # process's CUDA allocations at its share, so one trial cannot starve the rest.
+    gpus = float(resources.get("GPU", 0))
+    if device.type == "cuda" and 0 < gpus < 1:
+        torch.cuda.set_per_process_memory_fraction(gpus, device)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def train_trial(config: dict) -> None:
+    """Train one trial to `max_epochs`, reporting metrics and a checkpoint every epoch.
+
+    After an epoch flagged `diverged` (NaN/inf training loss) it reports that epoch and
+    returns: the trial ends normally, before its budget, and the study goes on.
+    """
+    cfg = TrialConfig.from_flat(config)
+    state, split = _start_or_resume(cfg)
+    while state.epoch < cfg.max_epochs and not state.diverged:
+        _report(run_epoch(state, split), state)
+
+
+def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
+    """One replicate (a seed, or a CV fold) of a picked configuration, validated after its last epoch.
+
+    Tune's config holds only `config_id` and `replicate` (short trial names, small
+    state); `configs`, passed with `tune.with_parameters`, maps
+    `study.runtime.trainable.replicate_key(config_id, replicate)` to the training's flat
+    config (its seed or its fold set). The score is val_acc after the last epoch and
+    nothing is chosen per epoch, so the validation images (12,000 in a fold of 5,
+    more than the quick budget's 1,500-image training subset) are evaluated once
+    rather than every epoch.
+
+    A diverged epoch ends it as in `train_trial` (that epoch, not validated, is its last report).
+    """
+    cfg = TrialConfig.from_flat(configs[replicate_key(config["config_id"], config["replicate"])])
+    state, split = _start_or_resume(cfg)
+    while state.epoch < cfg.max_epochs and not state.diverged:
+        _report(run_epoch(state, split, validate=state.epoch + 1 == cfg.max_epochs), state)
+
+
+def _start_or_resume(cfg: TrialConfig) -> tuple[TrainingState, DeviceSplit]:
+    """Model, optimizer and data for `cfg`, from the checkpoint Tune hands a resumed trial if any."""
+    device = resolve_device(cfg.device)
+    _use_assigned_resources(device)
+    split = load_split(cfg.data, device)  # cached per worker process
+    state = start_training(cfg, steps_per_epoch(split.n_train, cfg.data.batch_size), device)
+    saved = _saved_state(device)
+    if saved is not None:
+        state.load_state_dict(saved)
+    return state, split
+
+
+def train_final_trial(config: dict) -> None:
+    """Train one seed of the chosen configuration on the training set, then test it once.
+
+    The last report carries `test_loss` and `test_acc` (see `study.training.final_eval`).
+    """
+    cfg = TrialConfig.from_flat(config)
+    device = resolve_device(cfg.device)
+    _use_assigned_resources(device)
+    train_and_test(cfg, device, checkpoint=_saved_state(device), on_epoch=_report)
+
+
+def _saved_state(device: torch.device) -> dict | None:
+    """The state of the checkpoint Tune hands a retried or resumed trial, if any.
+
+    `weights_only=True`: the file is unpickled with PyTorch's restricted loader, which
+    builds tensors, numbers, strings, lists and dicts only (what `TrainingState.state_dict`
+    holds) and refuses anything that would run code.
+    """
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+
+
+def _report(metrics: dict, state) -> None:
+    """Report one epoch's metrics with a checkpoint of `state` (a `TrainingState`)."""
+    with tempfile.TemporaryDirectory() as directory:
+        torch.save(state.state_dict(), Path(directory) / CHECKPOINT_FILE)
+        # peak_rss_mb: a diagnostic the benchmarks read back from Tune's result files.
+        metrics = {**metrics, "peak_rss_mb": _peak_rss_mb()}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -1,0 +1,213 @@
+"""What `study run` will do, resolved and checked before Ray, Optuna or PyTorch is imported.
+
+A bad option, an unknown or invalid space, a missing or corrupt dataset all fail
+here, within a second of the command starting, instead of after the heavy imports
+and Ray's start-up. Nothing in this module starts or imports anything heavy.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from search_spaces import SearchSpace, load_space
+from study.tuning.budgets import Budget, get_budget, gpu_share
+from study.vocabulary.config import ModelConfig
+from study.data.datasets import find_data_dir, load_arrays
+
+METRIC, MODE = "val_acc", "max"
+
+# The sampler of each cell's Optuna study (built in `study.tuning.cells.make_sampler`):
+# qmc: scrambled Sobol points, space-filling from the first trial on, no model;
+# tpe: TPE (constant liar), random for its first `tpe_startup_trials` finished trials;
+# random: independent uniform (log-uniform on log ranges) draws.
+SAMPLERS = ("qmc", "tpe", "random")
+# Default: qmc below 16 trials per cell (the smoke and quick presets), tpe from 16 on
+# (the full preset's 24). Below 16 a cell's TPE would model at most a handful of
+# finished trials, most of them pruned by ASHA after a few epochs, from at most 5
+# random start-up trials: too little to learn where a 2- or 3-d space is good, so the
+# budget is better spent covering the space evenly, which a scrambled Sobol sequence
+# does and independent random draws do not (they often leave half a range empty).
+# From 16 on TPE has 5 or more start-up trials and 11 or more to spend on what they
+# showed. The resolved name is what study.json records.
+QMC_BELOW = 16
+
+
+def default_sampler(samples_per_cell: int) -> str:
+    """The sampler `study run` uses when none is asked for (see `QMC_BELOW`)."""
+    return "qmc" if samples_per_cell < QMC_BELOW else "tpe"
+
+
+def check_sampler(sampler: object) -> str:
+    """`sampler` if it is one of `SAMPLERS`; a ValueError naming it and the choices otherwise."""
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return sampler
+
+
+def resolve_sampler(sampler: str | None, samples_per_cell: int) -> str:
+    """`sampler`, checked, or the default for `samples_per_cell` when None."""
+    return default_sampler(samples_per_cell) if sampler is None else check_sampler(sampler)
+
+
+def tpe_startup_trials(samples_per_cell: int) -> int:
+    """TPE's random start-up trials in a cell of `samples_per_cell` trials.
+
+    A third of the budget, so that TPE models from several finished trials and still
+    has two thirds left to use what it learnt; at most Optuna's default 10 (sized for
+    studies of about a hundred trials, it would make every cell of a smaller budget
+    purely random); at least 1, as TPE has nothing to model before a trial finishes.
+    quick (4 per cell) -> 1, full (24) -> 8.
+    """
+    return max(1, min(10, samples_per_cell // 3))
+
+
+def sampler_settings(sampler: str, samples_per_cell: int) -> dict:
+    """The settings `study.tuning.cells.make_sampler` builds `sampler` with, for study.json."""
+    if sampler == "qmc":
+        return {"qmc_type": "sobol", "scramble": True}
+    if sampler == "tpe":
+        return {"n_startup_trials": tpe_startup_trials(samples_per_cell), "constant_liar": True}
+    return {}
+
+
+class StudyError(ValueError):
+    """The study cannot start or resume as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What `study run` was asked to do (command-line options, resolved)."""
+
+    space: str = "default"
+    budget: str = "quick"
+    model: str | None = None
+    num_samples: int | None = None
+    max_epochs: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    storage: str = "experiments"
+    name: str | None = None
+    address: str | None = None
+    data_dir: str | None = None
+    seed: int = 0
+    grace_period: int | None = None
+    reduction_factor: float | None = None
+    train_size: int | None = None
+    confirm_seeds: int | None = None  # stage 2: seeds per selected configuration (default: the budget's)
+    sampler: str | None = None  # one of SAMPLERS; None: default_sampler(samples_per_cell)
+
+    def experiment_name(self) -> str:
+        return self.name or f"{Path(self.space).stem}-{self.budget}"
+
+    def storage_uri(self) -> str:
+        return self.storage if "://" in self.storage else str(Path(self.storage).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything resolved before Ray starts: what will run, and where."""
+
+    options: StudyOptions
+    space: SearchSpace
+    budget: Budget
+    samples_per_cell: int
+    experiment_uri: str
+    param_space: dict  # fixed values merged into every suggestion
+    sampler: str  # resolved: options.sampler, or default_sampler(samples_per_cell)
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.space.named_cells())
+
+    @property
+    def num_samples(self) -> int:
+        return self.samples_per_cell * self.n_cells
+
+    def journal_dir(self) -> Path:
+        """Where each cell's Optuna journal lives: the experiment's `optuna/` folder when local."""
+        if "://" not in self.experiment_uri:
+            return Path(self.experiment_uri) / "optuna"
+        # Remote storage: journals stay on the driver; the searcher's checkpoints carry
+        # a copy, so a resume on a new head node rewrites them.
+        return Path(tempfile.gettempdir()) / "bn-dropout-study" / self.options.experiment_name() / "optuna"
+
+    def record(self) -> dict:
+        """The part of study.json that must match for a resume to be valid."""
+        budget = self.budget
+        return {
+            "space": self.space.to_dict(),
+            "budget": asdict(budget),
+            "samples_per_cell": self.samples_per_cell,
+            "n_cells": self.n_cells,
+            "num_samples": self.num_samples,
+            "seed": self.options.seed,
+            "metric": METRIC,
+            "mode": MODE,
+            "param_space": self.param_space,
+            "searcher": {
+                "type": "CellSearcher", "studies": "one Optuna study per cell", "sampler": self.sampler,
+                "sampler_settings": sampler_settings(self.sampler, self.samples_per_cell), "seeds": "seed + cell index",
+                "completed_value": "last", "journal_dir": str(self.journal_dir()),
+            },
+            "scheduler": {
+                "type": "CellScheduler (one ASHA per cell)", "time_attr": "epoch", "max_t": budget.max_epochs,
+                "grace_period": min(budget.grace_period, budget.max_epochs),
+                "reduction_factor": budget.reduction_factor, "early_stopping": self.space.early_stopping,
+            },
+        }
+
+
+def plan_study(options: StudyOptions) -> StudyPlan:
+    """Validate options, space and data before anything starts."""
+    if options.sampler is not None:
+        check_sampler(options.sampler)  # fails first, before the space and the data are read
+    space = load_space(options.space)
+    budget = get_budget(options.budget).with_overrides(
+        max_epochs=options.max_epochs,
+        cpus_per_trial=options.cpus_per_trial,
+        gpus_per_trial=options.gpus_per_trial,
+        grace_period=options.grace_period,
+        reduction_factor=options.reduction_factor,
+        train_size=options.train_size,
+        confirm_seeds=options.confirm_seeds,
+    )
+    if options.confirm_seeds is not None and (isinstance(options.confirm_seeds, bool) or options.confirm_seeds < 2):
+        raise StudyError(f"--seeds must be at least 2 (stage 2 measures the spread between seeds), got {options.confirm_seeds!r}")
+    # Resolve the dataset now: a missing one fails before Ray starts, and workers
+    # (which share the driver's filesystem layout) don't each search or download.
+    data_dir = str(find_data_dir(options.data_dir))
+    load_arrays(data_dir, "train")  # a corrupt or truncated file fails here, not in every trial
+    fixed = {**space.fixed}
+    if options.model:
+        if "model" in space.scientific:
+            raise StudyError(f"--model {options.model} conflicts with space {space.name!r}, where 'model' is a scientific factor")
+        fixed["model"] = options.model
+    if options.gpus_per_trial is None and budget.gpus_per_trial > 0:
+        default_model = fixed.get("model", ModelConfig.model)
+        models = {cell.settings.get("model", default_model) for cell in space.named_cells()}
+        budget = budget.with_overrides(gpus_per_trial=gpu_share(models))
+    param_space = {
+        **fixed,
+        "max_epochs": budget.max_epochs,
+        "batch_size": fixed.get("batch_size", budget.batch_size),
+        "train_size": budget.train_size,
+        "val_size": budget.val_size,
+        "data_dir": data_dir,
+        "seed": options.seed,
+    }
+    n_cells = len(space.named_cells())
+    if options.num_samples:
+        if options.num_samples % n_cells:
+            raise StudyError(
+                f"--num-samples {options.num_samples} is not a multiple of the {n_cells} cells of space "
+                f"{space.name!r}; every cell must get the same budget, so pass a multiple of {n_cells}"
+            )
+        samples_per_cell = options.num_samples // n_cells
+    else:
+        samples_per_cell = budget.samples_per_cell
+    experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
+    sampler = resolve_sampler(options.sampler, samples_per_cell)
+    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space, sampler)

@@ -1,0 +1,125 @@
+"""Study orchestration: a Ray Tune `Tuner` with an Optuna searcher and ASHA.
+
+One Tuner runs every scientific cell concurrently. `CellSearcher` gives each cell
+its own seeded Optuna study (QMC, TPE or random: `study.tuning.planning.SAMPLERS`) and
+exactly the same trial budget; `CellScheduler` gives
+each cell its own ASHA rungs, so no trial is stopped because another cell did
+better. `run_study` starts (or joins) Ray, builds the Tuner, or restores it when
+the experiment already exists, runs it, and writes the experiment directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+import optuna
+import pandas as pd
+from ray import tune
+
+from study.tuning.budgets import Budget
+from study.tuning.cell_scheduler import CellScheduler
+from study.tuning.cell_search import CellSearcher
+from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
+from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
+from study.runtime.results import read_text, tables_from_results, write_csv, write_json
+from study.runtime.trainable import train_trial
+
+def build_tuner(plan: StudyPlan) -> tune.Tuner:
+    budget = plan.budget
+    journal_dir = plan.journal_dir()
+    searcher = CellSearcher(
+        plan.space.named_cells(),
+        samples_per_cell=plan.samples_per_cell,
+        max_epochs=budget.max_epochs,
+        journal_dir=journal_dir,
+        seed=plan.options.seed,
+        sampler=plan.sampler,
+    )
+    scheduler = CellScheduler(
+        max_t=budget.max_epochs,
+        grace_period=min(budget.grace_period, budget.max_epochs),
+        reduction_factor=budget.reduction_factor,
+        early_stopping=plan.space.early_stopping,
+        state_file=journal_dir / "asha_rungs.pkl",
+    )
+    return tune.Tuner(
+        _trainable(budget),
+        param_space=plan.param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=MODE,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=plan.num_samples,
+            max_concurrent_trials=plan.options.max_concurrent or default_concurrency(
+                budget.cpus_per_trial, budget.gpus_per_trial, plan.options.address),
+            reuse_actors=True,
+        ),
+        run_config=run_config(plan.options.storage_uri(), plan.options.experiment_name()),
+    )
+
+
+def _trainable(budget: Budget):
+    return tune.with_resources(train_trial, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
+
+
+def _check_resume(plan: StudyPlan) -> bool:
+    """True when the experiment exists and can be resumed with this same plan."""
+    previous = read_text(plan.experiment_uri, "study.json")
+    if not tune.Tuner.can_restore(plan.experiment_uri):
+        return False
+    if previous is not None:
+        recorded = json.loads(previous).get("plan")
+        if recorded is not None and recorded != _jsonable(plan.record()):
+            raise StudyError(
+                f"experiment {plan.experiment_uri!r} exists but was started with different settings "
+                "(space, budget, trial count, seed or sampler); resume it with the same options, "
+                "or start a new study with --name NEW_NAME"
+            )
+    return True
+
+
+def _jsonable(data: dict) -> dict:
+    return json.loads(json.dumps(data, default=str))
+
+
+def study_record(plan: StudyPlan, started: float, finished: float | None, trials: pd.DataFrame | None) -> dict:
+    record = {
+        "experiment": plan.experiment_uri,
+        "space": plan.space.to_dict(),
+        "options": asdict(plan.options),
+        "plan": _jsonable(plan.record()),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "versions": versions(),
+        "hardware": hardware(),
+    }
+    if finished is not None:
+        record["wall_s"] = round(finished - started, 1)
+    if trials is not None:
+        record["trials"] = trials["status"].value_counts().to_dict()
+        record["trials_per_cell"] = {
+            cell: group["status"].value_counts().to_dict() for cell, group in trials.groupby("cell")
+        }
+    return record
+
+
+def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
+    """Run (or resume) a planned study (see `plan_study`); return the experiment URI and the trials table."""
+    options = plan.options
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
+    connect(options.address)
+    started = time.time()
+    if _check_resume(plan):
+        print(f"Resuming experiment {plan.experiment_uri}")
+        tuner = tune.Tuner.restore(plan.experiment_uri, trainable=_trainable(plan.budget), resume_errored=False)
+    else:
+        write_json(plan.experiment_uri, "study.json", study_record(plan, started, None, None))
+        tuner = build_tuner(plan)
+    results = tuner.fit()
+    trials, epochs = tables_from_results(results, plan.space.factors)
+    write_csv(plan.experiment_uri, "trials.csv", trials)
+    write_csv(plan.experiment_uri, "epochs.csv", epochs)
+    write_json(plan.experiment_uri, "study.json", study_record(plan, started, time.time(), trials))
+    return plan.experiment_uri, trials

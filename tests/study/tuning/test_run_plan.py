@@ -1,0 +1,91 @@
+"""`plan_study`: options, space and data resolved before Ray starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from study.tuning.budgets import GPU_SHARE_BY_MODEL
+from study.tuning.planning import SAMPLERS, StudyError, StudyOptions, plan_study
+
+
+@pytest.fixture
+def options(fake_data_dir):
+    def make(**kwargs) -> StudyOptions:
+        return StudyOptions(**{"data_dir": str(fake_data_dir), "storage": "/tmp/unused", **kwargs})
+
+    return make
+
+
+def test_gpu_budget_shares_the_gpu_by_model_size(options):
+    assert plan_study(options(space="default", budget="full")).budget.gpus_per_trial == GPU_SHARE_BY_MODEL["medium"]
+    small = plan_study(options(space="default", budget="full", model="small"))
+    assert small.budget.gpus_per_trial == GPU_SHARE_BY_MODEL["small"]
+    # blog_ablation compares sizes: the large model's cells decide
+    assert plan_study(options(space="blog_ablation", budget="full")).budget.gpus_per_trial == GPU_SHARE_BY_MODEL["large"]
+
+
+def test_explicit_gpu_share_and_cpu_budgets_are_kept(options):
+    assert plan_study(options(space="default", budget="full", gpus_per_trial=1.0)).budget.gpus_per_trial == 1.0
+    assert plan_study(options(space="default", budget="quick")).budget.gpus_per_trial == 0
+
+
+def test_trial_count_must_split_evenly_over_cells(options):
+    with pytest.raises(StudyError, match="--num-samples 13 is not a multiple of the 12 cells"):
+        plan_study(options(space="default", num_samples=13))
+    assert plan_study(options(space="default", num_samples=24)).samples_per_cell == 2
+
+
+# ---- the sampler of each cell's study (`--sampler`)
+
+
+@pytest.mark.parametrize(
+    "budget, num_samples, sampler",
+    [("smoke", None, "qmc"), ("quick", None, "qmc"), ("full", None, "tpe"), ("quick", 12 * 15, "qmc"),
+     ("quick", 12 * 16, "tpe")],
+)
+def test_the_default_sampler_is_resolved_from_the_trials_per_cell_and_recorded(options, budget, num_samples, sampler):
+    plan = plan_study(options(space="default", budget=budget, num_samples=num_samples))
+    assert plan.options.sampler is None and plan.sampler == sampler
+    assert plan.record()["searcher"]["sampler"] == sampler
+
+
+def test_an_explicit_sampler_is_kept_and_recorded_with_its_settings(options):
+    records = {}
+    for sampler in SAMPLERS:
+        plan = plan_study(options(space="default", budget="full", sampler=sampler))
+        assert plan.sampler == sampler
+        records[sampler] = plan.record()["searcher"]
+    assert records["qmc"]["sampler_settings"] == {"qmc_type": "sobol", "scramble": True}
+    assert records["tpe"]["sampler_settings"] == {"n_startup_trials": 8, "constant_liar": True}  # 24 per cell
+    assert records["random"]["sampler_settings"] == {}
+    # The sampler is part of the plan a resume must match.
+    assert len({json.dumps(r, sort_keys=True) for r in records.values()}) == 3
+
+
+@pytest.mark.parametrize("bad", ["sobol", "TPE", ""])
+def test_a_bad_sampler_fails_before_the_space_and_data_are_read(tmp_path, bad):
+    missing = str(tmp_path / "no-data")  # would be a FileNotFoundError if the data were read first
+    with pytest.raises(ValueError, match=rf"unknown sampler {bad!r}; choose one of qmc, tpe, random"):
+        plan_study(StudyOptions(space="no-such-space", data_dir=missing, sampler=bad))
+
+
+def test_a_bad_sampler_on_the_command_line_is_a_one_line_error(tmp_path, capsys):
+    from study.cli import main
+
+    assert main(["run", "--sampler", "sobol", "--data-dir", str(tmp_path), "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown sampler 'sobol'; choose one of qmc, tpe, random" in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("sampler", [None, "random"])
+def test_build_tuner_gives_the_searcher_the_planned_sampler(options, monkeypatch, tmp_path, sampler):
+    from study.tuning import run as tuning
+
+    monkeypatch.setattr(tuning.tune, "Tuner", lambda trainable, **kwargs: kwargs)  # no Tuner, no Ray
+    plan = plan_study(options(space="default", budget="quick", sampler=sampler, max_concurrent=1,
+                              storage=str(tmp_path)))
+    searcher = tuning.build_tuner(plan)["tune_config"].search_alg
+    assert searcher.sampler == plan.sampler == (sampler or "qmc")
