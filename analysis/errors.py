@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from study.vocabulary.errors import UserError
 
-class AnalysisError(ValueError):
+
+class AnalysisError(UserError):
     """The input cannot be analysed; the message says what was wrong and what to do."""

@@ -1,4 +1,4 @@
-"""Loading and validating the experiment-directory tables (DESIGN.md section 4).
+"""Loading and validating the experiment-directory tables (README, 'The experiment directory').
 
 `load_experiment` reads a directory (or a bare trials.csv and whatever sits beside
 it); the `validate_*` functions check one table each and return a cleaned copy:
@@ -353,7 +353,7 @@ def _check_columns(table: str, frame: pd.DataFrame, required) -> None:
     if missing:
         raise AnalysisError(
             f"{table} table is missing required column(s): {', '.join(missing)}; "
-            f"it has: {', '.join(map(str, frame.columns)) or '(no columns)'} (see DESIGN.md section 4)"
+            f"it has: {', '.join(map(str, frame.columns)) or '(no columns)'} (the README's 'The experiment directory' lists the columns)"
         )
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from study.vocabulary.config import METADATA_KEYS, ConfigError, TrialConfig
+from study.vocabulary.errors import UserError
 from study.vocabulary.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
 
 SPACES_DIR = Path(__file__).parent
@@ -54,7 +55,7 @@ CELL_KEYS = ("name", "experiment", "description", "factors", "fixed")
 _CELL_NAME = re.compile(r"^[A-Za-z0-9_.=,+-]+$")
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A search space file is invalid; the message names the file, the entry and the value."""
 
 

@@ -1,7 +1,9 @@
 """The `study` command line: `study run`, `study cv`, `study final`, `study analyze`, `study spaces`.
 
-Expected failures (bad options, an unknown space, a missing or corrupt dataset)
-print one paragraph and exit with status 2; nothing already written is removed.
+Expected failures (bad options, an unknown space, a missing or corrupt dataset: a
+`study.vocabulary.errors.UserError`) print one paragraph and exit with status 2;
+anything else is a bug, printed with its traceback, exit status 1. Nothing already
+written is removed.
 """
 
 from __future__ import annotations
@@ -9,15 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import traceback
 from pathlib import Path
 
 import pandas as pd
 
 from study.tuning.budgets import BUDGETS
+from study.vocabulary.errors import UserError
 from study.vocabulary.factors import MODELS
 
-# Errors a user can fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+BUG = (
+    "error: this is a bug in the study tool, not a problem with your input. Nothing finished is lost: running "
+    "the same command again resumes. Please report it with the command line and the traceback above."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,9 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "cv": cmd_cv, "final": cmd_final, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
     try:
         handler(args)
-    except USER_ERRORS as exc:
+    except UserError as exc:  # bad input: one paragraph, no traceback
         print(textwrap.fill(f"error: {exc}", width=100), file=sys.stderr)
         return 2
+    except Exception:  # anything else is a bug: keep its traceback
+        traceback.print_exc()
+        print(textwrap.fill(BUG, width=100), file=sys.stderr)
+        return 1
     return 0
 
 

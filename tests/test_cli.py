@@ -1,10 +1,12 @@
-"""Bad input to the command line: one paragraph on stderr, exit status 2, no traceback."""
+"""Bad input to the command line: one paragraph on stderr, exit status 2, no traceback; a bug: its traceback, exit 1."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+
+import pytest
 
 
 def _study(*args: str, tmp_path) -> subprocess.CompletedProcess:
@@ -56,3 +58,62 @@ def test_spaces_lists_the_shipped_spaces(tmp_path):
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert {"default", "blog_ablation", "placement", "dropout_rate", "full"} <= set(names)
+
+
+def test_a_bug_keeps_its_traceback_and_says_it_is_a_bug(monkeypatch, capsys):
+    """Anything but a UserError is the tool's fault: traceback, exit status 1, and no blame on the input."""
+    from study import cli
+
+    def broken(args):
+        raise KeyError("a key the code forgot")
+
+    monkeypatch.setattr(cli, "cmd_spaces", broken)
+    assert cli.main(["spaces"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'a key the code forgot'" in err and "this is a bug" in err
+
+
+def test_a_plain_value_error_from_deep_inside_is_a_bug_too(monkeypatch, capsys):
+    from study import cli
+
+    def broken(args):
+        raise ValueError("shape mismatch in a helper")
+
+    monkeypatch.setattr(cli, "cmd_spaces", broken)
+    assert cli.main(["spaces"]) == 1
+    assert "this is a bug" in capsys.readouterr().err
+
+
+def test_every_input_error_of_the_project_is_a_user_error():
+    from analysis.errors import AnalysisError
+    from search_spaces.space import SpaceError
+    from study.data.datasets import DatasetNotFoundError
+    from study.data.idx import IdxFormatError
+    from study.retraining.common import RetrainError
+    from study.retraining.selection import SelectionError
+    from study.tuning.planning import StudyError
+    from study.vocabulary.config import ConfigError
+    from study.vocabulary.errors import UserError
+
+    for error in (AnalysisError, SpaceError, DatasetNotFoundError, IdxFormatError, RetrainError, SelectionError,
+                  StudyError, ConfigError):
+        assert issubclass(error, UserError), error
+    assert issubclass(DatasetNotFoundError, FileNotFoundError)
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--grace-period", "0", "--grace-period must be a whole number of at least 1, got 0"),
+    ("--reduction-factor", "1", "--reduction-factor must be above 1"),
+    ("--max-epochs", "0", "--max-epochs must be a whole number of at least 1"),
+    ("--cpus-per-trial", "-1", "--cpus-per-trial must be a number of at least 0, got -1.0"),
+    ("--train-size", "5", "--train-size must be a whole number of at least 10, got 5"),
+    ("--max-concurrent", "0", "--max-concurrent must be a whole number of at least 1"),
+    ("--seeds", "1", "--seeds must be a whole number of at least 2, got 1"),
+])
+def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_data_dir, option, value, needle, capsys):
+    from study.cli import main
+
+    argv = ["run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", str(tmp_path), option, value]
+    assert main(argv) == 2
+    assert needle in " ".join(capsys.readouterr().err.split())  # the message is wrapped
+    assert not any(tmp_path.iterdir())  # nothing written, Ray never started

@@ -1,6 +1,6 @@
 """Where FashionMNIST comes from, and reading its IDX files into arrays.
 
-Sources, in order (DESIGN.md section 3):
+Sources, in order (as the README lists them):
 
 1. an explicit data directory (``--data-dir``): if it lacks the files that is an
    error, never a silent fall-back to another copy;
@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from study.data import idx
+from study.vocabulary.errors import UserError
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -49,7 +50,7 @@ IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(FileNotFoundError, UserError):
     """FashionMNIST is in none of the places looked; the message says how to get it."""
 
 

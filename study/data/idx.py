@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from study.vocabulary.errors import UserError
+
 GZIP_MAGIC = b"\x1f\x8b"
 UNSIGNED_BYTE = 0x08
 # The dimension counts FashionMNIST uses: 1 for labels, 3 for images.
@@ -31,7 +33,7 @@ _FIX = (
 )
 
 
-class IdxFormatError(ValueError):
+class IdxFormatError(UserError):
     """An IDX file is malformed; the message names the file, what was wrong and what to do."""
 
 

@@ -23,6 +23,7 @@ from ray import tune
 
 from analysis.io import validate_trials
 from study.vocabulary.config import TrialConfig
+from study.vocabulary.errors import UserError
 from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
 from study.runtime.results import read_text, write_json
 from study.runtime.ray_session import default_concurrency, hardware, versions
@@ -50,7 +51,7 @@ class RetrainingOptions:
     data_dir: str | None = None
 
 
-class RetrainError(ValueError):
+class RetrainError(UserError):
     """A configuration cannot be retrained as asked; the message says what to change."""
 
 

@@ -1,4 +1,4 @@
-"""Turn Tune's results into the experiment-directory tables (DESIGN.md section 4).
+"""Turn Tune's results into the experiment-directory tables (README, 'The experiment directory').
 
 `trials.csv` has one row per trial and `epochs.csv` one row per trial and epoch.
 Files are written through pyarrow's filesystem layer, so the same code writes to

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from study.vocabulary.config import ConfigError
+
 from study.vocabulary.config import OptimConfig, TrialConfig
 from study.data.device_data import DeviceSplit, augment, batch_indices, normalize
 from study.vocabulary.factors import is_diverged
@@ -52,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("config key 'device' is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        raise ConfigError("config key 'device' is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
     return torch.device(name)
 
 

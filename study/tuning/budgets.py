@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from study.vocabulary.errors import UserError
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -63,5 +65,5 @@ def gpu_share(models) -> float:
 
 def get_budget(name: str) -> Budget:
     if name not in BUDGETS:
-        raise ValueError(f"unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
+        raise UserError(f"unknown budget {name!r}; choose one of {', '.join(BUDGETS)}")
     return BUDGETS[name]

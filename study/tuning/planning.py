@@ -14,6 +14,7 @@ from pathlib import Path
 from search_spaces import SearchSpace, load_space
 from study.tuning.budgets import Budget, get_budget, gpu_share
 from study.vocabulary.config import ModelConfig
+from study.vocabulary.errors import UserError
 from study.data.datasets import find_data_dir, load_arrays
 
 METRIC, MODE = "val_acc", "max"
@@ -42,7 +43,7 @@ def default_sampler(samples_per_cell: int) -> str:
 def check_sampler(sampler: object) -> str:
     """`sampler` if it is one of `SAMPLERS`; a ValueError naming it and the choices otherwise."""
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        raise StudyError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     return sampler
 
 
@@ -72,7 +73,7 @@ def sampler_settings(sampler: str, samples_per_cell: int) -> dict:
     return {}
 
 
-class StudyError(ValueError):
+class StudyError(UserError):
     """The study cannot start or resume as asked; the message says what to change."""
 
 
@@ -160,10 +161,39 @@ class StudyPlan:
         }
 
 
+# Numeric options: (name on the command line, smallest allowed value, whether it must be whole).
+NUMERIC_OPTIONS = {
+    "num_samples": ("--num-samples", 1, True),
+    "max_epochs": ("--max-epochs", 1, True),
+    "train_size": ("--train-size", 10, True),
+    "grace_period": ("--grace-period", 1, True),
+    "max_concurrent": ("--max-concurrent", 1, True),
+    "cpus_per_trial": ("--cpus-per-trial", 0, False),
+    "gpus_per_trial": ("--gpus-per-trial", 0, False),
+    "confirm_seeds": ("--seeds", 2, True),
+}
+
+
+def check_options(options: StudyOptions) -> None:
+    """Every numeric option in its range, before anything is read or started."""
+    for field_name, (flag, low, whole) in NUMERIC_OPTIONS.items():
+        value = getattr(options, field_name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or (whole and int(value) != value) or value < low:
+            kind = "a whole number" if whole else "a number"
+            raise StudyError(f"{flag} must be {kind} of at least {low:g}, got {value!r}")
+    if options.reduction_factor is not None and not options.reduction_factor > 1:
+        raise StudyError(
+            f"--reduction-factor must be above 1 (ASHA keeps the best 1/F at each rung), got {options.reduction_factor!r}"
+        )
+    if options.sampler is not None:
+        check_sampler(options.sampler)
+
+
 def plan_study(options: StudyOptions) -> StudyPlan:
     """Validate options, space and data before anything starts."""
-    if options.sampler is not None:
-        check_sampler(options.sampler)  # fails first, before the space and the data are read
+    check_options(options)  # fails first, before the space and the data are read
     space = load_space(options.space)
     budget = get_budget(options.budget).with_overrides(
         max_epochs=options.max_epochs,
@@ -174,8 +204,6 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         train_size=options.train_size,
         confirm_seeds=options.confirm_seeds,
     )
-    if options.confirm_seeds is not None and (isinstance(options.confirm_seeds, bool) or options.confirm_seeds < 2):
-        raise StudyError(f"--seeds must be at least 2 (stage 2 measures the spread between seeds), got {options.confirm_seeds!r}")
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))

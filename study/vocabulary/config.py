@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from study.vocabulary.errors import UserError
 from study.vocabulary.factors import (
     BN_PLACEMENTS,
     DROPOUT_PLACEMENTS,
@@ -25,7 +26,7 @@ SCHEDULES = ("none", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value is invalid; the message names the key and the value."""
 
 

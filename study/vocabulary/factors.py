@@ -1,7 +1,7 @@
 """The study's vocabulary: scientific factors, their values, and metric names.
 
 Every other module takes these names from here, so code, columns, plots and docs
-use one word for one thing (see DESIGN.md section 2).
+use one word for one thing (the README's "What is compared" lists them).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ EPOCH_METRICS = (
     "samples_per_s",
 )
 
-# Statuses of a trial (DESIGN.md section 2): trained the full budget, stopped by the
+# Statuses of a trial: trained the full budget, stopped by the
 # scheduler, diverged (see `is_diverged`), or raised.
 STATUSES = ("completed", "pruned", "diverged", "error")
 

@@ -1,6 +1,6 @@
 """A simulated two-stage study with a known truth, for testing what the analysis concludes.
 
-The real study (DESIGN.md section 2b) runs in two stages:
+The real study (README, "Usage") runs in two stages:
 
 1. the search: per cell, `samples_per_cell` trials with sampled nuisance values
    (lr, weight_decay), trained epoch by epoch and stopped early by an asynchronous

@@ -2,7 +2,7 @@
 
 `search_simulator` runs a search (stratified lr/wd draws, one ASHA per cell, divergence)
 and retrains each cell's best completed trial on seeds, from a truth whose tuned-best
-accuracy per cell is known. Conclusions must come from the replicates (DESIGN.md 2b):
+accuracy per cell is known. Conclusions must come from the replicates (analysis/README.md):
 
 - recovery: a cell planted 2 pp better is ranked first; a placement that is best when
   tuned but diverges on most of the lr range is ranked first by the replicates while
