@@ -33,6 +33,7 @@ import pandas as pd
 from analysis import stats
 from analysis.design import Design, cell_table
 from analysis.effects import NESTED, contrast, group_weights
+from study.vocabulary.factors import CONV_DROPOUT
 from analysis.text import SEARCH_ONLY, is_accuracy
 from analysis.ranking import SEARCH, Ranking
 
@@ -87,7 +88,7 @@ def bn_before_dropout(design: Design) -> Claim:
     if "order" not in design.cell_factors:
         return _inconclusive(cid, "order (bn_first vs dropout_first) did not vary, so the two orders were never compared")
     cells = _cells(design, "score")
-    cells = cells[(cells["bn"] != "none") & cells["dropout"].isin(("conv", "all"))].reset_index(drop=True)
+    cells = cells[(cells["bn"] != "none") & cells["dropout"].isin(CONV_DROPOUT)].reset_index(drop=True)
     return _matched(cid, design, cells, "order", {"bn_first": ["bn_first"], "dropout_first": ["dropout_first"]},
                     metric=design.metric, higher_is_better=True, margin=ACC_MARGIN)
 

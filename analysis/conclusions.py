@@ -35,7 +35,6 @@ from analysis.final import summarise_final
 from analysis.importance import Importance, hyperparameter_importance
 from analysis.interaction import Interaction, interaction_test, means_table, pair_for
 from analysis.io import (
-    RATE_FACTORS,
     Tables,
     validate_cv,
     validate_cv_summary,
@@ -57,7 +56,7 @@ from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
 from analysis.text import SEARCH_ONLY
-from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, SCIENTIFIC_FACTORS
+from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
 REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
 SENSITIVITY_METHOD = (

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.io import RATE_FACTORS, RATE_LAYER
+from study.vocabulary.factors import RATE_FACTORS, RATE_LAYER
 from study.vocabulary.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS
 
 METRICS = ("best_val_acc", "val_acc")

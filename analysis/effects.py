@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.design import Design, cell_table, ordered_values, value_label
-from analysis.io import RATE_FACTORS, RATE_LAYER
+from study.vocabulary.factors import CONV_DROPOUT, RATE_FACTORS, RATE_LAYER
 from analysis.text import SEARCH_ONLY
 
 # Factors whose value is implied by the compared factor, so they cannot be held fixed.
@@ -194,7 +194,7 @@ def factor_rows(design: Design, factor: str) -> tuple[pd.DataFrame, pd.Series, l
     if factor in RATE_FACTORS and "dropout" in df:
         df = df[df["dropout"].isin(RATE_LAYER[factor])]
     if factor == "order" and {"bn", "dropout"} <= set(df.columns):
-        df = df[(df["bn"] != "none") & df["dropout"].isin(("conv", "all"))]
+        df = df[(df["bn"] != "none") & df["dropout"].isin(CONV_DROPOUT)]
     if factor in design.within_cell and factor in RATE_FACTORS:
         labels = rate_bins(df[factor])
         order = sorted(labels.unique(), key=_bin_start)

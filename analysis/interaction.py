@@ -27,7 +27,7 @@ import pandas as pd
 from analysis import stats
 from analysis.design import Design, group_summary, ordered_values, value_label
 from analysis.effects import rate_bins
-from analysis.io import RATE_FACTORS, RATE_LAYER
+from study.vocabulary.factors import RATE_FACTORS, RATE_LAYER
 
 METHOD = (
     stats.PB_TEST + " of the bn x dropout interaction: additive model (bn + dropout within each stratum "

@@ -17,7 +17,17 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from study.vocabulary.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS, STATUSES, cell_name, is_diverged
+from study.vocabulary import tables
+from study.vocabulary.factors import (
+    CATEGORICAL_VALUES,
+    CONV_DROPOUT,
+    RATE_FACTORS,
+    RATE_LAYER,
+    SCIENTIFIC_FACTORS,
+    STATUSES,
+    cell_name,
+    is_diverged,
+)
 
 # The least a trials table needs: which trial, did it finish, how long it trained, its
 # score, and the two factors the study is about.
@@ -29,17 +39,14 @@ REQUIRED_FINAL_COLUMNS = ("config_id", "seed", "test_acc")
 REPLICATE_KINDS = ("seed", "fold")
 # How an older table (or a hand-made one) says that training diverged in its error column.
 DIVERGED_ERROR_WORDS = ("DivergedError", "training loss became")
-RATE_FACTORS = ("p_conv", "p_fc")
-# Which dropout placements contain the layer a rate belongs to.
-RATE_LAYER = {"p_conv": ("conv", "all"), "p_fc": ("fc", "all")}
 ACCURACY_COLUMNS = ("best_val_acc", "val_acc", "train_acc")
 FILES = {
-    "trials": "trials.csv",
-    "epochs": "epochs.csv",
-    "cv": "cv.csv",
-    "cv_summary": "cv_summary.csv",
-    "final": "final.csv",
-    "study": "study.json",
+    "trials": tables.TRIALS,
+    "epochs": tables.EPOCHS,
+    "cv": tables.CV,
+    "cv_summary": tables.CV_SUMMARY,
+    "final": tables.FINAL,
+    "study": tables.STUDY,
 }
 _STRING_COLUMNS = {"trial_id": str, "config_id": str, "cell": str}
 
@@ -226,7 +233,7 @@ def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
     # Normalise as study.vocabulary.factors.normalise_factors does, column-wise: equal networks, one cell.
     if "bn" in df.columns and "dropout" in df.columns:
         if "order" in df.columns:
-            irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(("conv", "all"))
+            irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(CONV_DROPOUT)
             df.loc[irrelevant, "order"] = "bn_first"
         for rate, layers in RATE_LAYER.items():
             if rate in df.columns:

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis import stats
 from analysis.design import Design, ordered_values, value_label
 from analysis.effects import factor_rows
-from analysis.io import RATE_FACTORS
+from study.vocabulary.factors import RATE_FACTORS
 from analysis.ranking import SEARCH
 from analysis.summary import metric_words
 

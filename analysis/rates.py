@@ -29,7 +29,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.design import Design, ordered_values, value_label
-from analysis.io import RATE_FACTORS, RATE_LAYER
+from study.vocabulary.factors import RATE_FACTORS, RATE_LAYER
 
 QUADRATIC = "quadratic least-squares fit of score on the rate (one intercept per group of other factors)"
 BINNED = "binned means per rate (one intercept per group of other factors)"

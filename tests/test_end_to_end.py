@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS
-from study.runtime.results import FINAL_METRICS
+from study.vocabulary.tables import TRIAL_METRICS
 
 def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     trials = pd.read_csv(smoke_study / "trials.csv")
@@ -16,7 +16,7 @@ def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     assert len(trials) == plan["num_samples"]
     assert trials["trial_id"].is_unique
     expected = {"trial_id", "cell", "status", "epochs", "best_val_acc", "best_epoch", "max_epochs"}
-    expected |= set(SCIENTIFIC_FACTORS) | set(NUISANCE) | set(FINAL_METRICS)
+    expected |= set(SCIENTIFIC_FACTORS) | set(NUISANCE) | set(TRIAL_METRICS)
     assert expected <= set(trials.columns), expected - set(trials.columns)
     assert set(trials["status"]) <= {"completed", "pruned", "diverged", "error"}
     assert trials[trials.status != "error"]["val_acc"].notna().all()

@@ -32,6 +32,7 @@ import numpy as np
 
 from study.data import idx
 from study.vocabulary.errors import UserError
+from study.vocabulary.factors import NUM_CLASSES
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -47,7 +48,6 @@ SPLIT_FILES = {
 }
 ALL_FILES = SPLIT_FILES["train"] + SPLIT_FILES["test"]
 IMAGE_SIZE = (28, 28)
-NUM_CLASSES = 10
 
 
 class DatasetNotFoundError(FileNotFoundError, UserError):

@@ -16,8 +16,8 @@ import numpy as np
 
 from study.data.datasets import SPLIT_FILES
 from study.data.idx import write_idx
+from study.vocabulary.factors import NUM_CLASSES
 
-NUM_CLASSES = 10
 SIZE = 28
 
 

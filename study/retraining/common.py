@@ -25,16 +25,13 @@ from analysis.io import validate_trials
 from study.vocabulary.config import TrialConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
+from study.vocabulary import tables
+from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS
 from study.runtime.results import read_text, write_json
 from study.runtime.ray_session import default_concurrency, hardware, versions
 
-# trials.csv columns that hold a trial's own settings; everything else it trained
-# with was shared by every trial and is in study.json's param_space.
-TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, "batch_size", "max_epochs", "train_size", "val_size", "seed")
 # Settings that `TrialConfig.from_flat` accepts as floats with integer values.
 INTEGER_SETTINGS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "split_seed", "n_folds")
-# Settings that cv.csv and final.csv record beside the factors and nuisance values.
-RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -83,14 +80,14 @@ def open_experiment(path: str) -> Experiment:
             f"experiment directory {path!r} does not exist; pass the directory `study run` wrote "
             "(STORAGE/NAME, e.g. experiments/default-quick)"
         )
-    text = read_text(uri, "trials.csv")
+    text = read_text(uri, tables.TRIALS)
     if text is None:
         raise RetrainError(
             f"{uri} has no trials.csv; run the study to the end first "
             "(`study run` with the same options resumes an interrupted one)"
         )
     trials = validate_trials(pd.read_csv(io.StringIO(text), dtype={"trial_id": str, "cell": str}))
-    plan = json.loads(read_text(uri, "study.json") or "{}").get("plan") or {}
+    plan = json.loads(read_text(uri, tables.STUDY) or "{}").get("plan") or {}
     return Experiment(uri, trials, dict(plan.get("param_space") or {}), dict(plan.get("budget") or {}),
                       int(plan.get("seed", 0)))
 

@@ -38,6 +38,7 @@ import pandas as pd
 from ray import tune
 
 from study.tuning.budgets import Budget
+from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
 from study.retraining.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.data.datasets import find_data_dir, load_arrays
@@ -61,9 +62,9 @@ from study.runtime.trainable import replicate_key, train_cv_trial
 from study.runtime.ray_session import connect, run_config
 
 FOLDER = "cv"
-RECORD = "cv.json"
-FILES = ("cv.csv", "cv_summary.csv", "cv_tests.csv", RECORD)
-METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s")
+RECORD = tables.CV_RECORD
+FILES = (tables.CV, tables.CV_SUMMARY, tables.CV_TESTS, RECORD)
+METRICS = tables.REPLICATE_METRICS
 SEED, FOLD = "seed", "fold"
 SEED_STRIDE = 1000  # replicate r trains with seed + 1000·(r + 1): never a seed the search used
 DEFAULT_SEEDS = Budget.confirm_seeds  # when the study recorded none (a hand-made experiment)
@@ -253,9 +254,9 @@ def run_cv(options: CVOptions) -> CVOutcome:
     cv = cv_table(results, plan)
     summary = summarise_cv(cv, plan.kind)
     tests = paired_tests(cv, plan.kind)
-    write_csv(uri, "cv.csv", cv)
-    write_csv(uri, "cv_summary.csv", summary)
-    write_csv(uri, "cv_tests.csv", tests)
+    write_csv(uri, tables.CV, cv)
+    write_csv(uri, tables.CV_SUMMARY, summary)
+    write_csv(uri, tables.CV_TESTS, tests)
     write_json(uri, RECORD, run_record(
         plan.record(), started, time.time(),
         methods={"interval": interval_method(plan.kind), "test": test_method(plan.kind),

@@ -22,6 +22,7 @@ import pandas as pd
 from ray import tune
 
 from study.data import datasets
+from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
 from study.vocabulary.factors import is_diverged
 from study.runtime.results import write_csv, write_json
@@ -43,8 +44,8 @@ from study.runtime.trainable import train_final_trial
 from study.runtime.ray_session import connect, run_config
 
 FOLDER = "final"
-RECORD = "final.json"
-METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
+RECORD = tables.FINAL_RECORD
+METRICS = tables.FINAL_METRICS
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def choose_config(experiment: Experiment, config_id: str | None) -> tuple[str, s
     """(config_id, why): the named one, else the best mean val_acc of cv_summary.csv."""
     if config_id is not None:
         return str(config_id), "named with --config-id"
-    summary = experiment.read_table("cv_summary.csv")
+    summary = experiment.read_table(tables.CV_SUMMARY)
     if summary is None or "val_acc_mean" not in summary or summary["val_acc_mean"].notna().sum() == 0:
         raise RetrainError(
             f"{experiment.uri} has no stage-2 results (cv_summary.csv) to take the winner from; "
@@ -170,7 +171,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
 
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, build_tuner, "final")
     final = final_table(results, plan)
-    write_csv(uri, "final.csv", final)
+    write_csv(uri, tables.FINAL, final)
     acc = final["test_acc"].dropna()
     write_json(uri, RECORD, run_record(
         plan.record(), started, time.time(), chosen_by=plan.chosen_by,

@@ -15,13 +15,9 @@ import pandas as pd
 import pyarrow.fs
 
 from study.vocabulary.config import TrialConfig
+from study.vocabulary import tables
 from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
 
-FINAL_METRICS = (
-    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
-    "epoch_s", "samples_per_s",
-)
-FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")
 
 
 def trial_row(
@@ -41,7 +37,7 @@ def trial_row(
         row["experiment"] = config["experiment"]
     row.update({name: flat[name] for name in SCIENTIFIC_FACTORS})
     row.update({name: flat[name] for name in NUISANCE})
-    row.update({name: flat[name] for name in FIXED_COLUMNS})
+    row.update({name: flat[name] for name in tables.FIXED_COLUMNS})
     n_epochs = int(epochs["epoch"].max()) if len(epochs) else 0
     if errored:
         status = "error"
@@ -51,7 +47,7 @@ def trial_row(
         status = "completed" if n_epochs >= cfg.max_epochs else "pruned"
     row.update(status=status, epochs=n_epochs)
     last = epochs.iloc[-1] if len(epochs) else {}
-    row.update({m: _number(last, m) for m in FINAL_METRICS})
+    row.update({m: _number(last, m) for m in tables.TRIAL_METRICS})
     if len(epochs) and epochs["val_acc"].notna().any():
         best = epochs.loc[epochs["val_acc"].idxmax()]
         row.update(best_val_acc=float(best["val_acc"]), best_epoch=int(best["epoch"]))

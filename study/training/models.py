@@ -33,11 +33,18 @@ import torch
 from torch import nn
 
 from study.vocabulary.config import ModelConfig
-from study.vocabulary.factors import BN_PLACEMENTS, DROPOUT_PLACEMENTS, MODELS, ORDERS
+from study.vocabulary.factors import (
+    BN_PLACEMENTS,
+    CONV_DROPOUT,
+    DROPOUT_PLACEMENTS,
+    FC_DROPOUT,
+    MODELS,
+    NUM_CLASSES,
+    ORDERS,
+)
 
 IMAGE_SIZE = 28  # FashionMNIST images are 1 x 28 x 28
 IN_CHANNELS = 1
-NUM_CLASSES = 10
 LENET5_PARAMS = 61_706  # classic LeNet-5 (conv 6/16, fc 120/84, 32x32 input); "small" must be smaller
 
 
@@ -158,8 +165,8 @@ class ConvNet(nn.Module):
         if not isinstance(fc_width, int) or fc_width < 1:
             raise ValueError(f"fc_width has invalid value {fc_width!r}: expected a positive integer")
         self.bn, self.dropout, self.order = bn, dropout, order
-        conv_dropout = dropout in ("conv", "all")
-        fc_dropout = dropout in ("fc", "all")
+        conv_dropout = dropout in CONV_DROPOUT
+        fc_dropout = dropout in FC_DROPOUT
 
         blocks: list[nn.Module] = []
         channels, size = in_channels, image_size

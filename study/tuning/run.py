@@ -25,6 +25,7 @@ from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.runtime.results import read_text, tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
+from study.vocabulary import tables
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
     budget = plan.budget
@@ -67,7 +68,7 @@ def _trainable(budget: Budget):
 
 def _check_resume(plan: StudyPlan) -> bool:
     """True when the experiment exists and can be resumed with this same plan."""
-    previous = read_text(plan.experiment_uri, "study.json")
+    previous = read_text(plan.experiment_uri, tables.STUDY)
     if not tune.Tuner.can_restore(plan.experiment_uri):
         return False
     if previous is not None:
@@ -115,11 +116,11 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
         print(f"Resuming experiment {plan.experiment_uri}")
         tuner = tune.Tuner.restore(plan.experiment_uri, trainable=_trainable(plan.budget), resume_errored=False)
     else:
-        write_json(plan.experiment_uri, "study.json", study_record(plan, started, None, None))
+        write_json(plan.experiment_uri, tables.STUDY, study_record(plan, started, None, None))
         tuner = build_tuner(plan)
     results = tuner.fit()
     trials, epochs = tables_from_results(results, plan.space.factors)
-    write_csv(plan.experiment_uri, "trials.csv", trials)
-    write_csv(plan.experiment_uri, "epochs.csv", epochs)
-    write_json(plan.experiment_uri, "study.json", study_record(plan, started, time.time(), trials))
+    write_csv(plan.experiment_uri, tables.TRIALS, trials)
+    write_csv(plan.experiment_uri, tables.EPOCHS, epochs)
+    write_json(plan.experiment_uri, tables.STUDY, study_record(plan, started, time.time(), trials))
     return plan.experiment_uri, trials

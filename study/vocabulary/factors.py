@@ -24,6 +24,15 @@ CATEGORICAL_VALUES = {
     "augment": (False, True),
 }
 
+# Which placements put Dropout where: Dropout2d in the conv blocks, Dropout in the classifier.
+CONV_DROPOUT = ("conv", "all")
+FC_DROPOUT = ("fc", "all")
+# Drop rates, and the placements whose layer each belongs to (a rate is 0 elsewhere).
+RATE_FACTORS = ("p_conv", "p_fc")
+RATE_LAYER = {"p_conv": CONV_DROPOUT, "p_fc": FC_DROPOUT}
+
+NUM_CLASSES = 10  # FashionMNIST
+
 # Nuisance hyperparameters: tuned inside a cell, never compared across cells.
 NUISANCE = ("lr", "weight_decay", "momentum", "optimizer", "schedule")
 
@@ -46,7 +55,7 @@ EPOCH_METRICS = (
 # scheduler, diverged (see `is_diverged`), or raised.
 STATUSES = ("completed", "pruned", "diverged", "error")
 
-CHANCE_ACCURACY = 0.1  # FashionMNIST has 10 balanced classes
+CHANCE_ACCURACY = 1 / NUM_CLASSES  # the classes are balanced
 # A model this close to chance learned nothing: twice chance, far below any trained
 # network (a linear model reaches ~0.8) and above what a constant or NaN model scores.
 DIVERGED_ACCURACY = 0.2
@@ -75,12 +84,11 @@ def normalise_factors(factors: dict[str, Any]) -> dict[str, Any]:
     out = dict(factors)
     bn = out.get("bn", "none")
     dropout = out.get("dropout", "none")
-    if bn == "none" or dropout not in ("conv", "all"):
+    if bn == "none" or dropout not in CONV_DROPOUT:
         out["order"] = "bn_first"
-    if dropout not in ("conv", "all"):
-        out["p_conv"] = 0.0
-    if dropout not in ("fc", "all"):
-        out["p_fc"] = 0.0
+    for rate, layer in RATE_LAYER.items():
+        if dropout not in layer:
+            out[rate] = 0.0
     return out
 
 

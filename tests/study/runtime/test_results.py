@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from study.vocabulary import factors
+from study.vocabulary import factors, tables
 
 from study.runtime import results
 from study.vocabulary.factors import DIVERGED_ACCURACY, EPOCH_METRICS, is_diverged
@@ -55,7 +55,7 @@ def test_the_last_reported_val_acc_decides_when_the_last_epoch_did_not_validate(
 
 def test_final_metrics_include_the_eval_mode_training_loss():
     row = _row([1.0, 0.8, 0.6], [0.5, 0.6, 0.7])
-    assert {"train_eval_loss", "train_eval_acc"} <= set(results.FINAL_METRICS)
+    assert {"train_eval_loss", "train_eval_acc"} <= set(tables.TRIAL_METRICS)
     assert row["train_eval_loss"] == pytest.approx(2.3) and row["train_eval_acc"] == 0.9  # the last epoch's
     assert row["best_val_acc"] == 0.7 and row["best_epoch"] == 3
 

@@ -1,0 +1,40 @@
+"""The experiment directory's files and the columns the tool writes into them (README, 'The experiment directory').
+
+One place for the file names and column groups that the writers (`study.runtime.results`,
+`study.retraining`) and the readers (`analysis.io`, `study.retraining.common`) share.
+Pure Python: no Ray, no PyTorch.
+"""
+
+from __future__ import annotations
+
+from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
+
+# Files of an experiment directory.
+TRIALS = "trials.csv"  # one row per search trial
+EPOCHS = "epochs.csv"  # one row per search trial and epoch
+STUDY = "study.json"  # what `study run` ran
+CV = "cv.csv"  # stage 2: one row per configuration and replicate
+CV_SUMMARY = "cv_summary.csv"  # stage 2: one row per configuration
+CV_TESTS = "cv_tests.csv"  # stage 2: the best configuration against each other one
+CV_RECORD = "cv.json"
+FINAL = "final.csv"  # one row per final-evaluation seed
+FINAL_RECORD = "final.json"
+
+# Settings every search trial shares with its cell's others (from the budget and the space).
+FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")
+# A trial's own settings in trials.csv: what retraining it needs beyond study.json.
+TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, *FIXED_COLUMNS)
+# Settings cv.csv and final.csv record beside the factors and nuisance values.
+RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
+
+# Final-epoch metrics of a search trial in trials.csv.
+TRIAL_METRICS = (
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
+    "epoch_s", "samples_per_s",
+)
+# Metrics of a stage-2 replicate in cv.csv (after its last epoch).
+REPLICATE_METRICS = (
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s",
+)
+# Metrics of a final-evaluation seed in final.csv.
+FINAL_METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
