@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from study.tuning import ray_private
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
@@ -124,9 +126,9 @@ class CellScheduler(FIFOScheduler):
         if trial.trial_id in self._stopped:
             return TrialScheduler.STOP
         asha = self._asha_of(tune_controller, trial)
-        before = _rung_sizes(asha)
+        before = ray_private.rung_sizes(asha)
         decision = asha.on_trial_result(tune_controller, trial, result)
-        changed = _rung_sizes(asha) != before
+        changed = ray_private.rung_sizes(asha) != before
         if decision == TrialScheduler.STOP and epoch is not None and epoch < self._max_t:
             self._stopped.add(trial.trial_id)
             changed = True
@@ -138,14 +140,14 @@ class CellScheduler(FIFOScheduler):
         if not self._early_stopping:
             return
         asha = self._asha_of(tune_controller, trial)
-        before = _rung_sizes(asha)
+        before = ray_private.rung_sizes(asha)
         asha.on_trial_complete(tune_controller, trial, result)
-        if _rung_sizes(asha) != before:
+        if ray_private.rung_sizes(asha) != before:
             self._persist()
 
     def on_trial_remove(self, tune_controller: "TuneController", trial: Trial) -> None:
         asha = self._cells.get(self._trial_cell.get(trial.trial_id, self.cell_of(trial)))
-        if asha is not None and trial.trial_id in asha._trial_info:
+        if asha is not None and ray_private.tracks(asha, trial.trial_id):
             asha.on_trial_remove(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: "TuneController", trial: Trial) -> None:
@@ -154,14 +156,14 @@ class CellScheduler(FIFOScheduler):
     def debug_string(self) -> str:
         lines = [f"Using CellScheduler: one ASHA per cell ({len(self._cells)} cells), {len(self._stopped)} stopped early"]
         for cell, asha in self._cells.items():
-            lines.append(f"  {cell or '(no cell)'}: " + " | ".join(b.debug_str() for b in asha._brackets))
+            lines.append(f"  {cell or '(no cell)'}: " + ray_private.describe(asha))
         return "\n".join(lines)
 
     # ---- persistence
 
     def rungs(self) -> dict[str, list[dict[str, float]]]:
         """Per cell, per rung (highest milestone first): trial id -> recorded metric (sign-adjusted)."""
-        return {cell: [dict(recorded) for _, recorded in asha._brackets[0]._rungs] for cell, asha in self._cells.items()}
+        return {cell: [dict(recorded) for _, recorded in ray_private.rungs(asha)] for cell, asha in self._cells.items()}
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
@@ -172,7 +174,7 @@ class CellScheduler(FIFOScheduler):
             state = pickle.load(f)
         for cell, rungs in state["rungs"].items():
             asha = self.asha(cell)
-            for (_, recorded), saved in zip(asha._brackets[0]._rungs, rungs):
+            for (_, recorded), saved in zip(ray_private.rungs(asha), rungs):
                 recorded.update(saved)
         self._stopped |= set(state["stopped"])
 
@@ -210,6 +212,3 @@ class CellScheduler(FIFOScheduler):
         state["_loaded"] = False  # a restored copy reads the state file again
         return state
 
-
-def _rung_sizes(asha: ASHAScheduler) -> tuple[int, ...]:
-    return tuple(len(recorded) for bracket in asha._brackets for _, recorded in bracket._rungs)

@@ -56,6 +56,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from search_spaces import Cell
+from study.tuning import optuna_private
 from study.tuning.cells import distributions, journal_path, make_sampler, open_cell_study, suggestion
 from study.tuning.planning import resolve_sampler
 
@@ -305,15 +306,13 @@ class CellSearcher(Searcher):
             )
         for trial in trials:
             if trial.state == TrialState.RUNNING and trial.number not in ours:
-                study._storage.set_trial_user_attr(trial._trial_id, "orphaned", True)
+                optuna_private.set_user_attr(study, trial, "orphaned", True)
                 study.tell(trial.number, None, state=TrialState.FAIL, skip_if_finished=True)
 
     def _frozen(self, name: str, number: int | None) -> optuna.trial.FrozenTrial | None:
         if number is None:
             return None
-        study = self._study(name)
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        return study._storage.get_trial(trial_id)
+        return optuna_private.trial_by_number(self._study(name), number)
 
     def _report(self, trial_id: str, result: dict) -> None:
         """Store the epoch's metric as the Optuna trial's intermediate value at step = epoch.
@@ -325,11 +324,8 @@ class CellSearcher(Searcher):
         if value is None or step is None:
             return
         name, number = self._trial_cell[trial_id], self._live[trial_id]
-        study = self._study(name)
-        storage = study._storage
-        internal_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         try:
-            storage.set_trial_intermediate_value(internal_id, int(step), value)
+            optuna_private.set_intermediate_value(self._study(name), number, int(step), value)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # told before an interruption; the journal already has its final record
 
