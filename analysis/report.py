@@ -16,23 +16,6 @@ from analysis.rates import NEAR_OPTIMAL
 from analysis.summary import claim_evidence, metric_words
 from analysis.text import ci_pct, num, pct, pvalue
 
-SECTIONS = (
-    "Conclusions",
-    "Claims from the source post",
-    "Ranking of cells",
-    "The search stage",
-    "Interaction: does the effect of Dropout depend on BatchNorm?",
-    "Dropout rate",
-    "Effects of each factor",
-    "Learning curves",
-    "The post's eight experiments",
-    "Hyperparameter importance",
-    "Final evaluation on the test set",
-    "Warnings",
-    "Methods",
-)
-
-
 @dataclass(frozen=True)
 class Block:
     kind: str  # h1, h2, p, ul, table, img
@@ -42,111 +25,119 @@ class Block:
 
 def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, source: str = "") -> list[Block]:
     """The report's blocks. `plots` maps plot names to PNG paths; `skipped` says why others are missing."""
-    c = conclusions
     skipped = skipped or {}
-    b: list[Block] = [Block("h1", "BatchNorm x Dropout study: analysis report")]
-    counts = c.get("counts", {})
-    b.append(Block("p", _stage_paragraph(c, source)))
+    blocks = [Block("h1", "BatchNorm x Dropout study: analysis report"), Block("p", _stage_paragraph(conclusions, source))]
+    for title, section in SECTION_BUILDERS:
+        blocks.append(Block("h2", title))
+        blocks += section(conclusions, plots, skipped)
+    return blocks
 
-    b.append(Block("h2", "Conclusions"))
-    b.append(Block("ul", list(c.get("summary", []))))
 
-    b.append(Block("h2", "Claims from the source post"))
+def _conclusions(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", list(c.get("summary", [])))]
+
+
+def _claims(c: dict, plots: dict, skipped: dict) -> list[Block]:
     rows = []
     for claim in c["claims"]:
         evidence = claim_evidence(claim["evidence"]) if claim.get("evidence") else ""
         rows.append([claim["id"], claim["text"], claim["verdict"], evidence, claim.get("reason", "")])
-    b.append(Block("table", ["claim", "advice", "verdict", "evidence", "why"], rows))
+    return [Block("table", ["claim", "advice", "verdict", "evidence", "why"], rows)]
 
-    b.append(Block("h2", "Ranking of cells"))
-    b.append(Block("p", f"Method: {c.get('ranking_method', '')}."))
+
+def _ranking(c: dict, plots: dict, skipped: dict) -> list[Block]:
     caption = ("Cells ranked by their best search trial (preliminary: a selected maximum, no intervals)."
                if c["source"] == "search" else "Cells ranked by their mean over replicates; bars are 95% confidence intervals.")
-    b += _image(plots, skipped, "ranking", caption)
-    b.append(Block("table", *_ranking_table(c["ranking"])))
+    return [Block("p", f"Method: {c.get('ranking_method', '')}."), *_image(plots, skipped, "ranking", caption),
+            Block("table", *_ranking_table(c["ranking"]))]
 
-    b.append(Block("h2", "The search stage"))
-    b += _search_blocks(c, plots, skipped)
 
-    b.append(Block("h2", "Interaction: does the effect of Dropout depend on BatchNorm?"))
+def _interaction(c: dict, plots: dict, skipped: dict) -> list[Block]:
     it = c["interaction"]
     if it.get("p_value") is not None:
-        b.append(Block("p", (
+        b = [Block("p", (
             f"{' x '.join(it['factors'])} interaction: F({num(it['df1'], 2)}, {num(it['df2'], 3)}) = {num(it['statistic'])}, "
             f"{pvalue(it['p_value'])} ({'significant' if it['significant'] else 'not significant'} at 0.05; "
             f"{it['n_cells']} cells, {it['n_trials']} replicates). Method: {it['method']}."
-        )))
+        ))]
     else:
-        b.append(Block("p", f"Not tested: {it.get('reason', '')}."))
+        b = [Block("p", f"Not tested: {it.get('reason', '')}.")]
     b += _image(plots, skipped, "interaction", "Score against dropout rate (or placement), one line per BatchNorm setting, 95% confidence bands.")
     if "interaction_placement" in plots:
         b += _image(plots, skipped, "interaction_placement", "Score against dropout placement, one line per BatchNorm setting.")
-    b += _image(plots, skipped, "heatmap", "Score of each bn x dropout cell (n = replicates, or trials for a search-only report).")
+    return b + _image(plots, skipped, "heatmap", "Score of each bn x dropout cell (n = replicates, or trials for a search-only report).")
 
-    b.append(Block("h2", "Dropout rate"))
+
+def _dropout_rate(c: dict, plots: dict, skipped: dict) -> list[Block]:
     rate_rows = [
         [rate, bn, f"{num(e['near_optimal'][0], 2)}–{num(e['near_optimal'][1], 2)}", num(e["best"], 3),
          f"{num(e['ci_low'], 3)}–{num(e['ci_high'], 3)}", pct(e["score_at_best"]), e["n"],
          f"{num(e['range'][0], 2)}–{num(e['range'][1], 2)}", "search (preliminary)" if e.get("source") == "search" else "replicates"]
         for rate, per_bn in c["dropout_rate"].items() for bn, e in per_bn.items()
     ]
-    if rate_rows:
-        b.append(Block("table", ["rate", "bn", f"near-optimal (within {100 * NEAR_OPTIMAL:g} pp)", "fitted best", "95% CI of the best",
-                                 "fitted score", "rows", "rates tried", "from"], rate_rows))
-        methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
-        b.append(Block("p", "Method: " + "; ".join(methods) + "."))
-    else:
-        b.append(Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate."))
+    if not rate_rows:
+        return [Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate.")]
+    methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
+    header = ["rate", "bn", f"near-optimal (within {100 * NEAR_OPTIMAL:g} pp)", "fitted best", "95% CI of the best",
+              "fitted score", "rows", "rates tried", "from"]
+    return [Block("table", header, rate_rows), Block("p", "Method: " + "; ".join(methods) + ".")]
 
-    b.append(Block("h2", "Effects of each factor"))
+
+def _effects(c: dict, plots: dict, skipped: dict) -> list[Block]:
     search_only = c["source"] == "search"
     what = ("the best search trial per value (preliminary, not tested)" if search_only
             else "least-squares means of matched cells")
-    b.append(Block("p", f"Score per value of each factor: {what} ({metric_words(c['effects_metric'])})."))
-    effect_rows = []
+    rows = []
     for factor, values in c["effects"].items():
         test = c.get("effect_tests", {}).get(factor, {})
         for label, e in values.items():
-            effect_rows.append([factor, label, pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), e.get("n", ""), e.get("n_cells", "")])
+            rows.append([factor, label, pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), e.get("n", ""), e.get("n_cells", "")])
         if not search_only:
-            effect_rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
+            rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
     unit = "trials" if search_only else "replicates"
-    b.append(Block("table", ["factor", "value", "score", "95% CI", unit, "cells"], effect_rows))
-    b += _image(plots, skipped, "isolation", "Isolation plots of the search: the best trial for each value (nuisance tuned away), and the mean of its trials (sensitivity to the nuisance range).")
+    return [
+        Block("p", f"Score per value of each factor: {what} ({metric_words(c['effects_metric'])})."),
+        Block("table", ["factor", "value", "score", "95% CI", unit, "cells"], rows),
+        *_image(plots, skipped, "isolation", "Isolation plots of the search: the best trial for each value (nuisance tuned "
+                "away), and the mean of its trials (sensitivity to the nuisance range)."),
+    ]
 
-    b.append(Block("h2", "Learning curves"))
-    b += _image(plots, skipped, "learning_curves", "Each cell's best trial: train and validation loss (the shaded gap is overfitting) and accuracy per epoch.")
 
-    b.append(Block("h2", "The post's eight experiments"))
-    if "blog_experiments" in plots or "blog_curves" in plots:
-        b += _image(plots, skipped, "blog_experiments", "The eight experiments of the source post, as rerun by this study.")
-        b += _image(plots, skipped, "blog_curves", "Accuracy and loss curves of each experiment's best trial, as in the post.")
-    else:
-        b.append(Block("p", "This study did not run the blog_ablation space (no experiment column)."))
+def _learning_curves(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    return _image(plots, skipped, "learning_curves", "Each cell's best trial: train and validation loss (the shaded gap is overfitting) and accuracy per epoch.")
 
-    b.append(Block("h2", "Hyperparameter importance"))
+
+def _blog_experiments(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    if "blog_experiments" not in plots and "blog_curves" not in plots:
+        return [Block("p", "This study did not run the blog_ablation space (no experiment column).")]
+    return [*_image(plots, skipped, "blog_experiments", "The eight experiments of the source post, as rerun by this study."),
+            *_image(plots, skipped, "blog_curves", "Accuracy and loss curves of each experiment's best trial, as in the post.")]
+
+
+def _importance(c: dict, plots: dict, skipped: dict) -> list[Block]:
     imp = c.get("importance")
-    if imp:
-        b += _image(plots, skipped, "importance", "How much each parameter separates the top 10% of trials from the rest.")
-        b.append(Block("table", ["parameter", "kind", "importance"],
-                       [[k, imp["kinds"].get(k, ""), f"{v:.3f}"] for k, v in imp["values"].items()]))
-        b.append(Block("p", f"Method: {imp['method']}."))
-    else:
-        b.append(Block("p", "Not computed: " + skipped.get("importance", "see warnings") + "."))
+    if not imp:
+        return [Block("p", "Not computed: " + skipped.get("importance", "see warnings") + ".")]
+    return [
+        *_image(plots, skipped, "importance", "How much each parameter separates the top 10% of trials from the rest."),
+        Block("table", ["parameter", "kind", "importance"], [[k, imp["kinds"].get(k, ""), f"{v:.3f}"] for k, v in imp["values"].items()]),
+        Block("p", f"Method: {imp['method']}."),
+    ]
 
-    b.append(Block("h2", "Final evaluation on the test set"))
-    if c.get("final"):
-        b.append(Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
-                       [[f["config_id"], f["cell"], f["n_seeds"], pct(f["test_acc"]), ci_pct(f["ci_low"], f["ci_high"])] for f in c["final"]]))
-    else:
-        b.append(Block("p", "No final.csv: the winners have not been evaluated on the test set yet."))
 
-    b.append(Block("h2", "Warnings"))
-    b.append(Block("ul", list(c["warnings"]) or ["None."]))
+def _final(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    if not c.get("final"):
+        return [Block("p", "No final.csv: the winners have not been evaluated on the test set yet.")]
+    return [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
+                  [[f["config_id"], f["cell"], f["n_seeds"], pct(f["test_acc"]), ci_pct(f["ci_low"], f["ci_high"])] for f in c["final"]])]
 
-    b.append(Block("h2", "Methods"))
-    b.append(Block("ul", [f"{k}: {v}" for k, v in c.get("methods", {}).items()]))
-    return b
+
+def _warnings(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", list(c["warnings"]) or ["None."])]
+
+
+def _methods(c: dict, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", [f"{k}: {v}" for k, v in c.get("methods", {}).items()])]
 
 
 def _stage_paragraph(c: dict, source: str) -> str:
@@ -166,7 +157,7 @@ def _stage_paragraph(c: dict, source: str) -> str:
             f"{', '.join(c['factors'])}. Accuracies are shown in percent; differences in percentage points (pp).")
 
 
-def _search_blocks(c: dict, plots: dict, skipped: dict) -> list[Block]:
+def _search(c: dict, plots: dict, skipped: dict) -> list[Block]:
     """Each cell's best search trial (the selected configuration), its nuisance sensitivity and diverged share."""
     search, diverged = c["search"], c.get("diverged") or {}
     means = search["mean_over_trials"]
@@ -207,6 +198,25 @@ def _image(plots: dict, skipped: dict, name: str, caption: str) -> list[Block]:
         return [Block("img", Path(plots[name]), caption)]
     reason = skipped.get(name, "not available for this study")
     return [Block("p", f"(Plot '{name}' not drawn: {reason}.)")]
+
+
+# The report's sections, in order: each title with the function that writes its blocks.
+SECTION_BUILDERS = (
+    ("Conclusions", _conclusions),
+    ("Claims from the source post", _claims),
+    ("Ranking of cells", _ranking),
+    ("The search stage", _search),
+    ("Interaction: does the effect of Dropout depend on BatchNorm?", _interaction),
+    ("Dropout rate", _dropout_rate),
+    ("Effects of each factor", _effects),
+    ("Learning curves", _learning_curves),
+    ("The post's eight experiments", _blog_experiments),
+    ("Hyperparameter importance", _importance),
+    ("Final evaluation on the test set", _final),
+    ("Warnings", _warnings),
+    ("Methods", _methods),
+)
+SECTIONS = tuple(title for title, _ in SECTION_BUILDERS)
 
 
 def to_markdown(blocks: list[Block]) -> str:
