@@ -1,0 +1,82 @@
+"""Plots, Optuna-style, one per module: a pure `*_info` function computes what to draw, a thin `plot_*`
+function draws it to a PNG file.
+
+Drawing uses `matplotlib.figure.Figure` directly (the Agg renderer, no pyplot), so
+no global state changes and no display is needed. Accuracies are drawn in percent.
+`write_plots` draws every plot the data allow and says why it skipped the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.ranking import SEARCH
+
+from analysis.plots.rate_interaction import RateCurve, RateInteractionInfo, rate_interaction_info, plot_rate_interaction
+from analysis.plots.placement_interaction import PlacementInteractionInfo, placement_interaction_info, plot_placement_interaction
+from analysis.plots.heatmap import HeatmapInfo, heatmap_info, plot_heatmap
+from analysis.plots.isolation import IsolationInfo, isolation_info, plot_isolation
+from analysis.plots.learning_curves import CurvesInfo, learning_curves_info, blog_curves_info, plot_learning_curves
+from analysis.plots.experiments import ExperimentsInfo, experiments_info, plot_experiments
+from analysis.plots.diverged import DivergedInfo, diverged_info, plot_diverged
+from analysis.plots.ranking import RankingInfo, ranking_info, plot_ranking
+from analysis.plots.importance import ImportanceInfo, importance_info, plot_importance
+
+
+@dataclass
+class PlotSet:
+    files: dict = field(default_factory=dict)  # name -> Path
+    skipped: dict = field(default_factory=dict)  # name -> reason
+
+
+PLOT_FILES = {
+    "interaction": "interaction.png",
+    "interaction_placement": "interaction_placement.png",
+    "heatmap": "heatmap.png",
+    "diverged": "diverged.png",
+    "isolation": "isolation.png",
+    "learning_curves": "learning_curves.png",
+    "blog_experiments": "blog_experiments.png",
+    "blog_curves": "blog_curves.png",
+    "ranking": "ranking.png",
+    "importance": "importance.png",
+}
+
+
+def write_plots(analysis, out_dir: Path) -> PlotSet:
+    """Draw every plot the data allow into out_dir."""
+    out_dir = Path(out_dir)
+    plots = PlotSet()
+    design, search = analysis.design, analysis.search
+    epochs = analysis.tables.epochs
+
+    def draw(name, info, fn, reason):
+        if info is None:
+            plots.skipped[name] = reason
+        else:
+            plots.files[name] = fn(info, out_dir / PLOT_FILES[name])
+
+    tested = analysis.source != SEARCH
+    rate_info = rate_interaction_info(analysis.rate_fits, design.metric)
+    placement = placement_interaction_info(design, tested)
+    if rate_info is not None:
+        draw("interaction", rate_info, plot_rate_interaction, "")
+        draw("interaction_placement", placement, plot_placement_interaction, "bn and dropout placement did not both vary")
+    else:
+        # No rate varied: the interaction plot is score against placement.
+        if placement is not None:
+            plots.files["interaction"] = plot_placement_interaction(placement, out_dir / PLOT_FILES["interaction"])
+        else:
+            plots.skipped["interaction"] = "neither a drop rate nor both bn and dropout placement varied"
+    draw("heatmap", heatmap_info(design, tested), plot_heatmap, "bn and dropout are not both cell factors")
+    draw("diverged", diverged_info(analysis.tables.trials), plot_diverged, "no search trial diverged")
+    draw("isolation", isolation_info(search), plot_isolation, "")
+    draw("learning_curves", learning_curves_info(search, epochs), plot_learning_curves, "no epochs.csv with the best trials' epochs")
+    if "experiment" in design.trials:
+        draw("blog_experiments", experiments_info(design, analysis.ranking.unit if tested else "search trials (nuisance sensitivity)"),
+             plot_experiments, "no experiment numbers")
+        draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
+    draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
+    draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
+    return plots
