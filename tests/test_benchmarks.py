@@ -30,7 +30,6 @@ def test_throughput_measures_both_pipelines(fake_data_dir):
     for row in rows:
         assert row.project.n == row.baseline.n == 2
         assert row.project.median > 0 and row.baseline.median > 0
-        assert row.ratio == row.project.median / row.baseline.median
 
 
 def test_accuracy_trains_both_pipelines_per_seed(fake_data_dir):

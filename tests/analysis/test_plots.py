@@ -24,8 +24,14 @@ def analysis_blog():
 
 
 def assert_png(path):
-    data = path.read_bytes()
-    assert data[:8] == PNG and len(data) > 2000
+    """A PNG that shows something: several colours and a non-white area, not a blank canvas."""
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == PNG
+    pixels = imread(path)[..., :3]  # RGB in [0, 1]
+    assert min(pixels.shape[:2]) >= 200
+    assert len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 8
+    assert (pixels.min(axis=-1) < 0.9).mean() > 0.02  # more than 2% of the pixels are drawn on
 
 
 def test_rate_interaction(analysis_rates, tmp_path):
