@@ -19,7 +19,6 @@ returns only the conclusions dict that goes to conclusions.json.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +55,7 @@ from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
 from analysis.text import SEARCH_ONLY
+from study.vocabulary.tables import jsonable
 from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
 REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
@@ -445,27 +445,6 @@ def methods_entry(out: dict) -> dict:
     if out.get("importance"):
         methods["importance"] = out["importance"]["method"]
     return methods
-
-
-def jsonable(obj):
-    """Plain Python types for json.dump: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, str):
-        return obj
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
 
 
 def _missing(v) -> bool:

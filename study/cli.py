@@ -18,6 +18,7 @@ import pandas as pd
 
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
+from study.vocabulary.tables import is_uri
 from study.vocabulary.factors import MODELS
 
 BUG = (
@@ -223,7 +224,7 @@ def print_final(outcome) -> None:
 def _analyze_after(experiment: str, skip: bool) -> None:
     if skip:
         return
-    if "://" in experiment:
+    if is_uri(experiment):
         print(f"Analyse it where the files are: study analyze {experiment.rsplit('/', 1)[-1]} (after copying it here)")
     else:
         analyze_and_report(experiment, None)

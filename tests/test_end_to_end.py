@@ -87,5 +87,5 @@ def test_running_again_resumes_both_stages_and_changes_nothing(smoke_study, smok
             "--name", "smoke", "--no-analyze"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert f"Resuming experiment {smoke_study}" in out and f"Resuming {smoke_study}/cv" in out
+    assert f"Resuming {smoke_study}\n" in out and f"Resuming {smoke_study}/cv" in out
     pd.testing.assert_frame_equal(pd.read_csv(smoke_study / "cv.csv"), before)

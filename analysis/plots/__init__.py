@@ -80,3 +80,39 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
     draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
     return plots
+
+
+__all__ = [
+    "CurvesInfo",
+    "DivergedInfo",
+    "ExperimentsInfo",
+    "HeatmapInfo",
+    "ImportanceInfo",
+    "IsolationInfo",
+    "PLOT_FILES",
+    "PlacementInteractionInfo",
+    "PlotSet",
+    "RankingInfo",
+    "RateCurve",
+    "RateInteractionInfo",
+    "blog_curves_info",
+    "diverged_info",
+    "experiments_info",
+    "heatmap_info",
+    "importance_info",
+    "isolation_info",
+    "learning_curves_info",
+    "placement_interaction_info",
+    "plot_diverged",
+    "plot_experiments",
+    "plot_heatmap",
+    "plot_importance",
+    "plot_isolation",
+    "plot_learning_curves",
+    "plot_placement_interaction",
+    "plot_ranking",
+    "plot_rate_interaction",
+    "ranking_info",
+    "rate_interaction_info",
+    "write_plots",
+]

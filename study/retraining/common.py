@@ -26,9 +26,10 @@ from study.vocabulary.config import TrialConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
 from study.vocabulary import tables
-from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS
-from study.runtime.results import read_text, write_json
-from study.runtime.ray_session import default_concurrency, hardware, versions
+from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
+from study.runtime.results import read_text
+from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
+from study.runtime.resume import restore_or_build
 
 # Settings that `TrialConfig.from_flat` accepts as floats with integer values.
 INTEGER_SETTINGS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "split_seed", "n_folds")
@@ -54,7 +55,7 @@ class RetrainError(UserError):
 
 def experiment_uri(path: str) -> str:
     """A local experiment directory as an absolute path; a URI (s3://...) as given."""
-    return path.rstrip("/") if "://" in path else str(Path(path).expanduser().resolve())
+    return path.rstrip("/") if is_uri(path) else str(Path(path).expanduser().resolve())
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Experiment:
 def open_experiment(path: str) -> Experiment:
     """Read an experiment directory's trials.csv and study.json; clear errors when absent."""
     uri = experiment_uri(path)
-    if "://" not in uri and not Path(uri).is_dir():
+    if not is_uri(uri) and not Path(uri).is_dir():
         raise RetrainError(
             f"experiment directory {path!r} does not exist; pass the directory `study run` wrote "
             "(STORAGE/NAME, e.g. experiments/default-quick)"
@@ -169,32 +170,36 @@ class Resources:
         return self.max_concurrent or default_concurrency(self.cpus_per_trial, self.gpus_per_trial, self.address)
 
 
-def jsonable(data: Any) -> Any:
-    return json.loads(json.dumps(data, default=str))
-
-
 def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, trainable: Callable,
-                  build_tuner: Callable[[], tune.Tuner], command: str):
-    """Restore `experiment/folder` when it holds the same plan, else start it; then fit.
+                  param_space: dict, resources: Resources, command: str):
+    """Run (or resume) `experiment/folder`: every configuration of `param_space` to the end; then fit.
 
-    `plan` is what must match for a resume (it is stored in `record_file`); a
-    different plan on top of an existing run is a `RetrainError` naming what to delete.
+    No searcher and no scheduler: stage 2 and final evaluation train everything to
+    the full budget. `plan` is what must match for a resume (it is stored in
+    `record_file`); a different plan on top of an existing run is a `RetrainError`
+    naming what to delete.
     """
     path = f"{experiment}/{folder}"
-    if tune.Tuner.can_restore(path):
-        previous = read_text(experiment, record_file)
-        recorded = json.loads(previous).get("plan") if previous else None
-        if recorded is not None and recorded != jsonable(plan):
-            raise RetrainError(
-                f"{path} holds a `study {command}` run with different settings (configurations, folds, "
-                f"seeds, epochs or training images); run it with the same options to resume it, or delete "
-                f"{path} and {record_file} to start over"
-            )
-        print(f"Resuming {path}")
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
-    else:
-        write_json(experiment, record_file, {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()})
-        tuner = build_tuner()
+
+    def build_tuner() -> tune.Tuner:
+        return tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=resources.concurrency(), reuse_actors=True),
+            run_config=run_config(experiment, folder),
+        )
+
+    def refuse() -> RetrainError:
+        return RetrainError(
+            f"{path} holds a `study {command}` run with different settings (configurations, folds, "
+            f"seeds, epochs or training images); run it with the same options to resume it, or delete "
+            f"{path} and {record_file} to start over"
+        )
+
+    tuner = restore_or_build(
+        path, experiment, record_file, plan, trainable, build_tuner,
+        first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()}, refuse=refuse,
+    )
     return tuner.fit()
 
 

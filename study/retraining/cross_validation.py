@@ -59,7 +59,7 @@ from study.retraining.common import (
 )
 from study.retraining.selection import pick_configs
 from study.runtime.trainable import replicate_key, train_cv_trial
-from study.runtime.ray_session import connect, run_config
+from study.runtime.ray_session import connect
 
 FOLDER = "cv"
 RECORD = tables.CV_RECORD
@@ -240,17 +240,7 @@ def run_cv(options: CVOptions) -> CVOutcome:
     connect(options.address)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
-
-    def build_tuner() -> tune.Tuner:
-        return tune.Tuner(
-            trainable,
-            param_space=plan.param_space(),
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=plan.resources.concurrency(),
-                                        reuse_actors=True),
-            run_config=run_config(uri, FOLDER),
-        )
-
-    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, build_tuner, "cv")
+    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv")
     cv = cv_table(results, plan)
     summary = summarise_cv(cv, plan.kind)
     tests = paired_tests(cv, plan.kind)

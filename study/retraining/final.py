@@ -41,7 +41,7 @@ from study.retraining.common import (
 )
 from study.retraining.selection import find_trial
 from study.runtime.trainable import train_final_trial
-from study.runtime.ray_session import connect, run_config
+from study.runtime.ray_session import connect
 
 FOLDER = "final"
 RECORD = tables.FINAL_RECORD
@@ -159,17 +159,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     connect(options.address)
     started = time.time()
     trainable = plan.resources.wrap(train_final_trial)
-
-    def build_tuner() -> tune.Tuner:
-        return tune.Tuner(
-            trainable,
-            param_space=plan.param_space(),
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=plan.resources.concurrency(),
-                                        reuse_actors=True),
-            run_config=run_config(uri, FOLDER),
-        )
-
-    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, build_tuner, "final")
+    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "final")
     final = final_table(results, plan)
     write_csv(uri, tables.FINAL, final)
     acc = final["test_acc"].dropna()

@@ -16,6 +16,7 @@ import pyarrow.fs
 
 from study.vocabulary.config import TrialConfig
 from study.vocabulary import tables
+from study.vocabulary.tables import is_uri
 from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
 
 
@@ -115,7 +116,7 @@ def _one_line(error: BaseException) -> str:
 
 def filesystem_for(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
     """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if "://" in uri:
+    if is_uri(uri):
         return pyarrow.fs.FileSystem.from_uri(uri)
     return pyarrow.fs.LocalFileSystem(), uri
 

@@ -15,6 +15,7 @@ from search_spaces import SearchSpace, load_space
 from study.tuning.budgets import Budget, get_budget, gpu_share
 from study.vocabulary.config import ModelConfig
 from study.vocabulary.errors import UserError
+from study.vocabulary.tables import is_uri
 from study.data.datasets import find_data_dir, load_arrays
 
 METRIC, MODE = "val_acc", "max"
@@ -104,7 +105,7 @@ class StudyOptions:
         return self.name or f"{Path(self.space).stem}-{self.budget}"
 
     def storage_uri(self) -> str:
-        return self.storage if "://" in self.storage else str(Path(self.storage).expanduser().resolve())
+        return self.storage if is_uri(self.storage) else str(Path(self.storage).expanduser().resolve())
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class StudyPlan:
 
     def journal_dir(self) -> Path:
         """Where each cell's Optuna journal lives: the experiment's `optuna/` folder when local."""
-        if "://" not in self.experiment_uri:
+        if not is_uri(self.experiment_uri):
             return Path(self.experiment_uri) / "optuna"
         # Remote storage: journals stay on the driver; the searcher's checkpoints carry
         # a copy, so a resume on a new head node rewrites them.

@@ -10,7 +10,6 @@ the experiment already exists, runs it, and writes the experiment directory.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 
@@ -23,9 +22,11 @@ from study.tuning.cell_scheduler import CellScheduler
 from study.tuning.cell_search import CellSearcher
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
-from study.runtime.results import read_text, tables_from_results, write_csv, write_json
+from study.runtime.results import tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
+from study.runtime.resume import restore_or_build
 from study.vocabulary import tables
+from study.vocabulary.tables import jsonable
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
     budget = plan.budget
@@ -66,24 +67,6 @@ def _trainable(budget: Budget):
     return tune.with_resources(train_trial, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
 
 
-def _check_resume(plan: StudyPlan) -> bool:
-    """True when the experiment exists and can be resumed with this same plan."""
-    previous = read_text(plan.experiment_uri, tables.STUDY)
-    if not tune.Tuner.can_restore(plan.experiment_uri):
-        return False
-    if previous is not None:
-        recorded = json.loads(previous).get("plan")
-        if recorded is not None and recorded != _jsonable(plan.record()):
-            raise StudyError(
-                f"experiment {plan.experiment_uri!r} exists but was started with different settings "
-                "(space, budget, trial count, seed or sampler); resume it with the same options, "
-                "or start a new study with --name NEW_NAME"
-            )
-    return True
-
-
-def _jsonable(data: dict) -> dict:
-    return json.loads(json.dumps(data, default=str))
 
 
 def study_record(plan: StudyPlan, started: float, finished: float | None, trials: pd.DataFrame | None) -> dict:
@@ -91,7 +74,7 @@ def study_record(plan: StudyPlan, started: float, finished: float | None, trials
         "experiment": plan.experiment_uri,
         "space": plan.space.to_dict(),
         "options": asdict(plan.options),
-        "plan": _jsonable(plan.record()),
+        "plan": jsonable(plan.record()),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "versions": versions(),
         "hardware": hardware(),
@@ -112,12 +95,15 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     connect(options.address)
     started = time.time()
-    if _check_resume(plan):
-        print(f"Resuming experiment {plan.experiment_uri}")
-        tuner = tune.Tuner.restore(plan.experiment_uri, trainable=_trainable(plan.budget), resume_errored=False)
-    else:
-        write_json(plan.experiment_uri, tables.STUDY, study_record(plan, started, None, None))
-        tuner = build_tuner(plan)
+    uri = plan.experiment_uri
+    tuner = restore_or_build(
+        uri, uri, tables.STUDY, plan.record(), _trainable(plan.budget), lambda: build_tuner(plan),
+        first_record=lambda: study_record(plan, started, None, None),
+        refuse=lambda: StudyError(
+            f"experiment {uri!r} exists but was started with different settings (space, budget, trial count, "
+            "seed or sampler); resume it with the same options, or start a new study with --name NEW_NAME"
+        ),
+    )
     results = tuner.fit()
     trials, epochs = tables_from_results(results, plan.space.factors)
     write_csv(plan.experiment_uri, tables.TRIALS, trials)

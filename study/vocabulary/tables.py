@@ -38,3 +38,33 @@ REPLICATE_METRICS = (
 )
 # Metrics of a final-evaluation seed in final.csv.
 FINAL_METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
+
+
+def is_uri(location: str) -> bool:
+    """An experiment or storage location on a remote filesystem (s3://...) rather than a local path."""
+    return "://" in str(location)
+
+
+def jsonable(obj):
+    """`obj` as plain JSON types, as every record file of the tool is written and compared.
+
+    NaN and infinities become None (JSON has neither), numpy scalars and arrays plain
+    Python, tuples lists, and anything else its `str`.
+    """
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy arrays and scalars
+        return jsonable(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if str(obj) in ("<NA>", "NaT"):  # pandas' missing values
+        return None
+    return str(obj)
