@@ -154,11 +154,15 @@ class StudyPlan:
                 "sampler_settings": sampler_settings(self.sampler, self.samples_per_cell), "seeds": "seed + cell index",
                 "completed_value": "last", "journal_dir": str(self.journal_dir()),
             },
-            "scheduler": {
-                "type": "CellScheduler (one ASHA per cell)", "time_attr": "epoch", "max_t": budget.max_epochs,
-                "grace_period": min(budget.grace_period, budget.max_epochs),
-                "reduction_factor": budget.reduction_factor, "early_stopping": self.space.early_stopping,
-            },
+            "scheduler": {"type": "CellScheduler (one ASHA per cell)", "time_attr": "epoch", **self.scheduler_settings()},
+        }
+
+    def scheduler_settings(self) -> dict:
+        """The `CellScheduler` arguments, as built and as recorded (a grace period longer than the budget is cut to it)."""
+        budget = self.budget
+        return {
+            "max_t": budget.max_epochs, "grace_period": min(budget.grace_period, budget.max_epochs),
+            "reduction_factor": budget.reduction_factor, "early_stopping": self.space.early_stopping,
         }
 
 

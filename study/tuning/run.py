@@ -39,13 +39,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
         seed=plan.options.seed,
         sampler=plan.sampler,
     )
-    scheduler = CellScheduler(
-        max_t=budget.max_epochs,
-        grace_period=min(budget.grace_period, budget.max_epochs),
-        reduction_factor=budget.reduction_factor,
-        early_stopping=plan.space.early_stopping,
-        state_file=journal_dir / "asha_rungs.pkl",
-    )
+    scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / "asha_rungs.pkl")
     return tune.Tuner(
         _trainable(budget),
         param_space=plan.param_space,
