@@ -37,7 +37,16 @@ def test_accuracy_trains_both_pipelines_per_seed(fake_data_dir):
                           workers=0, val_size=100)
     assert len(result.project) == len(result.baseline) == 2
     assert all(0.0 <= acc <= 1.0 for acc in result.project + result.baseline)
-    assert result.verdict in ("same within seed noise", "different")
+    assert result.difference == pytest.approx(sum(result.project) / 2 - sum(result.baseline) / 2)
+
+
+@pytest.mark.parametrize("project, baseline, verdict", [
+    ([0.90, 0.91, 0.92], [0.905, 0.915, 0.895], "same within seed noise"),  # 0.5 pp apart, seeds spread 1 pp
+    ([0.90, 0.901, 0.899], [0.85, 0.851, 0.849], "different"),  # 5 pp apart, seeds spread 0.1 pp
+])
+def test_the_accuracy_verdict_compares_the_difference_with_the_seed_spread(project, baseline, verdict):
+    result = accuracy.AccuracyResult("medium", 1, None, 100, project, baseline)
+    assert result.verdict == verdict
 
 
 def test_results_file_replaces_only_the_measured_section(tmp_path):
