@@ -22,8 +22,8 @@ from study.vocabulary.tables import is_uri
 from study.vocabulary.factors import MODELS
 
 BUG = (
-    "error: this is a bug in the study tool, not a problem with your input. Nothing finished is lost: running "
-    "the same command again resumes. Please report it with the command line and the traceback above."
+    "error: this is a bug in the study tool, not a problem with your input; nothing already written was removed. "
+    "Please report it with the command line and the traceback above."
 )
 
 
