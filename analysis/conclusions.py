@@ -26,7 +26,7 @@ import pandas as pd
 
 from analysis import checks
 from analysis.claims import Claim, check_claims
-from analysis.design import Design, make_design
+from analysis.design import Design, diverged_counts, make_design
 from analysis.errors import AnalysisError
 from analysis.effects import factor_effects, search_effects
 from analysis.final import METHOD as FINAL_METHOD
@@ -51,6 +51,7 @@ from analysis.ranking import (
     search_ranking,
 )
 from analysis.rates import RateFit, fit_dropout_rates
+from analysis.replicates import SCORE as REPLICATE_METRIC
 from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import Resolution, detectable_difference
 from analysis.summary import summary_sentences
@@ -58,7 +59,6 @@ from analysis.text import SEARCH_ONLY
 from study.vocabulary.tables import jsonable
 from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
-REPLICATE_METRIC = "val_acc"  # a replicate is scored after its last epoch
 SENSITIVITY_METHOD = (
     "mean of best_val_acc over a cell's full-budget search trials: how forgiving the cell is of the nuisance "
     "range and of trial order, not how well it works when tuned"
@@ -133,23 +133,22 @@ def run_analysis(
     rows = replicate_rows(tables.cv, tables.trials)
     stage_two_notes = replicate_notes(tables.cv, rows)
     design = replicate_design(rows, tables.trials, stage_two_notes) if rows is not None else None
-    if design is None:
-        rows = None
-    if rows is not None:
+    if design is not None:
         unit = replicate_unit(rows)
         ranking = rank_cells(design, unit)
         effects = factor_effects(design)
         interaction = interaction_test(design)
         resolution = detectable_difference(design, unit)
-        rates_from = design if any(f in design.cell_factors for f in RATE_FACTORS) else search
+        # A rate fits on the replicates only where it is a cell's own factor (a grid of rates).
+        rate_source = REPLICATES if any(f in design.cell_factors for f in RATE_FACTORS) else SEARCH
     else:
-        design, unit = search, "trials"
+        rows, design, unit = None, search, "trials"
         ranking = search_ranking(search)
         effects = search_effects(search)
         interaction = Interaction(pair_for(search), None, False, "not tested (search trials only)", reason=SEARCH_ONLY)
         resolution = None
-        rates_from = search
-    rate_source = REPLICATES if rates_from is design and rows is not None else SEARCH
+        rate_source = SEARCH
+    rates_from = design if rate_source == REPLICATES else search
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     claims = check_claims(design, ranking)
     final = summarise_final(tables.final) if tables.final is not None else None
@@ -271,10 +270,7 @@ def diverged_by_bn(trials: pd.DataFrame) -> dict:
     """Per BatchNorm setting: search trials, how many diverged (BN's tolerance of large learning rates)."""
     if "bn" not in trials:
         return {}
-    return {
-        str(bn): {"trials": len(group), "diverged": int((group["status"] == "diverged").sum())}
-        for bn, group in trials.groupby("bn", sort=False)
-    }
+    return {str(r.bn): {"trials": int(r.trials), "diverged": int(r.diverged)} for r in diverged_counts(trials, ["bn"]).itertuples()}
 
 
 def setting_entry(trials: pd.DataFrame) -> dict:
@@ -289,11 +285,9 @@ def setting_entry(trials: pd.DataFrame) -> dict:
 
 def diverged_entry(trials: pd.DataFrame) -> dict:
     """Per cell: search trials, how many diverged, and the share (an outcome of its own)."""
-    out = {}
-    for cell, group in trials.groupby("cell", sort=True):
-        n, k = len(group), int((group["status"] == "diverged").sum())
-        out[str(cell)] = {"trials": n, "diverged": k, "share": k / n}
-    return out
+    counts = diverged_counts(trials, ["cell"]).sort_values("cell")
+    return {str(r.cell): {"trials": int(r.trials), "diverged": int(r.diverged), "share": float(r.share)}
+            for r in counts.itertuples()}
 
 
 def ranking_entries(ranking: Ranking, design: Design, search: Design) -> list[dict]:

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from study.vocabulary.factors import RATE_FACTORS, RATE_LAYER
-from study.vocabulary.factors import CATEGORICAL_VALUES, SCIENTIFIC_FACTORS
+from study.vocabulary.factors import CATEGORICAL_VALUES, RATE_FACTORS, RATE_LAYER, SCIENTIFIC_FACTORS
 
 METRICS = ("best_val_acc", "val_acc")
 
@@ -149,6 +148,15 @@ def cell_table(df: pd.DataFrame, column: str) -> pd.DataFrame:
     )
     out = pd.DataFrame(table)
     return out.sort_values("mean", ascending=False, ignore_index=True)
+
+
+def diverged_counts(trials: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of `by` (e.g. cell, or bn): its trials, how many diverged, and the share (a fraction)."""
+    counts = (
+        trials.assign(diverged=trials["status"] == "diverged")
+        .groupby(by, sort=False)["diverged"].agg(trials="size", diverged="sum").reset_index()
+    )
+    return counts.assign(diverged=counts["diverged"].astype(int), share=counts["diverged"] / counts["trials"])
 
 
 def group_summary(keys: list, y: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:

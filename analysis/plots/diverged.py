@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
 
-from analysis.design import ordered_values
+from analysis.design import diverged_counts, ordered_values
 from analysis.plots.common import bn_color, save_png
 
 
@@ -26,11 +26,8 @@ def diverged_info(trials: pd.DataFrame) -> DivergedInfo | None:
         return None
     bn = trials["bn"] if "bn" in trials else pd.Series("none", index=trials.index)
     diverged = trials["status"] == "diverged"
-    shares = (
-        pd.DataFrame({"cell": trials["cell"], "bn": bn, "diverged": diverged})
-        .groupby(["cell", "bn"], sort=False)["diverged"].agg(trials="size", diverged="sum").reset_index()
-    )
-    shares["share"] = 100 * shares["diverged"] / shares["trials"]
+    shares = diverged_counts(trials.assign(bn=bn), ["cell", "bn"])
+    shares["share"] = 100 * shares["share"]
     order = {b: i for i, b in enumerate(ordered_values("bn", shares["bn"]))}
     shares = shares.sort_values(["bn", "cell"], key=lambda c: c.map(order) if c.name == "bn" else c, ignore_index=True)
     points = None
