@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.stats import nadeau_bengio_ratio
 from study.vocabulary.factors import SCIENTIFIC_FACTORS
 
-SCORE = "val_acc"  # after the last epoch: nothing is chosen per epoch in stage 2
+SCORE = "val_acc"  # after the last epoch: nothing is chosen per epoch in stage 2 (the design's metric)
 UNITS = {"seed": "seeds", "fold": "folds"}
 
 
@@ -52,7 +52,6 @@ def replicate_rows(cv: pd.DataFrame | None, trials: pd.DataFrame | None = None) 
     configs_per_cell = cells.groupby(cells).size()
     rows["configs_in_cell"] = rows["cell"].map(configs_per_cell).astype(int)
     rows["trial_id"] = rows["config_id"] + "/" + rows["replicate"].map(_replicate_label)
-    rows["best_val_acc"] = rows[SCORE]  # the design's score column; stage 2 scores the last epoch
     if "max_epochs" not in rows.columns:
         rows["max_epochs"] = rows["epochs"].max() if "epochs" in rows.columns else 1
     if "epochs" not in rows.columns:
@@ -72,7 +71,8 @@ def with_trial_factors(cv: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
         if column not in source.columns:
             continue
         from_trials = cv["config_id"].map(source[column])
-        if column not in cv.columns or column == "cell" and (cv["cell"] == cv["config_id"]).all():
+        # `cell` equal to config_id everywhere is `analysis.io`'s stand-in for a table without cells.
+        if column not in cv.columns or (column == "cell" and (cv["cell"] == cv["config_id"]).all()):
             cv[column] = from_trials.where(known, cv.get(column))
     return cv
 
@@ -97,8 +97,3 @@ def _se_ratio(rows: pd.DataFrame) -> np.ndarray:
         for kind, v, t, n in zip(rows["replicate_kind"], n_val.astype(float), n_train.astype(float), k)
     ])
 
-
-def confirmed_configs(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: its confirmed configuration's id and factor values (for reports)."""
-    keep = ["cell", "config_id", *[f for f in SCIENTIFIC_FACTORS if f in rows.columns], "configs_in_cell"]
-    return rows.drop_duplicates("cell")[keep].reset_index(drop=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,7 +25,7 @@ from ray import tune
 from analysis.io import validate_trials
 from study.vocabulary.config import TrialConfig
 from study.vocabulary.errors import UserError
-from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS
+from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS, is_diverged
 from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
 from study.runtime.results import read_text
@@ -212,6 +213,17 @@ def run_record(plan: dict, started: float, finished: float, **results: Any) -> d
         "hardware": hardware(),
         **jsonable(results),
     }
+
+
+def ended_diverged(metrics: Mapping, score: str) -> bool:
+    """A retraining diverged: its worker flagged a non-finite loss (and stopped), or it ended with `score` near chance."""
+    return bool(metrics.get("diverged")) or is_diverged(
+        float(metrics.get("train_loss", math.nan)), float(metrics.get(score, math.nan)))
+
+
+def status_of(error: str, diverged: bool) -> str:
+    """A retraining's status in cv.csv and final.csv."""
+    return "error" if error else ("diverged" if diverged else "completed")
 
 
 def last_metrics(result) -> tuple[dict, str]:

@@ -42,7 +42,6 @@ from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
 from study.retraining.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.data.datasets import find_data_dir, load_arrays
-from study.vocabulary.factors import is_diverged
 from study.runtime.results import write_csv, write_json
 from study.retraining.common import (
     Experiment,
@@ -50,10 +49,12 @@ from study.retraining.common import (
     RetrainError,
     RetrainingOptions,
     config_columns,
+    ended_diverged,
     fit_resumable,
     last_metrics,
     open_experiment,
     run_record,
+    status_of,
     training_config,
     without_location,
 )
@@ -199,8 +200,7 @@ def cv_table(results, plan: CVPlan) -> pd.DataFrame:
         epochs = int(metrics.get("epoch") or 0)
         max_epochs = TrialConfig.from_flat(flat).max_epochs
         values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
-        # The worker's flag (a non-finite loss stops the run before its validation), or the shared rule.
-        diverged = not error and (bool(metrics.get("diverged")) or is_diverged(values["train_loss"], values["val_acc"]))
+        diverged = not error and ended_diverged(metrics, "val_acc")
         if not error and not diverged and epochs < max_epochs:
             error = f"stopped after {epochs} of {max_epochs} epochs"
         n_train, n_val = plan.sizes[config_id]
@@ -211,7 +211,7 @@ def cv_table(results, plan: CVPlan) -> pd.DataFrame:
             "replicate": replicate,
             "replicate_kind": plan.kind,
             "fold": replicate if plan.kind == FOLD else None,
-            "status": "error" if error else ("diverged" if diverged else "completed"),
+            "status": status_of(error, diverged),
             "epochs": epochs,
             **values,
             "n_train": n_train,

@@ -24,7 +24,6 @@ from ray import tune
 from study.data import datasets
 from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
-from study.vocabulary.factors import is_diverged
 from study.runtime.results import write_csv, write_json
 from study.retraining.common import (
     Experiment,
@@ -32,10 +31,12 @@ from study.retraining.common import (
     RetrainError,
     RetrainingOptions,
     config_columns,
+    ended_diverged,
     fit_resumable,
     last_metrics,
     open_experiment,
     run_record,
+    status_of,
     training_config,
     without_location,
 )
@@ -125,15 +126,13 @@ def final_table(results, plan: FinalPlan) -> pd.DataFrame:
     for result in results:
         seed = int(result.config["seed"])
         metrics, error = last_metrics(result)
-        # A diverged seed stops untested (the worker's flag), or ends at chance (the shared rule).
-        diverged = not error and (bool(metrics.get("diverged")) or is_diverged(
-            float(metrics.get("train_loss", math.nan)), float(metrics.get("test_acc", math.nan))))
+        diverged = not error and ended_diverged(metrics, "test_acc")  # a diverged seed stops untested
         if not error and not diverged and "test_acc" not in metrics:
             error = f"stopped after {int(metrics.get('epoch') or 0)} epochs, before the test"
         rows.append({
             "config_id": plan.config_id,
             **config_columns({**plan.config, "seed": seed}),
-            "status": "error" if error else ("diverged" if diverged else "completed"),
+            "status": status_of(error, diverged),
             "epochs": int(metrics.get("epoch") or 0),
             **{m: float(metrics.get(m, math.nan)) for m in METRICS},
             "error": error,
