@@ -28,7 +28,7 @@ from study.vocabulary.errors import UserError
 from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS, is_diverged
 from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
-from study.runtime.results import read_text
+from study.runtime.results import one_line, read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
 
@@ -231,5 +231,4 @@ def last_metrics(result) -> tuple[dict, str]:
     metrics = dict(result.metrics or {})
     if result.error is None:
         return metrics, ""
-    lines = str(result.error).strip().splitlines()
-    return metrics, (lines[-1] if lines else type(result.error).__name__)[:500]
+    return metrics, one_line(result.error)

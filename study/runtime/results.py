@@ -20,7 +20,6 @@ from study.vocabulary.tables import is_uri
 from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
 
 
-
 def trial_row(
     trial_id: str, config: dict, epochs: pd.DataFrame, errored: bool, error: str, factors: Iterable[str]
 ) -> dict[str, Any]:
@@ -83,7 +82,7 @@ def tables_from_results(results, factors: Iterable[str]) -> tuple[pd.DataFrame, 
     for result in results:
         trial_id = _trial_id(result)
         epochs = _epoch_frame(result.metrics_dataframe, trial_id)
-        error = "" if result.error is None else _one_line(result.error)
+        error = "" if result.error is None else one_line(result.error)
         rows.append(trial_row(trial_id, result.config, epochs, result.error is not None, error, factors))
         epoch_frames.append(epochs)
     trials = pd.DataFrame(rows)
@@ -109,7 +108,8 @@ def _epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
     return frame.reindex(columns=columns).reset_index(drop=True)
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error's last line (its message), at most 500 characters: what the tables' `error` column holds."""
     text = str(error).strip().splitlines()
     return (text[-1] if text else type(error).__name__)[:500]
 
