@@ -5,8 +5,10 @@ Entry points:
 - `analyze(path, out_dir)`: read an experiment directory (or a trials CSV), write
   conclusions.json, PNG plots, report.md and a self-contained report.html;
 - `conclude(trials, epochs=None, cv=None, cv_summary=None, final=None)`: the
-  conclusions dict, computed without touching the disk;
-- `run_analysis(tables)`: every intermediate result, for custom plots.
+  conclusions as conclusions.json holds them, computed without touching the disk;
+- `run_analysis(tables)`: every intermediate result, for custom plots, and the
+  typed `Conclusions` (`analysis.results`);
+- `load_conclusions(out_dir)`: an analysis's conclusions.json read back typed.
 """
 
 from analysis.claims import Claim, check_claims
@@ -26,17 +28,19 @@ from analysis.io import (
     validate_final,
     validate_trials,
 )
-from analysis.pipeline import CONCLUSIONS_FILE, analyze
+from analysis.pipeline import CONCLUSIONS_FILE, analyze, load_conclusions
 from analysis.plots import PLOT_FILES, PlotSet, write_plots
 from analysis.ranking import Ranking, rank_cells
 from analysis.rates import RateFit, fit_dropout_rates
 from analysis.report import SECTIONS, build_report, to_html, to_markdown, write_report
+from analysis.results import Conclusions, from_json, to_json
 
 __all__ = [
     "Analysis",
     "AnalysisError",
     "CONCLUSIONS_FILE",
     "Claim",
+    "Conclusions",
     "Design",
     "FactorEffect",
     "Importance",
@@ -54,14 +58,17 @@ __all__ = [
     "conclude",
     "factor_effects",
     "fit_dropout_rates",
+    "from_json",
     "hyperparameter_importance",
     "interaction_test",
+    "load_conclusions",
     "load_experiment",
     "make_design",
     "make_tables",
     "rank_cells",
     "run_analysis",
     "to_html",
+    "to_json",
     "to_markdown",
     "validate_cv",
     "validate_cv_summary",

@@ -133,7 +133,7 @@ def several_configs(replicates: pd.DataFrame | None) -> list[str]:
 def effect_warnings(effects: dict) -> list[str]:
     out = []
     for factor, effect in effects.items():
-        if effect.test.get("matched") is False and effect.test.get("p_value") is not None and "trial-level" not in effect.test["method"]:
+        if not effect.test.matched and effect.test.p_value is not None and "trial-level" not in effect.test.method:
             out.append(
                 f"The values of {factor} were never all run with the same other factors, so its effect is "
                 "estimated unmatched and may be confounded with them."

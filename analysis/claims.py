@@ -25,7 +25,6 @@ and the evidence says so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +32,7 @@ import pandas as pd
 from analysis import stats
 from analysis.design import Design, cell_table
 from analysis.effects import NESTED, contrast, group_weights
+from analysis.results import BestCellEvidence, Claim, GroupEvidence
 from study.vocabulary.factors import CONV_DROPOUT
 from analysis.text import SEARCH_ONLY, is_accuracy
 from analysis.ranking import SEARCH, Ranking
@@ -58,16 +58,6 @@ BEST_METHOD = (
     "best cell of the claimed group against the best other cell, " + stats.WELCH_T
     + " (both cells chosen from the same data: optimistic about the winner)"
 )
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    text: str
-    verdict: str
-    evidence: dict = field(default_factory=dict)
-    reason: str = ""
-    method: str = ""
 
 
 def check_claims(design: Design, ranking: Ranking) -> list[Claim]:
@@ -187,20 +177,13 @@ def _matched(cid, design, cells, factor, groups, *, metric, higher_is_better, ma
     iv, p = contrast(cells, comparison, labels[0], labels[1])
     means = {l: float(comparison.weights[l] @ cells["mean"]) for l in labels}
     sign = 1.0 if higher_is_better else -1.0
-    evidence = {
-        "metric": metric,
-        labels[0]: means[labels[0]],
-        labels[1]: means[labels[1]],
-        "difference": iv.estimate,
-        "ci_low": iv.low,
-        "ci_high": iv.high,
-        "p_value": p,
-        "matched": comparison.matched,
-        "n_cells": int(sum((w > 0).sum() for w in comparison.weights.values())),
-        "n_trials": int(cells.loc[np.any([w > 0 for w in comparison.weights.values()], axis=0), "n"].sum()),
-    }
-    if margin is not None:
-        evidence["margin"] = margin
+    evidence = GroupEvidence(
+        metric, iv.estimate, iv.low, iv.high, p, comparison.matched,
+        n_cells=int(sum((w > 0).sum() for w in comparison.weights.values())),
+        n_trials=int(cells.loc[np.any([w > 0 for w in comparison.weights.values()], axis=0), "n"].sum()),
+        margin=margin,
+        groups={label: means[label] for label in labels[:2]},
+    )
     verdict, reason = _verdict(sign * iv.estimate, *sorted((sign * iv.low, sign * iv.high)), margin, non_inferiority)
     if not comparison.matched:
         reason += "; the groups could not be matched on the other factors, so the difference may be confounded"
@@ -219,21 +202,18 @@ def _best_of(cid, cells, claimed, *, metric, higher_is_better) -> Claim:
     w = np.zeros(len(cells))
     w[best_claimed], w[best_other] = 1.0, -1.0
     iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
-    evidence = {
-        "metric": metric,
-        "claimed_cell": str(cells["cell"].iloc[best_claimed]),
-        "claimed_score": float(cells["mean"].iloc[best_claimed]),
-        "best_other_cell": str(cells["cell"].iloc[best_other]),
-        "best_other_score": float(cells["mean"].iloc[best_other]),
-        "claimed_rank": int(np.flatnonzero(order == best_claimed)[0]) + 1,
-        "difference": iv.estimate,
-        "ci_low": iv.low,
-        "ci_high": iv.high,
-        "p_value": p,
-    }
+    evidence = BestCellEvidence(
+        metric,
+        claimed_cell=str(cells["cell"].iloc[best_claimed]),
+        claimed_score=float(cells["mean"].iloc[best_claimed]),
+        claimed_rank=int(np.flatnonzero(order == best_claimed)[0]) + 1,
+        best_other_cell=str(cells["cell"].iloc[best_other]),
+        best_other_score=float(cells["mean"].iloc[best_other]),
+        difference=iv.estimate, ci_low=iv.low, ci_high=iv.high, p_value=p,
+    )
     lo, hi = sorted((sign * iv.low, sign * iv.high))
     verdict, reason = _verdict(sign * iv.estimate, lo, hi, ACC_MARGIN if is_accuracy(metric) else None, False)
-    if verdict == SUPPORTED and evidence["claimed_rank"] != 1:
+    if verdict == SUPPORTED and evidence.claimed_rank != 1:
         verdict, reason = INCONCLUSIVE, "the claimed cell is not ranked first"
     return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, BEST_METHOD)
 
@@ -266,4 +246,4 @@ def _margin_text(margin: float) -> str:
 
 
 def _inconclusive(cid: str, reason: str) -> Claim:
-    return Claim(cid, CLAIM_TEXT[cid], INCONCLUSIVE, {}, reason, "")
+    return Claim(cid, CLAIM_TEXT[cid], INCONCLUSIVE, None, reason, "")

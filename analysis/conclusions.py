@@ -13,25 +13,27 @@ The search is always described beside them (`search`): each cell's best trial, t
 mean over its full-budget trials as a named measure of how forgiving the cell is
 of the nuisance range (never its score), and its diverged share (`diverged`).
 
-`run_analysis` keeps every intermediate result (the plots need them); `conclude`
-returns only the conclusions dict that goes to conclusions.json.
+`run_analysis` keeps every intermediate result (the plots need them) and the typed
+`analysis.results.Conclusions`; `conclude` returns only those conclusions, as
+conclusions.json holds them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from analysis import checks
-from analysis.claims import Claim, check_claims
+from analysis.claims import check_claims
 from analysis.design import Design, diverged_counts, make_design
 from analysis.errors import AnalysisError
-from analysis.effects import factor_effects, search_effects
+from analysis.effects import FactorEffect, factor_effects, search_effects
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
-from analysis.importance import Importance, hyperparameter_importance
+from analysis.importance import hyperparameter_importance
 from analysis.interaction import Interaction, interaction_test, means_table, pair_for
 from analysis.io import (
     Tables,
@@ -53,10 +55,29 @@ from analysis.ranking import (
 from analysis.rates import RateFit, fit_dropout_rates
 from analysis.replicates import SCORE as REPLICATE_METRIC
 from analysis.replicates import replicate_rows, replicate_unit
-from analysis.resolution import Resolution, detectable_difference
+from analysis.resolution import detectable_difference
+from analysis.results import (
+    CellMean,
+    Claim,
+    Comparisons,
+    Conclusions,
+    Counts,
+    DivergedCount,
+    FinalResult,
+    Importance,
+    InteractionResult,
+    OmnibusTest,
+    RankedCell,
+    RateEntry,
+    Resolution,
+    SearchSummary,
+    SelectedTrial,
+    Setting,
+    TopTwo,
+    to_json,
+)
 from analysis.summary import summary_sentences
 from analysis.text import SEARCH_ONLY
-from study.vocabulary.tables import jsonable
 from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
 SENSITIVITY_METHOD = (
@@ -67,22 +88,22 @@ SENSITIVITY_METHOD = (
 
 @dataclass(frozen=True)
 class Analysis:
-    """Every result of one analysis, and the conclusions dict built from them."""
+    """Every result of one analysis, and the conclusions built from them."""
 
     tables: Tables
     design: Design  # what the conclusions come from: replicates, or the search when there are none
     search: Design  # the search trials, always
     replicates: pd.DataFrame | None  # the replicate rows `design` was built from
     ranking: Ranking
-    effects: dict  # factor -> FactorEffect
+    effects: dict[str, FactorEffect]
     interaction: Interaction
-    rate_fits: list  # RateFit
-    claims: list  # Claim
+    rate_fits: list[RateFit]
+    claims: list[Claim]
     resolution: Resolution | None
     final: pd.DataFrame | None
     importance: Importance | None
-    warnings: list
-    conclusions: dict
+    warnings: list[str]
+    conclusions: Conclusions
 
     @property
     def source(self) -> str:
@@ -102,13 +123,13 @@ def conclude(
     seed: int = 0,
     importance: bool = True,
 ) -> dict:
-    """The conclusions dict for these tables (raw or validated DataFrames).
+    """The conclusions for these tables (raw or validated DataFrames), as conclusions.json holds them.
 
     Raises `AnalysisError` for missing columns, an empty table, no full-budget trial,
     or nothing that varied.
     """
     tables = make_tables(trials, epochs, cv, cv_summary, final, metric=metric, search_ranges=search_ranges)
-    return run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance).conclusions
+    return to_json(run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance).conclusions)
 
 
 def make_tables(trials, epochs=None, cv=None, cv_summary=None, final=None, *, metric="best_val_acc", search_ranges=None, source="") -> Tables:
@@ -216,189 +237,135 @@ def replicate_notes(cv: pd.DataFrame | None, rows: pd.DataFrame | None) -> list[
 
 
 def build_conclusions(design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance,
-                      warnings, trials) -> dict:
-    out = {
-        "source": ranking.source,
-        "metric": ranking.metric,
-        "factors": list(design.factors),
-        "ranking": ranking_entries(ranking, design, search),
-        "effects": {f: e.values for f, e in effects.items()},
-        "interaction": interaction_entry(interaction, design.metric),
-        "dropout_rate": rate_entries(rate_fits),
-        "claims": [claim_entry(c) for c in claims],
-        "warnings": list(warnings),
-        "ranking_method": ranking.method,
-        "comparisons": comparisons_entry(ranking),
-        "resolution": vars(resolution) if resolution is not None else None,
-        "effects_metric": design.metric,
-        "effect_tests": {f: e.test for f, e in effects.items()},
-        "counts": {**design.counts, "cells": int(len(design.cells)), "max_epochs": design.budget},
-        "cell_factors": list(design.cell_factors),
-        "within_cell_factors": list(design.within_cell),
-        "search": search_entry(search, trials),
-        "setting": setting_entry(trials),
-        "diverged": diverged_entry(trials),
-        "diverged_by_bn": diverged_by_bn(trials),
-        "final": final_entries(final),
-        "importance": (
-            {"method": importance.method, "n_trials": importance.n_trials, "values": importance.values, "kinds": importance.kinds}
-            if importance is not None else None
-        ),
-    }
-    out["methods"] = methods_entry(out)
-    out = jsonable(out)
-    out["summary"] = summary_sentences(out)
-    return out
+                      warnings, trials) -> Conclusions:
+    conclusions = Conclusions(
+        source=ranking.source,
+        metric=ranking.metric,
+        factors=list(design.factors),
+        ranking=ranked_cells(ranking, search),
+        effects={f: dict(e.values) for f, e in effects.items()},
+        effect_tests={f: e.test for f, e in effects.items()},
+        effects_metric=design.metric,
+        interaction=interaction_result(interaction, design.metric),
+        dropout_rate=rate_entries(rate_fits),
+        claims=list(claims),
+        warnings=list(warnings),
+        ranking_method=ranking.method,
+        comparisons=comparisons(ranking),
+        resolution=resolution,
+        counts=Counts(**design.counts, cells=int(len(design.cells)), max_epochs=design.budget),
+        cell_factors=list(design.cell_factors),
+        within_cell_factors=list(design.within_cell),
+        search=search_summary(search),
+        setting=setting(trials),
+        diverged=diverged_by(trials, "cell"),
+        diverged_by_bn=diverged_by(trials, "bn") if "bn" in trials else {},
+        final=final_results(final),
+        importance=importance,
+    )
+    conclusions = replace(conclusions, methods=methods(conclusions))
+    return replace(conclusions, summary=summary_sentences(conclusions))
 
 
-def search_entry(search: Design, trials: pd.DataFrame) -> dict:
+def search_summary(search: Design) -> SearchSummary:
     """The search stage: each cell's best trial (the selected configuration) and the nuisance sensitivity."""
     best = search_ranking(search)
     cells = search.cells.set_index("cell")
-    return {
-        "counts": dict(search.counts),
-        "best_trials": ranking_entries(best, search, search),
-        "mean_over_trials": {
-            cell: {"mean": float(cells.loc[cell, "mean"]), "n": int(cells.loc[cell, "n"])} for cell in cells.index
-        },
-        "mean_over_trials_method": SENSITIVITY_METHOD,
-        "ranking_method": best.method,
-    }
+    return SearchSummary(
+        counts=Counts(**search.counts),
+        best_trials=ranked_cells(best, search),
+        mean_over_trials={cell: CellMean(float(cells.loc[cell, "mean"]), int(cells.loc[cell, "n"])) for cell in cells.index},
+        mean_over_trials_method=SENSITIVITY_METHOD,
+        ranking_method=best.method,
+    )
 
 
-def diverged_by_bn(trials: pd.DataFrame) -> dict:
-    """Per BatchNorm setting: search trials, how many diverged (BN's tolerance of large learning rates)."""
-    if "bn" not in trials:
-        return {}
-    return {str(r.bn): {"trials": int(r.trials), "diverged": int(r.diverged)} for r in diverged_counts(trials, ["bn"]).itertuples()}
+def diverged_by(trials: pd.DataFrame, column: str) -> dict[str, DivergedCount]:
+    """Per cell (or BatchNorm setting): search trials, how many diverged, and the share (an outcome of its own)."""
+    counts = diverged_counts(trials, [column]).sort_values(column)
+    return {str(getattr(r, column)): DivergedCount(int(r.trials), int(r.diverged), float(r.share)) for r in counts.itertuples()}
 
 
-def setting_entry(trials: pd.DataFrame) -> dict:
+def setting(trials: pd.DataFrame) -> Setting:
     """What every trial trained on (the fixed part of the budget), where the table records it."""
-    out = {}
-    for column in ("train_size", "max_epochs", "batch_size", "val_size", "model"):
-        if column in trials and trials[column].nunique(dropna=False) == 1:
-            value = trials[column].iloc[0]
-            out[column] = None if _missing(value) else _plain(value)
-    return out
+    values = {}
+    for f in dataclasses.fields(Setting):
+        if f.name in trials and trials[f.name].nunique(dropna=False) == 1:
+            value = trials[f.name].iloc[0]
+            values[f.name] = None if _missing(value) else _plain(value)
+    return Setting(**values)
 
 
-def diverged_entry(trials: pd.DataFrame) -> dict:
-    """Per cell: search trials, how many diverged, and the share (an outcome of its own)."""
-    counts = diverged_counts(trials, ["cell"]).sort_values("cell")
-    return {str(r.cell): {"trials": int(r.trials), "diverged": int(r.diverged), "share": float(r.share)}
-            for r in counts.itertuples()}
-
-
-def ranking_entries(ranking: Ranking, design: Design, search: Design) -> list[dict]:
-    """The ranking as JSON-ready entries, each with the search trial its configuration came from."""
+def ranked_cells(ranking: Ranking, search: Design) -> list[RankedCell]:
+    """The ranking, each entry with the search trial its configuration came from."""
     entries = []
     factor_cols = [f for f in SCIENTIFIC_FACTORS if f in ranking.table]
     search_rows = search.trials.set_index("trial_id")
     for rank, rec in enumerate(ranking.table.to_dict("records"), start=1):
-        entry = {"rank": rank, "cell": rec["cell"]}
-        for f in factor_cols:
-            v = rec[f]
-            entry[f] = None if _missing(v) else _plain(v)
-        entry.update(
-            n=int(rec["n"]), score=rec["score"], ci_low=rec["ci_low"], ci_high=rec["ci_high"],
-            sd=rec.get("sd"), unit=ranking.unit,
-        )
         # A replicate's id is CONFIG_ID/rK; the configuration is the search trial CONFIG_ID.
         selected = str(rec["best_trial_id"]).split("/")[0] if ranking.source == REPLICATES else rec["best_trial_id"]
-        if ranking.source == REPLICATES:
-            entry["config_id"] = selected
+        trial = None
         if selected in search_rows.index:
-            trial = search_rows.loc[selected]
-            entry["selected_trial"] = {
-                "trial_id": selected,
-                "score": float(trial["score"]),
-                **{k: _plain(trial[k]) for k in (*NUISANCE, "p_conv", "p_fc") if k in trial.index and not _missing(trial[k])},
-            }
-        entries.append(entry)
+            row = search_rows.loc[selected]
+            config = {k: _plain(row[k]) for k in (*NUISANCE, "p_conv", "p_fc") if k in row.index and not _missing(row[k])}
+            trial = SelectedTrial(selected, float(row["score"]), config)
+        entries.append(RankedCell(
+            rank=rank, cell=rec["cell"], n=int(rec["n"]), score=rec["score"], ci_low=rec["ci_low"],
+            ci_high=rec["ci_high"], sd=rec.get("sd"), unit=ranking.unit,
+            factors={f: None if _missing(rec[f]) else _plain(rec[f]) for f in factor_cols},
+            config_id=selected if ranking.source == REPLICATES else None,
+            selected_trial=trial,
+        ))
     return entries
 
 
-def interaction_entry(interaction: Interaction, metric: str) -> dict:
-    entry = {
-        "factors": list(interaction.factors),
-        "p_value": interaction.p_value,
-        "significant": bool(interaction.significant),
-        "method": interaction.method,
-        "metric": metric,
-        "statistic": interaction.statistic,
-        "df1": interaction.df1,
-        "df2": interaction.df2,
-        "n_cells": interaction.n_cells,
-        "n_trials": interaction.n_trials,
-    }
-    if interaction.reason:
-        entry["reason"] = interaction.reason
+def interaction_result(interaction: Interaction, metric: str) -> InteractionResult:
     table = means_table(interaction)
+    means = None
     if table is not None:
-        entry["means"] = {
+        means = {
             str(bn): {str(level): float(v) for level, v in row.items() if not _missing(v)}
             for bn, row in table.iterrows()
         }
-    return entry
+    return InteractionResult(
+        list(interaction.factors), interaction.p_value, bool(interaction.significant), interaction.method, metric,
+        statistic=interaction.statistic, df1=interaction.df1, df2=interaction.df2, n_cells=interaction.n_cells,
+        n_trials=interaction.n_trials, reason=interaction.reason or "", means=means,
+    )
 
 
-def rate_entries(rate_fits: list[RateFit]) -> dict:
+def rate_entries(rate_fits: list[RateFit]) -> dict[str, dict[str, RateEntry]]:
     out: dict = {}
     for fit in rate_fits:
-        out.setdefault(fit.rate, {})[fit.bn] = {
-            "best": fit.best,
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "score_at_best": fit.score_at_best,
-            "n": fit.n,
-            "range": list(fit.range),
-            "at_edge": fit.at_edge,
-            "near_optimal": list(fit.near_optimal),
-            "source": fit.source,
-            "method": fit.method,
-        }
+        out.setdefault(fit.rate, {})[fit.bn] = RateEntry(
+            fit.best, fit.ci_low, fit.ci_high, fit.score_at_best, fit.n, tuple(fit.range), fit.at_edge,
+            tuple(fit.near_optimal), fit.source, fit.method,
+        )
     return out
 
 
-def claim_entry(claim: Claim) -> dict:
-    return {
-        "id": claim.id,
-        "text": claim.text,
-        "verdict": claim.verdict,
-        "evidence": claim.evidence,
-        "reason": claim.reason,
-        "method": claim.method,
-    }
-
-
-def comparisons_entry(ranking: Ranking) -> dict:
-    out = {}
+def comparisons(ranking: Ranking) -> Comparisons:
+    omnibus = top_two = None
     if ranking.omnibus is not None:
         r = ranking.omnibus
-        out["omnibus"] = {
-            "p_value": r.p_value, "significant": r.significant, "statistic": r.statistic,
-            "df1": r.df1, "df2": r.df2, "method": OMNIBUS_METHOD,
-        }
+        omnibus = OmnibusTest(r.p_value, r.significant, r.statistic, r.df1, r.df2, OMNIBUS_METHOD)
     if ranking.top_two is not None:
         iv, p = ranking.top_two
         t = ranking.table
-        out["best_vs_runner_up"] = {
-            "best": t["cell"].iloc[0], "runner_up": t["cell"].iloc[1],
-            "difference": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "p_value": p,
-            "significant": bool(p < 0.05) if p == p else False, "method": TOP_TWO_METHOD,
-        }
-    return out
+        top_two = TopTwo(t["cell"].iloc[0], t["cell"].iloc[1], iv.estimate, iv.low, iv.high, p,
+                         bool(p < 0.05) if p == p else False, TOP_TWO_METHOD)
+    return Comparisons(omnibus, top_two)
 
 
-def final_entries(final: pd.DataFrame | None) -> list | None:
+def final_results(final: pd.DataFrame | None) -> list[FinalResult] | None:
     if final is None:
         return None
-    return [{**rec, "method": FINAL_METHOD} for rec in final.to_dict("records")]
+    return [FinalResult(**{k: _plain(v) for k, v in rec.items()}, method=FINAL_METHOD) for rec in final.to_dict("records")]
 
 
-def methods_entry(out: dict) -> dict:
-    if out["source"] == REPLICATES:
+def methods(c: Conclusions) -> dict[str, str]:
+    """What each part of the conclusions was computed with, in words."""
+    if c.source == REPLICATES:
         replication = (
             "Two stages. The search (Optuna sampler, per-cell ASHA) selects each cell's best configuration by "
             "best_val_acc; stage 2 retrains it on replicates to the full budget with no early stopping, and every "
@@ -411,34 +378,34 @@ def methods_entry(out: dict) -> dict:
             "hyperparameters tuned, a selected maximum, biased upwards); nothing is tested and no claim is checked "
             "until the selected configurations are retrained on replicates."
         )
-    methods = {
+    out = {
         "replication": replication,
         "diverged": "a trial or replicate diverged when its training loss became non-finite, or when it trained the "
         f"full budget and its final validation accuracy is below {DIVERGED_ACCURACY:.0%} (chance is "
         f"{CHANCE_ACCURACY:.0%}); diverged runs are counted per cell and never scored",
-        "ranking": out["ranking_method"],
+        "ranking": c.ranking_method,
         "effects": (
             "least-squares means of matched cells (see effect_tests for each factor's test)"
-            if out["source"] == REPLICATES else "best search trial per value, not tested"
+            if c.source == REPLICATES else "best search trial per value, not tested"
         ),
-        "interaction": out["interaction"]["method"],
+        "interaction": c.interaction.method,
         "claims": "difference of matched least-squares means (or best claimed cell vs best other cell), Welch t interval; "
         "verdicts from the 95% interval, with a 0.1 percentage-point margin applied in both directions for accuracy "
         "claims (negligible when the interval lies within it)",
-        "nuisance_sensitivity": out["search"]["mean_over_trials_method"],
+        "nuisance_sensitivity": c.search.mean_over_trials_method,
     }
-    if out.get("resolution"):
-        methods["resolution"] = out["resolution"]["method"]
-    if out.get("comparisons", {}).get("omnibus"):
-        methods["omnibus"] = out["comparisons"]["omnibus"]["method"]
-    rates = [e for per_bn in out["dropout_rate"].values() for e in per_bn.values()]
-    if rates:
-        methods["dropout_rate"] = "; ".join(sorted({e["method"] for e in rates}))
-    if out.get("final"):
-        methods["final"] = FINAL_METHOD
-    if out.get("importance"):
-        methods["importance"] = out["importance"]["method"]
-    return methods
+    if c.resolution is not None:
+        out["resolution"] = c.resolution.method
+    if c.comparisons.omnibus is not None:
+        out["omnibus"] = c.comparisons.omnibus.method
+    rate_methods = {e.method for per_bn in c.dropout_rate.values() for e in per_bn.values()}
+    if rate_methods:
+        out["dropout_rate"] = "; ".join(sorted(rate_methods))
+    if c.final:
+        out["final"] = FINAL_METHOD
+    if c.importance is not None:
+        out["importance"] = c.importance.method
+    return out
 
 
 def _missing(v) -> bool:

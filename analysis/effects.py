@@ -17,15 +17,16 @@ test, as the tuning playbook's isolation plots do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from analysis import stats
 from analysis.design import Design, cell_table, ordered_values, value_label
-from study.vocabulary.factors import CONV_DROPOUT, RATE_FACTORS, RATE_LAYER
+from analysis.results import EffectTest, ValueScore
 from analysis.text import SEARCH_ONLY
+from study.vocabulary.factors import CONV_DROPOUT, RATE_FACTORS, RATE_LAYER
 
 # Factors whose value is implied by the compared factor, so they cannot be held fixed.
 NESTED = {"dropout": RATE_FACTORS}
@@ -48,8 +49,8 @@ class Comparison:
 @dataclass(frozen=True)
 class FactorEffect:
     factor: str
-    values: dict  # label -> {"score", "ci_low", "ci_high", "n", "n_cells"}
-    test: dict  # {"p_value", "significant", "method", "matched", "statistic", "df1", "df2"}
+    values: dict[str, ValueScore]  # value label -> its score
+    test: EffectTest
 
 
 def testable_cells(design: Design, column: str = "score") -> pd.DataFrame:
@@ -132,16 +133,11 @@ def _cell_factor_effect(design: Design, factor: str, n_boot: int) -> FactorEffec
     C = np.array([comparison.weights[l] - base for l in labels[1:]])
     used = np.any(C != 0, axis=0)
     result = stats.bootstrap_heteroscedastic_test(mean[used], se2[used], df[used], C[:, used], n_boot=n_boot)
-    test = {
-        "p_value": result.p_value,
-        "significant": result.significant,
-        "method": TEST_METHOD,
-        "estimate_method": MATCHED_METHOD if comparison.matched else UNMATCHED_METHOD,
-        "matched": comparison.matched,
-        "statistic": result.statistic,
-        "df1": result.df1,
-        "df2": result.df2,
-    }
+    test = EffectTest(
+        result.p_value, result.significant, TEST_METHOD, comparison.matched,
+        estimate_method=MATCHED_METHOD if comparison.matched else UNMATCHED_METHOD,
+        statistic=result.statistic, df1=result.df1, df2=result.df2,
+    )
     return FactorEffect(factor, entries, test)
 
 
@@ -155,8 +151,8 @@ def _unmatched_single(design, factor, cells, values) -> FactorEffect | None:
         entries[value_label(v)] = _entry(iv, int(sub["n"].sum()), len(sub))
     if not entries:
         return None
-    test = {"p_value": None, "significant": False, "method": TEST_METHOD, "matched": False,
-            "reason": f"fewer than two values of {factor} have a cell with at least 2 scored replicates"}
+    test = EffectTest(None, False, TEST_METHOD, False,
+                      reason=f"fewer than two values of {factor} have a cell with at least 2 scored replicates")
     return FactorEffect(factor, entries, test)
 
 
@@ -171,7 +167,7 @@ def _within_cell_effect(design: Design, factor: str, n_boot: int) -> FactorEffec
         entries[label] = _entry(iv, len(scores), int(df.loc[labels == label, "cell"].nunique()))
         groups.append(scores.to_numpy())
     testable = [g for g in groups if len(g) >= 2]
-    test = {"p_value": None, "significant": False, "method": TEST_METHOD + " (trial-level groups)", "matched": False}
+    test = EffectTest(None, False, TEST_METHOD + " (trial-level groups)", False, estimate_method=TRIAL_METHOD)
     if len(testable) >= 2:
         k = len(testable)
         C = np.hstack([np.ones((k - 1, 1)), -np.eye(k - 1)])
@@ -179,8 +175,8 @@ def _within_cell_effect(design: Design, factor: str, n_boot: int) -> FactorEffec
             [g.mean() for g in testable], [g.var(ddof=1) / len(g) for g in testable], [len(g) - 1 for g in testable], C,
             n_boot=n_boot,
         )
-        test.update(p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1, df2=res.df2)
-    test["estimate_method"] = TRIAL_METHOD
+        test = replace(test, p_value=res.p_value, significant=res.significant, statistic=res.statistic, df1=res.df1,
+                       df2=res.df2)
     return FactorEffect(factor, entries, test)
 
 
@@ -212,10 +208,9 @@ def search_effects(design: Design) -> dict[str, FactorEffect]:
         entries = {}
         for label in order:
             scores = df.loc[labels == label, "score"]
-            entries[label] = {"score": float(scores.max()), "ci_low": None, "ci_high": None, "n": int(len(scores)),
-                              "n_cells": int(df.loc[labels == label, "cell"].nunique())}
-        test = {"p_value": None, "significant": False, "method": SEARCH_METHOD, "estimate_method": SEARCH_METHOD,
-                "matched": False, "reason": SEARCH_ONLY}
+            entries[label] = ValueScore(float(scores.max()), None, None, int(len(scores)),
+                                        int(df.loc[labels == label, "cell"].nunique()))
+        test = EffectTest(None, False, SEARCH_METHOD, False, estimate_method=SEARCH_METHOD, reason=SEARCH_ONLY)
         out[factor] = FactorEffect(factor, entries, test)
     return out
 
@@ -234,6 +229,6 @@ def _bin_start(label: str) -> float:
         return float("inf")
 
 
-def _entry(iv: stats.Interval, n: int, n_cells: int) -> dict:
+def _entry(iv: stats.Interval, n: int, n_cells: int) -> ValueScore:
     low, high = stats.accuracy_bounds(iv.low, iv.high)  # scores are accuracies
-    return {"score": iv.estimate, "ci_low": low, "ci_high": high, "n": n, "n_cells": n_cells}
+    return ValueScore(iv.estimate, low, high, n, n_cells)

@@ -11,25 +11,17 @@ depend on; PED-ANOVA needs only numpy/scipy.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.design import Design, value_label
+from analysis.results import Importance
 
 METHOD = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator): top 10% of full-budget trials against all, normalised to sum to 1"
 MIN_TRIALS = 20
 NUISANCE_COLUMNS = ("lr", "weight_decay", "momentum", "optimizer", "schedule")
 LOG_SCALE = ("lr", "weight_decay")
-
-
-@dataclass(frozen=True)
-class Importance:
-    values: dict  # parameter -> importance, largest first
-    method: str
-    n_trials: int
-    kinds: dict  # parameter -> "scientific" or "nuisance"
 
 
 def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | None]:
@@ -76,7 +68,8 @@ def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | 
             values = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except Exception as exc:  # noqa: BLE001 - Optuna's errors vary by version; the report notes the reason
         return None, f"hyperparameter importance failed in Optuna: {type(exc).__name__}: {exc}"
-    values = dict(sorted(((k, float(v)) for k, v in values.items()), key=lambda kv: -kv[1]))
+    # Ties (equal importances) in name order: Optuna returns them in no fixed order.
+    values = dict(sorted(((k, float(v)) for k, v in values.items()), key=lambda kv: (-kv[1], kv[0])))
     return Importance(values, METHOD, len(df), kinds), None
 
 

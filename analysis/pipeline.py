@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from analysis.conclusions import run_analysis
 from analysis.io import load_experiment
 from analysis.plots import write_plots
 from analysis.report import write_report
+from analysis.results import Conclusions, from_json, to_json
 
 CONCLUSIONS_FILE = "conclusions.json"
 
@@ -26,7 +28,8 @@ def analyze(
 
     `path` is an experiment directory or a trials CSV; epochs.csv, cv.csv,
     cv_summary.csv, final.csv and study.json are read when they sit beside it.
-    Returns the conclusions dict (as written to conclusions.json). Raises
+    Returns the conclusions as written to conclusions.json (`load_conclusions` reads
+    them back typed). Raises
     `AnalysisError` when the input cannot be analysed (the message says why).
     """
     tables = load_experiment(path)
@@ -34,9 +37,17 @@ def analyze(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(analysis, out)
-    conclusions = dict(analysis.conclusions)
-    conclusions["plots"] = {name: p.name for name, p in plots.files.items()}
-    conclusions["plots_skipped"] = dict(plots.skipped)
-    (out / CONCLUSIONS_FILE).write_text(json.dumps(conclusions, indent=2) + "\n")
+    conclusions = replace(analysis.conclusions, plots={name: p.name for name, p in plots.files.items()},
+                          plots_skipped=dict(plots.skipped))
+    written = to_json(conclusions)
+    (out / CONCLUSIONS_FILE).write_text(json.dumps(written, indent=2) + "\n")
     write_report(conclusions, plots.files, out, plots.skipped, source=str(path))
-    return conclusions
+    return written
+
+
+def load_conclusions(path: str | Path) -> Conclusions:
+    """The typed conclusions of an analysis directory (or of its conclusions.json)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONCLUSIONS_FILE
+    return from_json(Conclusions, json.loads(path.read_text()))

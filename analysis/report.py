@@ -1,8 +1,8 @@
 """The report: report.md (plots beside it) and a self-contained report.html (plots inline).
 
 The report is a list of blocks (headings, paragraphs, lists, tables, images) built
-from the conclusions dict and the plot files; `to_markdown` and `to_html` render
-the same blocks, so the two never disagree.
+from the typed conclusions (`analysis.results.Conclusions`) and the plot files;
+`to_markdown` and `to_html` render the same blocks, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.rates import NEAR_OPTIMAL
+from analysis.results import Conclusions, RankedCell
 from analysis.summary import claim_evidence, metric_words
 from analysis.text import ci_pct, num, pct, pvalue
+
 
 @dataclass(frozen=True)
 class Block:
@@ -23,7 +25,7 @@ class Block:
     extra: object = None  # table rows / image caption
 
 
-def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, source: str = "") -> list[Block]:
+def build_report(conclusions: Conclusions, plots: dict, skipped: dict | None = None, source: str = "") -> list[Block]:
     """The report's blocks. `plots` maps plot names to PNG paths; `skipped` says why others are missing."""
     skipped = skipped or {}
     blocks = [Block("h1", "BatchNorm x Dropout study: analysis report"), Block("p", _stage_paragraph(conclusions, source))]
@@ -33,142 +35,141 @@ def build_report(conclusions: dict, plots: dict, skipped: dict | None = None, so
     return blocks
 
 
-def _conclusions(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    return [Block("ul", list(c.get("summary", [])))]
+def _conclusions(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", list(c.summary))]
 
 
-def _claims(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    rows = []
-    for claim in c["claims"]:
-        evidence = claim_evidence(claim["evidence"]) if claim.get("evidence") else ""
-        rows.append([claim["id"], claim["text"], claim["verdict"], evidence, claim.get("reason", "")])
+def _claims(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    rows = [[claim.id, claim.text, claim.verdict, claim_evidence(claim.evidence) if claim.evidence else "", claim.reason]
+            for claim in c.claims]
     return [Block("table", ["claim", "advice", "verdict", "evidence", "why"], rows)]
 
 
-def _ranking(c: dict, plots: dict, skipped: dict) -> list[Block]:
+def _ranking(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     caption = ("Cells ranked by their best search trial (preliminary: a selected maximum, no intervals)."
-               if c["source"] == "search" else "Cells ranked by their mean over replicates; bars are 95% confidence intervals.")
-    return [Block("p", f"Method: {c.get('ranking_method', '')}."), *_image(plots, skipped, "ranking", caption),
-            Block("table", *_ranking_table(c["ranking"]))]
+               if c.source == "search" else "Cells ranked by their mean over replicates; bars are 95% confidence intervals.")
+    return [Block("p", f"Method: {c.ranking_method}."), *_image(plots, skipped, "ranking", caption),
+            Block("table", *_ranking_table(c.ranking))]
 
 
-def _interaction(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    it = c["interaction"]
-    if it.get("p_value") is not None:
+def _interaction(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    it = c.interaction
+    if it.p_value is not None:
         b = [Block("p", (
-            f"{' x '.join(it['factors'])} interaction: F({num(it['df1'], 2)}, {num(it['df2'], 3)}) = {num(it['statistic'])}, "
-            f"{pvalue(it['p_value'])} ({'significant' if it['significant'] else 'not significant'} at 0.05; "
-            f"{it['n_cells']} cells, {it['n_trials']} replicates). Method: {it['method']}."
+            f"{' x '.join(it.factors)} interaction: F({num(it.df1, 2)}, {num(it.df2, 3)}) = {num(it.statistic)}, "
+            f"{pvalue(it.p_value)} ({'significant' if it.significant else 'not significant'} at 0.05; "
+            f"{it.n_cells} cells, {it.n_trials} replicates). Method: {it.method}."
         ))]
     else:
-        b = [Block("p", f"Not tested: {it.get('reason', '')}.")]
+        b = [Block("p", f"Not tested: {it.reason}.")]
     b += _image(plots, skipped, "interaction", "Score against dropout rate (or placement), one line per BatchNorm setting, 95% confidence bands.")
     if "interaction_placement" in plots:
         b += _image(plots, skipped, "interaction_placement", "Score against dropout placement, one line per BatchNorm setting.")
     return b + _image(plots, skipped, "heatmap", "Score of each bn x dropout cell (n = replicates, or trials for a search-only report).")
 
 
-def _dropout_rate(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    rate_rows = [
-        [rate, bn, f"{num(e['near_optimal'][0], 2)}–{num(e['near_optimal'][1], 2)}", num(e["best"], 3),
-         f"{num(e['ci_low'], 3)}–{num(e['ci_high'], 3)}", pct(e["score_at_best"]), e["n"],
-         f"{num(e['range'][0], 2)}–{num(e['range'][1], 2)}", "search (preliminary)" if e.get("source") == "search" else "replicates"]
-        for rate, per_bn in c["dropout_rate"].items() for bn, e in per_bn.items()
-    ]
-    if not rate_rows:
+def _dropout_rate(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    fits = [(rate, bn, e) for rate, per_bn in c.dropout_rate.items() for bn, e in per_bn.items()]
+    if not fits:
         return [Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate.")]
-    methods = sorted({e["method"] for per_bn in c["dropout_rate"].values() for e in per_bn.values()})
+    rows = [
+        [rate, bn, f"{num(e.near_optimal[0], 2)}–{num(e.near_optimal[1], 2)}", num(e.best, 3),
+         f"{num(e.ci_low, 3)}–{num(e.ci_high, 3)}", pct(e.score_at_best), e.n,
+         f"{num(e.range[0], 2)}–{num(e.range[1], 2)}", "search (preliminary)" if e.source == "search" else "replicates"]
+        for rate, bn, e in fits
+    ]
+    methods = sorted({e.method for _, _, e in fits})
     header = ["rate", "bn", f"near-optimal (within {100 * NEAR_OPTIMAL:g} pp)", "fitted best", "95% CI of the best",
               "fitted score", "rows", "rates tried", "from"]
-    return [Block("table", header, rate_rows), Block("p", "Method: " + "; ".join(methods) + ".")]
+    return [Block("table", header, rows), Block("p", "Method: " + "; ".join(methods) + ".")]
 
 
-def _effects(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    search_only = c["source"] == "search"
+def _effects(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    search_only = c.source == "search"
     what = ("the best search trial per value (preliminary, not tested)" if search_only
             else "least-squares means of matched cells")
     rows = []
-    for factor, values in c["effects"].items():
-        test = c.get("effect_tests", {}).get(factor, {})
+    for factor, values in c.effects.items():
         for label, e in values.items():
-            rows.append([factor, label, pct(e["score"]), ci_pct(e["ci_low"], e["ci_high"]), e.get("n", ""), e.get("n_cells", "")])
-        if not search_only:
-            rows.append([factor, "test", pvalue(test.get("p_value")), "matched" if test.get("matched") else "unmatched", "", ""])
+            rows.append([factor, label, pct(e.score), ci_pct(e.ci_low, e.ci_high), e.n, e.n_cells])
+        test = c.effect_tests.get(factor)
+        if not search_only and test is not None:
+            rows.append([factor, "test", pvalue(test.p_value), "matched" if test.matched else "unmatched", "", ""])
     unit = "trials" if search_only else "replicates"
     return [
-        Block("p", f"Score per value of each factor: {what} ({metric_words(c['effects_metric'])})."),
+        Block("p", f"Score per value of each factor: {what} ({metric_words(c.effects_metric)})."),
         Block("table", ["factor", "value", "score", "95% CI", unit, "cells"], rows),
         *_image(plots, skipped, "isolation", "Isolation plots of the search: the best trial for each value (nuisance tuned "
                 "away), and the mean of its trials (sensitivity to the nuisance range)."),
     ]
 
 
-def _learning_curves(c: dict, plots: dict, skipped: dict) -> list[Block]:
+def _learning_curves(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     return _image(plots, skipped, "learning_curves", "Each cell's best trial: train and validation loss (the shaded gap is overfitting) and accuracy per epoch.")
 
 
-def _blog_experiments(c: dict, plots: dict, skipped: dict) -> list[Block]:
+def _blog_experiments(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     if "blog_experiments" not in plots and "blog_curves" not in plots:
         return [Block("p", "This study did not run the blog_ablation space (no experiment column).")]
     return [*_image(plots, skipped, "blog_experiments", "The eight experiments of the source post, as rerun by this study."),
             *_image(plots, skipped, "blog_curves", "Accuracy and loss curves of each experiment's best trial, as in the post.")]
 
 
-def _importance(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    imp = c.get("importance")
-    if not imp:
+def _importance(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    imp = c.importance
+    if imp is None:
         return [Block("p", "Not computed: " + skipped.get("importance", "see warnings") + ".")]
     return [
         *_image(plots, skipped, "importance", "How much each parameter separates the top 10% of trials from the rest."),
-        Block("table", ["parameter", "kind", "importance"], [[k, imp["kinds"].get(k, ""), f"{v:.3f}"] for k, v in imp["values"].items()]),
-        Block("p", f"Method: {imp['method']}."),
+        Block("table", ["parameter", "kind", "importance"], [[k, imp.kinds.get(k, ""), f"{v:.3f}"] for k, v in imp.values.items()]),
+        Block("p", f"Method: {imp.method}."),
     ]
 
 
-def _final(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    if not c.get("final"):
+def _final(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    if not c.final:
         return [Block("p", "No final.csv: the winners have not been evaluated on the test set yet.")]
     return [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
-                  [[f["config_id"], f["cell"], f["n_seeds"], pct(f["test_acc"]), ci_pct(f["ci_low"], f["ci_high"])] for f in c["final"]])]
+                  [[f.config_id, f.cell, f.n_seeds, pct(f.test_acc), ci_pct(f.ci_low, f.ci_high)] for f in c.final])]
 
 
-def _warnings(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    return [Block("ul", list(c["warnings"]) or ["None."])]
+def _warnings(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", list(c.warnings) or ["None."])]
 
 
-def _methods(c: dict, plots: dict, skipped: dict) -> list[Block]:
-    return [Block("ul", [f"{k}: {v}" for k, v in c.get("methods", {}).items()])]
+def _methods(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    return [Block("ul", [f"{k}: {v}" for k, v in c.methods.items()])]
 
 
-def _stage_paragraph(c: dict, source: str) -> str:
-    counts, search = c.get("counts", {}), c["search"]["counts"]
+def _stage_paragraph(c: Conclusions, source: str) -> str:
+    search = c.search.counts
     head = (
-        f"Source: {source or 'trials table'}. Search: {search['analysed']} of {search['trials']} trials trained the "
-        f"full {counts.get('max_epochs', '?')} epochs, in {len(c['search']['best_trials'])} cells. "
+        f"Source: {source or 'trials table'}. Search: {search.analysed} of {search.trials} trials trained the "
+        f"full {c.counts.max_epochs} epochs, in {len(c.search.best_trials)} cells. "
     )
-    if c["source"] == "search":
+    if c.source == "search":
         stage = ("Preliminary: no replicates yet, so cells are ranked by their best search trial (a selected "
                  "maximum) and nothing is tested. ")
     else:
-        unit = c["ranking"][0]["unit"] if c["ranking"] else "replicates"
-        stage = (f"Stage 2: each cell's best configuration retrained on {unit} ({counts.get('analysed', '?')} scored "
-                 f"of {counts.get('trials', '?')}); every conclusion below comes from them. ")
-    return (head + stage + f"Score: {metric_words(c['metric'])} ({c['metric']}). Factors that varied: "
-            f"{', '.join(c['factors'])}. Accuracies are shown in percent; differences in percentage points (pp).")
+        unit = c.ranking[0].unit if c.ranking else "replicates"
+        stage = (f"Stage 2: each cell's best configuration retrained on {unit} ({c.counts.analysed} scored "
+                 f"of {c.counts.trials}); every conclusion below comes from them. ")
+    return (head + stage + f"Score: {metric_words(c.metric)} ({c.metric}). Factors that varied: "
+            f"{', '.join(c.factors)}. Accuracies are shown in percent; differences in percentage points (pp).")
 
 
-def _search(c: dict, plots: dict, skipped: dict) -> list[Block]:
+def _search(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     """Each cell's best search trial (the selected configuration), its nuisance sensitivity and diverged share."""
-    search, diverged = c["search"], c.get("diverged") or {}
-    means = search["mean_over_trials"]
+    means = c.search.mean_over_trials
     rows = []
-    for e in search["best_trials"]:
-        trial = e.get("selected_trial") or {}
-        d = diverged.get(e["cell"], {})
+    for e in c.search.best_trials:
+        trial = e.selected_trial
+        config = trial.config if trial else {}
+        mean, d = means.get(e.cell), c.diverged.get(e.cell)
         rows.append([
-            e["cell"], trial.get("trial_id", ""), pct(e["score"]), num(trial.get("lr"), 3),
-            num(trial.get("weight_decay"), 3), pct(means.get(e["cell"], {}).get("mean")), means.get(e["cell"], {}).get("n", ""),
-            f"{d.get('diverged', 0)}/{d.get('trials', 0)}",
+            e.cell, trial.trial_id if trial else "", pct(e.score), num(config.get("lr"), 3),
+            num(config.get("weight_decay"), 3), pct(mean.mean if mean else None), mean.n if mean else "",
+            f"{d.diverged if d else 0}/{d.trials if d else 0}",
         ])
     blocks = [
         Block("p", "What the search selected, cell by cell: the best full-budget trial (its configuration is what "
@@ -180,16 +181,15 @@ def _search(c: dict, plots: dict, skipped: dict) -> list[Block]:
     return blocks + _image(plots, skipped, "diverged", "Diverged search trials per cell, and each trial's outcome by learning rate.")
 
 
-def _ranking_table(entries: list) -> tuple[list, list]:
+def _ranking_table(entries: list[RankedCell]) -> tuple[list, list]:
     header = ["rank", "cell", "n", "score", "95% CI", "configuration (search trial)"]
     rows = []
     for e in entries:
-        trial = e.get("selected_trial") or {}
-        lr = f", lr {num(trial['lr'], 3)}" if "lr" in trial else ""
-        config = f"{trial['trial_id']}{lr}" if trial else e.get("config_id", "")
-        n = f"best of {e['n']} trials" if e.get("unit") == "best trial" else f"{e['n']} {e.get('unit', '')}".strip()
-        rows.append([e["rank"], e["cell"], n, pct(e["score"]),
-                     ci_pct(e["ci_low"], e["ci_high"]), config])
+        trial = e.selected_trial
+        lr = f", lr {num(trial.config['lr'], 3)}" if trial and "lr" in trial.config else ""
+        config = f"{trial.trial_id}{lr}" if trial else (e.config_id or "")
+        n = f"best of {e.n} trials" if e.unit == "best trial" else f"{e.n} {e.unit}".strip()
+        rows.append([e.rank, e.cell, n, pct(e.score), ci_pct(e.ci_low, e.ci_high), config])
     return header, rows
 
 
@@ -278,7 +278,7 @@ def to_html(blocks: list[Block]) -> str:
     return "\n".join(parts)
 
 
-def write_report(conclusions: dict, plots: dict, out_dir: Path, skipped: dict | None = None, source: str = "") -> tuple[Path, Path]:
+def write_report(conclusions: Conclusions, plots: dict, out_dir: Path, skipped: dict | None = None, source: str = "") -> tuple[Path, Path]:
     """Write report.md and report.html into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     blocks = build_report(conclusions, plots, skipped, source)

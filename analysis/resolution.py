@@ -11,27 +11,18 @@ Nadeau-Bengio term added to ``1/n`` for CV folds (``se_ratio``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
 from analysis.design import Design
+from analysis.results import Resolution
 
 POWER = 0.80
 METHOD = (
     "smallest difference between two cells detected with 80% power by a two-sided 5% t-test, from the median "
     "replicate standard deviation over cells and the median number of replicates per cell"
 )
-
-
-@dataclass(frozen=True)
-class Resolution:
-    detectable: float  # in the score's units (accuracy)
-    sd: float  # median replicate sd over cells
-    n: int  # median replicates per cell
-    unit: str
-    method: str = METHOD
 
 
 def detectable_difference(design: Design, unit: str) -> Resolution | None:
@@ -45,4 +36,4 @@ def detectable_difference(design: Design, unit: str) -> Resolution | None:
     df = 2 * (n - 1)
     factor = sps.t.ppf(0.975, df) + sps.t.ppf(POWER, df)
     detectable = float(factor * sd * math.sqrt(2 * (1.0 / n + max(ratio, 0.0))))
-    return Resolution(detectable, sd, n, unit)
+    return Resolution(detectable, sd, n, unit, METHOD)

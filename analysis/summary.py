@@ -1,12 +1,13 @@
 """The conclusions as plain sentences, each with its numbers.
 
-Works on the JSON-ready conclusions dict, so a report can be rebuilt from
-conclusions.json alone.
+Reads the typed `analysis.results.Conclusions` (rebuilt from conclusions.json by
+`analysis.results.from_json` when the report is redrawn from that file alone).
 """
 
 from __future__ import annotations
 
 from analysis.rates import NEAR_OPTIMAL
+from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, Setting
 from analysis.text import CONFIRM, ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
 
 METRIC_WORDS = {
@@ -28,8 +29,7 @@ def metric_words(metric: str) -> str:
     return METRIC_WORDS.get(metric, metric)
 
 
-
-def summary_sentences(c: dict) -> list[str]:
+def summary_sentences(c: Conclusions) -> list[str]:
     out = []
     out += _stage(c)
     out += _ranking(c)
@@ -40,35 +40,34 @@ def summary_sentences(c: dict) -> list[str]:
     out += _claims(c)
     out += _diverged(c)
     out += _final(c)
-    if c.get("warnings"):
-        out.append(f"There {'is' if len(c['warnings']) == 1 else 'are'} {len(c['warnings'])} warning(s) to read before trusting these numbers.")
+    if c.warnings:
+        out.append(f"There {'is' if len(c.warnings) == 1 else 'are'} {len(c.warnings)} warning(s) to read before trusting these numbers.")
     return out
 
 
-def _stage(c: dict) -> list[str]:
-    counts = c["search"]["counts"]
-    if c["source"] == "search":
+def _stage(c: Conclusions) -> list[str]:
+    counts = c.search.counts
+    if c.source == "search":
         return [
-            f"Preliminary: these conclusions come from the search alone ({counts['analysed']} full-budget trials of "
-            f"{counts['trials']}). Each cell is ranked by its best trial, a selected maximum that is biased upwards, "
+            f"Preliminary: these conclusions come from the search alone ({counts.analysed} full-budget trials of "
+            f"{counts.trials}). Each cell is ranked by its best trial, a selected maximum that is biased upwards, "
             f"and nothing is tested; confirm them by retraining each cell's best configuration on replicates "
             f"({CONFIRM})."
         ]
-    n = max((e["n"] for e in c["ranking"]), default=0)
-    unit = c["ranking"][0]["unit"] if c["ranking"] else "replicates"
-    scored = c["counts"]
+    n = max((e.n for e in c.ranking), default=0)
+    unit = c.ranking[0].unit if c.ranking else "replicates"
     return [
         f"These conclusions come from stage 2: each cell's best configuration from the search "
-        f"({counts['analysed']} full-budget trials of {counts['trials']}) retrained on up to {n} {unit} to the full "
-        f"budget ({scored['analysed']} of {scored['trials']} scored)."
-        + _setting(c.get("setting") or {}) + _tuning_luck(c)
+        f"({counts.analysed} full-budget trials of {counts.trials}) retrained on up to {n} {unit} to the full "
+        f"budget ({c.counts.analysed} of {c.counts.trials} scored)."
+        + _setting(c.setting) + _tuning_luck(c)
     ]
 
 
-def _tuning_luck(c: dict) -> str:
+def _tuning_luck(c: Conclusions) -> str:
     """With few search trials per cell, a selected configuration can miss the cell's optimum."""
-    cells = len(c["search"]["best_trials"]) or 1
-    per_cell = c["search"]["counts"]["analysed"] / cells
+    cells = len(c.search.best_trials) or 1
+    per_cell = c.search.counts.analysed / cells
     if per_cell >= 8:
         return ""
     return (f" The replicates compare the configurations the search selected from about {per_cell:.0f} full-budget "
@@ -76,61 +75,59 @@ def _tuning_luck(c: dict) -> str:
             "cells may be tuning luck rather than placement; more trials per cell (--num-samples) shrink it.")
 
 
-def _setting(setting: dict) -> str:
+def _setting(setting: Setting) -> str:
     """' Every run trained on 1,500 images for 4 epochs: ...' when the study used a subset."""
-    size, epochs = setting.get("train_size"), setting.get("max_epochs")
+    size, epochs = setting.train_size, setting.max_epochs
     if not ok(size) or not ok(epochs):
         return ""
     return (f" Every run trained on {int(size):,} images for {int(epochs)} epochs: the conclusions are about networks "
             "trained that briefly, on that little data, and may not hold on the full 54,000 images.")
 
 
-def _ranking(c: dict) -> list[str]:
-    ranking = c["ranking"]
-    if not ranking:
+def _ranking(c: Conclusions) -> list[str]:
+    if not c.ranking:
         return []
-    best = ranking[0]
-    unit = best.get("unit", "trials")
-    if c["source"] == "search":
+    best = c.ranking[0]
+    if c.source == "search":
         return [
-            f"The best cell is {best['cell']}: its best trial reached {pct(best['score'])} {metric_words(c['metric'])} "
-            f"(a selected maximum of {best['n']} trials; no interval)."
+            f"The best cell is {best.cell}: its best trial reached {pct(best.score)} {metric_words(c.metric)} "
+            f"(a selected maximum of {best.n} trials; no interval)."
         ]
     s = [
-        f"The best cell is {best['cell']}, with a mean {metric_words(c['metric'])} of {pct(best['score'])} "
-        f"({ci_pct(best['ci_low'], best['ci_high'])}, n = {best['n']} {unit})."
+        f"The best cell is {best.cell}, with a mean {metric_words(c.metric)} of {pct(best.score)} "
+        f"({ci_pct(best.ci_low, best.ci_high)}, n = {best.n} {best.unit})."
     ]
-    top = c.get("comparisons", {}).get("best_vs_runner_up")
+    top = c.comparisons.best_vs_runner_up
     if top:
         s.append(
-            f"It leads the runner-up, {top['runner_up']}, by {pp(top['difference'])} "
-            f"({ci_pp(top['ci_low'], top['ci_high'])}, Welch t-test {pvalue(top['p_value'])}; "
+            f"It leads the runner-up, {top.runner_up}, by {pp(top.difference)} "
+            f"({ci_pp(top.ci_low, top.ci_high)}, Welch t-test {pvalue(top.p_value)}; "
             "both were picked from the same data, so read this as descriptive)."
         )
-    omni = c.get("comparisons", {}).get("omnibus")
+    omni = c.comparisons.omnibus
     if omni:
-        verdict = "The cells differ" if omni["significant"] else "There is no clear evidence that the cells differ at all"
-        s.append(f"{verdict}: the test of equal cell means gives {pvalue(omni['p_value'])} across {len(ranking)} cells.")
+        verdict = "The cells differ" if omni.significant else "There is no clear evidence that the cells differ at all"
+        s.append(f"{verdict}: the test of equal cell means gives {pvalue(omni.p_value)} across {len(c.ranking)} cells.")
     return s
 
 
-def _interaction(c: dict) -> list[str]:
-    it = c["interaction"]
-    pair = " x ".join(it["factors"])
-    if it.get("p_value") is None:
-        return [f"The {pair} interaction could not be tested: {it.get('reason', 'not enough data')}."]
-    stat = f"F({num(it['df1'], 2)}, {num(it['df2'], 3)}) = {num(it['statistic'], 3)}, {pvalue(it['p_value'])}"
-    second = it["factors"][1]
-    if it["significant"]:
+def _interaction(c: Conclusions) -> list[str]:
+    it = c.interaction
+    pair = " x ".join(it.factors)
+    if it.p_value is None:
+        return [f"The {pair} interaction could not be tested: {it.reason or 'not enough data'}."]
+    stat = f"F({num(it.df1, 2)}, {num(it.df2, 3)}) = {num(it.statistic, 3)}, {pvalue(it.p_value)}"
+    second = it.factors[1]
+    if it.significant:
         head = f"The effect of {second} depends on BatchNorm (interaction test {stat})."
     else:
         head = f"There is no significant evidence that the effect of {second} depends on BatchNorm (interaction test {stat})."
-    detail = _dropout_effect_by_bn(it.get("means") or {}, c["effects_metric"])
-    rests = f"It rests on {it['n_cells']} cells ({it['n_trials']} replicates)."
+    detail = _dropout_effect_by_bn(it.means or {}, c.effects_metric)
+    rests = f"It rests on {it.n_cells} cells ({it.n_trials} replicates)."
     return [head + " " + rests] + ([detail] if detail else [])
 
 
-def _dropout_effect_by_bn(means: dict, metric: str) -> str:
+def _dropout_effect_by_bn(means: dict[str, dict[str, float]], metric: str) -> str:
     """'Against no Dropout, the best placement changes the score by ... with bn=none, ...'."""
     parts = []
     for bn, levels in means.items():
@@ -150,122 +147,112 @@ def _diff(x: float, metric: str) -> str:
     return pp(x) if is_accuracy(metric) else num(x)
 
 
-def _effects(c: dict) -> list[str]:
+def _effects(c: Conclusions) -> list[str]:
     out = []
-    metric = c["effects_metric"]
-    for factor, values in c["effects"].items():
-        finite = {k: v for k, v in values.items() if ok(v.get("score"))}
+    for factor, values in c.effects.items():
+        finite = {k: v for k, v in values.items() if ok(v.score)}
         if len(finite) < 2:
             continue
-        ranked = sorted(finite.items(), key=lambda kv: -kv[1]["score"])
-        listing = ", ".join(f"{k} {pct(v['score'])}" for k, v in ranked)
-        cells = sorted({v.get("n_cells", 0) for v in finite.values()})
+        ranked = sorted(finite.items(), key=lambda kv: -kv[1].score)
+        listing = ", ".join(f"{k} {pct(v.score)}" for k, v in ranked)
+        cells = sorted({v.n_cells for v in finite.values()})
         over = f"{cells[0]} cells each" if len(cells) == 1 else f"{cells[0]}-{cells[-1]} cells each"
-        test = c["effect_tests"].get(factor, {})
-        if c["source"] == "search":
+        if c.source == "search":
             out.append(f"{factor}: {listing} (best search trial per value, over {over}; not tested).")
             continue
-        if test.get("p_value") is None:
+        test = c.effect_tests.get(factor)
+        if test is None or test.p_value is None:
             tail = "not tested"
         else:
-            word = "the values differ" if test["significant"] else "no significant difference"
-            tail = f"{word}, {pvalue(test['p_value'])}" + ("" if test.get("matched") else ", unmatched")
-        out.append(f"{factor}: {listing} (least-squares means of {metric_words(metric)} over {over}; {tail}).")
+            word = "the values differ" if test.significant else "no significant difference"
+            tail = f"{word}, {pvalue(test.p_value)}" + ("" if test.matched else ", unmatched")
+        out.append(f"{factor}: {listing} (least-squares means of {metric_words(c.effects_metric)} over {over}; {tail}).")
     return out
 
 
-def _resolution(c: dict) -> list[str]:
-    r = c.get("resolution")
-    if not r or not ok(r.get("detectable")):
+def _resolution(c: Conclusions) -> list[str]:
+    r = c.resolution
+    if r is None or not ok(r.detectable):
         return []
     return [
-        f"Resolution: with {r['n']} {r['unit']} per cell and a typical spread of {pp(r['sd'], sign=False)} between "
-        f"them, a difference between two cells smaller than about {pp(r['detectable'], sign=False)} would usually "
+        f"Resolution: with {r.n} {r.unit} per cell and a typical spread of {pp(r.sd, sign=False)} between "
+        f"them, a difference between two cells smaller than about {pp(r.detectable, sign=False)} would usually "
         "go undetected (it is found with 80% power at that size); a result that is not significant does not rule "
         "out a difference, least of all a smaller one."
     ]
 
 
-def _diverged(c: dict) -> list[str]:
-    div = {cell: d for cell, d in (c.get("diverged") or {}).items() if d["trials"]}
-    total = sum(d["diverged"] for d in div.values())
+def _diverged(c: Conclusions) -> list[str]:
+    div = {cell: d for cell, d in c.diverged.items() if d.trials}
+    total = sum(d.diverged for d in div.values())
     if not total:
         return []
-    worst = sorted(div.items(), key=lambda kv: -kv[1]["share"])
-    listing = ", ".join(f"{cell} {d['diverged']}/{d['trials']}" for cell, d in worst if d["diverged"])[:400]
-    by_bn = c.get("diverged_by_bn") or {}
+    worst = sorted(div.items(), key=lambda kv: -kv[1].share)
+    listing = ", ".join(f"{cell} {d.diverged}/{d.trials}" for cell, d in worst if d.diverged)[:400]
     bn_text = ""
-    if len(by_bn) > 1:
+    if len(c.diverged_by_bn) > 1:
         bn_text = " By BatchNorm setting: " + ", ".join(
-            f"bn={bn} {d['diverged']}/{d['trials']} ({d['diverged'] / d['trials']:.0%})" for bn, d in by_bn.items()) + "."
+            f"bn={bn} {d.diverged}/{d.trials} ({d.diverged / d.trials:.0%})" for bn, d in c.diverged_by_bn.items()) + "."
     return [
         f"{total} search trial(s) diverged (non-finite loss or accuracy near chance): {listing}.{bn_text} "
         "Diverged trials are never scored; a high share says a cell tolerates less of the learning-rate range."
     ]
 
 
-def _rates(c: dict) -> list[str]:
+def _rates(c: Conclusions) -> list[str]:
     out = []
-    for rate, per_bn in c["dropout_rate"].items():
+    for rate, per_bn in c.dropout_rate.items():
         parts = [
-            f"{e['near_optimal'][0]:.2f}–{e['near_optimal'][1]:.2f} with bn={bn} (fitted best {e['best']:.2f}, "
-            f"95% bootstrap CI {e['ci_low']:.2f}–{e['ci_high']:.2f}, {pct(e['score_at_best'])})"
+            f"{e.near_optimal[0]:.2f}–{e.near_optimal[1]:.2f} with bn={bn} (fitted best {e.best:.2f}, "
+            f"95% bootstrap CI {e.ci_low:.2f}–{e.ci_high:.2f}, {pct(e.score_at_best)})"
             for bn, e in per_bn.items()
-            if ok(e.get("best"))
+            if ok(e.best)
         ]
         if parts:
-            sources = {e.get("source") for e in per_bn.values()}
-            note = " (from the search trials: preliminary)" if "search" in sources else ""
+            note = " (from the search trials: preliminary)" if any(e.source == "search" for e in per_bn.values()) else ""
             out.append(f"Near-optimal {rate} (within {pp(NEAR_OPTIMAL, sign=False)} of the best fit){note}: "
                        + "; ".join(parts) + ".")
     return out
 
 
-def _claims(c: dict) -> list[str]:
-    out = []
-    for claim in c["claims"]:
-        name = CLAIM_NAMES.get(claim["id"], claim["id"])
-        ev = claim.get("evidence") or {}
-        if not ev:
-            out.append(f"Claim \"{name}\": inconclusive, {claim['reason']}.")
-            continue
-        out.append(f"Claim \"{name}\": {claim['verdict']}; {claim_evidence(ev)} ({claim['reason']}).")
-    if c["source"] == "search" and c["claims"]:
+def _claims(c: Conclusions) -> list[str]:
+    if c.source == "search" and c.claims:
         return [f"The post's claims are not checked on search trials alone; confirm with {CONFIRM}."]
+    out = []
+    for claim in c.claims:
+        name = CLAIM_NAMES.get(claim.id, claim.id)
+        if claim.evidence is None:
+            out.append(f"Claim \"{name}\": inconclusive, {claim.reason}.")
+        else:
+            out.append(f"Claim \"{name}\": {claim.verdict}; {claim_evidence(claim.evidence)} ({claim.reason}).")
     return out
 
 
-def claim_evidence(ev: dict) -> str:
-    metric = ev.get("metric", "")
-    acc = is_accuracy(metric)
+def claim_evidence(ev: BestCellEvidence | GroupEvidence) -> str:
+    acc = is_accuracy(ev.metric)
     val = pct if acc else num
     diff = pp if acc else (lambda x: f"{x:+.3g}" if ok(x) else "n/a")
-    interval = ci_pp(ev.get("ci_low"), ev.get("ci_high")) if acc else ci_num(ev.get("ci_low"), ev.get("ci_high"))
-    words = metric_words(metric)
-    if "claimed_cell" in ev:
+    interval = ci_pp(ev.ci_low, ev.ci_high) if acc else ci_num(ev.ci_low, ev.ci_high)
+    words = metric_words(ev.metric)
+    if isinstance(ev, BestCellEvidence):
         return (
-            f"{ev['claimed_cell']} has {words} {val(ev['claimed_score'])} (rank {ev['claimed_rank']}) against "
-            f"{val(ev['best_other_score'])} for {ev['best_other_cell']}, the best other cell, difference "
-            f"{diff(ev['difference'])} ({interval}, {pvalue(ev.get('p_value'))}; both cells are picked from the same "
+            f"{ev.claimed_cell} has {words} {val(ev.claimed_score)} (rank {ev.claimed_rank}) against "
+            f"{val(ev.best_other_score)} for {ev.best_other_cell}, the best other cell, difference "
+            f"{diff(ev.difference)} ({interval}, {pvalue(ev.p_value)}; both cells are picked from the same "
             "replicates, so this is optimistic about the winner)"
         )
-    skip = {"metric", "difference", "ci_low", "ci_high", "p_value", "matched", "n_cells", "n_trials", "margin"}
-    groups = [k for k in ev if k not in skip]
-    if len(groups) == 2:
-        a, b = groups
-        return (
-            f"{words} {val(ev[a])} for {a} against {val(ev[b])} for {b}, difference {diff(ev['difference'])} "
-            f"({interval}, {pvalue(ev.get('p_value'))}, {ev.get('n_cells', '?')} cells)"
-        )
-    return f"difference {diff(ev.get('difference'))} ({interval})"
+    (a, score_a), (b, score_b) = ev.groups.items()
+    return (
+        f"{words} {val(score_a)} for {a} against {val(score_b)} for {b}, difference {diff(ev.difference)} "
+        f"({interval}, {pvalue(ev.p_value)}, {ev.n_cells} cells)"
+    )
 
 
-def _final(c: dict) -> list[str]:
-    final = c.get("final")
-    if not final:
+def _final(c: Conclusions) -> list[str]:
+    if not c.final:
         return []
-    best = final[0]
+    best = c.final[0]
     return [
-        f"On the test set, the best configuration ({best['config_id']}, {best['cell']}) reaches {pct(best['test_acc'])} "
-        f"({ci_pct(best['ci_low'], best['ci_high'])}, {best['n_seeds']} seeds)."
+        f"On the test set, the best configuration ({best.config_id}, {best.cell}) reaches {pct(best.test_acc)} "
+        f"({ci_pct(best.ci_low, best.ci_high)}, {best.n_seeds} seeds)."
     ]

@@ -236,14 +236,15 @@ def default_report_dir(path: str) -> Path:
 
 
 def analyze_and_report(path: str, out: str | None) -> None:
-    from analysis import analyze
+    from analysis import analyze, load_conclusions
 
     out_dir = Path(out) if out else default_report_dir(path)
-    conclusions = analyze(path, out_dir)
+    analyze(path, out_dir)
+    conclusions = load_conclusions(out_dir)
     print("\nConclusions:")
-    for claim in conclusions.get("summary", []) or []:
-        print(f"  - {claim}")
-    for warning in conclusions.get("warnings", []):
+    for sentence in conclusions.summary:
+        print(f"  - {sentence}")
+    for warning in conclusions.warnings:
         print(f"  warning: {warning}")
     print(f"\nReport: {out_dir / 'report.html'} (and report.md, conclusions.json, plots)")
 

@@ -34,8 +34,8 @@ def null_results():
         out["interaction"].append(interaction_test(design, n_boot=N_BOOT).p_value)
         out["omnibus"].append(rank_cells(design, n_boot=N_BOOT).omnibus.p_value)
         effects = factor_effects(design, n_boot=N_BOOT)
-        out["bn"].append(effects["bn"].test["p_value"])
-        out["dropout"].append(effects["dropout"].test["p_value"])
+        out["bn"].append(effects["bn"].test.p_value)
+        out["dropout"].append(effects["dropout"].test.p_value)
     return {k: np.array(v) for k, v in out.items()}
 
 

@@ -1,0 +1,358 @@
+"""The analysis's results as types: what conclusions.json holds, field by field.
+
+`analysis.conclusions` builds one `Conclusions`; the summary and the report read
+its fields; `to_json` writes it (the only place it is serialised) and `from_json`
+reads it back, so a report can be rebuilt from conclusions.json alone.
+
+Scores are accuracies (or losses for claims on val_loss). A number that could not
+be computed is NaN in memory and null in the file. A field marked `INLINE` is a
+mapping whose entries sit beside the other fields in the file (a ranked cell's
+factor values, a claim's group scores), as they always have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+
+from study.vocabulary.tables import jsonable
+
+INLINE = {"inline": True}
+Scalar = typing.Union[float, str, None]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Rows of a design by what became of them (`analysed`: full budget, scored)."""
+
+    trials: int
+    completed: int
+    pruned: int
+    diverged: int
+    error: int
+    short: int  # completed before the full budget
+    unscored: int
+    analysed: int
+    cells: int | None = None
+    max_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class SelectedTrial:
+    """The search trial whose configuration a cell's ranking entry stands for."""
+
+    trial_id: str
+    score: float | None
+    config: dict[str, Scalar] = field(default_factory=dict, metadata=INLINE)  # nuisance values, drop rates
+
+
+@dataclass(frozen=True)
+class RankedCell:
+    rank: int
+    cell: str
+    n: int
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    sd: float | None
+    unit: str  # "seeds", "folds" or "best trial"
+    factors: dict[str, Scalar] = field(default_factory=dict, metadata=INLINE)
+    config_id: str | None = None  # replicates: the search trial they retrain
+    selected_trial: SelectedTrial | None = None
+
+
+@dataclass(frozen=True)
+class ValueScore:
+    """One value of a factor: its score, interval, rows and cells."""
+
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    n_cells: int
+
+
+@dataclass(frozen=True)
+class EffectTest:
+    """Whether the values of one factor differ."""
+
+    p_value: float | None
+    significant: bool
+    method: str
+    matched: bool
+    estimate_method: str = ""
+    statistic: float | None = None
+    df1: float | None = None
+    df2: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class InteractionResult:
+    factors: list[str]  # the pair tested, e.g. ["bn", "dropout"]
+    p_value: float | None
+    significant: bool
+    method: str
+    metric: str
+    statistic: float | None = None
+    df1: float | None = None
+    df2: float | None = None
+    n_cells: int = 0
+    n_trials: int = 0
+    reason: str = ""
+    means: dict[str, dict[str, float]] | None = None  # bn -> level -> mean score
+
+
+@dataclass(frozen=True)
+class RateEntry:
+    """The fitted best drop rate for one BatchNorm setting."""
+
+    best: float | None
+    ci_low: float | None
+    ci_high: float | None
+    score_at_best: float | None
+    n: int
+    range: tuple[float, float]
+    at_edge: bool
+    near_optimal: tuple[float | None, float | None]
+    source: str  # "replicates" or "search"
+    method: str
+
+
+@dataclass(frozen=True)
+class BestCellEvidence:
+    """The best cell of the claimed group against the best other cell."""
+
+    metric: str
+    claimed_cell: str
+    claimed_score: float | None
+    claimed_rank: int
+    best_other_cell: str
+    best_other_score: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class GroupEvidence:
+    """Two groups of matched cells: each group's score and their difference (claimed direction first)."""
+
+    metric: str
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    matched: bool
+    n_cells: int
+    n_trials: int
+    margin: float | None = None
+    groups: dict[str, float | None] = field(default_factory=dict, metadata=INLINE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    verdict: str
+    evidence: BestCellEvidence | GroupEvidence | None = None
+    reason: str = ""
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class OmnibusTest:
+    p_value: float | None
+    significant: bool
+    statistic: float | None
+    df1: float | None
+    df2: float | None
+    method: str
+
+
+@dataclass(frozen=True)
+class TopTwo:
+    best: str
+    runner_up: str
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    significant: bool
+    method: str
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    omnibus: OmnibusTest | None = None
+    best_vs_runner_up: TopTwo | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    detectable: float | None  # in the score's units (accuracy)
+    sd: float | None  # median replicate sd over cells
+    n: int  # median replicates per cell
+    unit: str
+    method: str
+
+
+@dataclass(frozen=True)
+class CellMean:
+    mean: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """The search stage: each cell's best trial, and the mean over its trials (nuisance sensitivity)."""
+
+    counts: Counts
+    best_trials: list[RankedCell]
+    mean_over_trials: dict[str, CellMean]
+    mean_over_trials_method: str
+    ranking_method: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every search trial trained on, where the trials table records one value."""
+
+    train_size: int | None = None
+    max_epochs: int | None = None
+    batch_size: int | None = None
+    val_size: int | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class DivergedCount:
+    trials: int
+    diverged: int
+    share: float | None = None
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """One configuration's test accuracy over seeds."""
+
+    config_id: str
+    cell: str
+    n_seeds: int
+    test_acc: float | None
+    ci_low: float | None
+    ci_high: float | None
+    sd: float | None
+    method: str
+    test_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class Importance:
+    values: dict[str, float]  # parameter -> importance, largest first
+    method: str
+    n_trials: int
+    kinds: dict[str, str]  # parameter -> "scientific" or "nuisance"
+
+
+@dataclass(frozen=True)
+class Conclusions:
+    """Everything the analysis concludes; conclusions.json is this, serialised."""
+
+    source: str  # "replicates" or "search"
+    metric: str
+    factors: list[str]
+    ranking: list[RankedCell]
+    effects: dict[str, dict[str, ValueScore]]  # factor -> value label -> score
+    effect_tests: dict[str, EffectTest]
+    effects_metric: str
+    interaction: InteractionResult
+    dropout_rate: dict[str, dict[str, RateEntry]]  # rate -> bn -> fit
+    claims: list[Claim]
+    warnings: list[str]
+    ranking_method: str
+    comparisons: Comparisons
+    resolution: Resolution | None
+    counts: Counts
+    cell_factors: list[str]
+    within_cell_factors: list[str]
+    search: SearchSummary
+    setting: Setting
+    diverged: dict[str, DivergedCount]  # cell -> search trials
+    diverged_by_bn: dict[str, DivergedCount]
+    final: list[FinalResult] | None
+    importance: Importance | None
+    methods: dict[str, str] = field(default_factory=dict)  # what each part was computed with
+    summary: list[str] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name
+    plots_skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
+
+
+def to_json(value) -> object:
+    """A result (dataclass, mapping, list, number) as plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            item = to_json(getattr(value, f.name))
+            if f.metadata.get("inline"):
+                out.update(item)
+            else:
+                out[f.name] = item
+        return out
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return jsonable(value)
+
+
+def from_json(cls: type, data: dict):
+    """Rebuild `cls` (a dataclass of this module) from what `to_json` wrote."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    named = {f.name for f in fields if not f.metadata.get("inline")}
+    kwargs = {}
+    for f in fields:
+        if f.metadata.get("inline"):
+            kwargs[f.name] = {k: _decode(_value_type(hints[f.name]), v) for k, v in data.items() if k not in named}
+        elif f.name in data:
+            kwargs[f.name] = _decode(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _decode(hint, value):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [a for a in args if a is not type(None)]
+        classes = [a for a in options if dataclasses.is_dataclass(a)]
+        for option in classes:  # the first dataclass whose required fields are all present
+            if isinstance(value, dict) and all(f.name in value for f in _required(option)):
+                return from_json(option, value)
+        # One other type (`float | None`) decodes as that type; scalars of several types stay as written.
+        return _decode(options[0], value) if len(options) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return from_json(hint, value)
+    if origin is list:
+        return [_decode(args[0], v) for v in value]
+    if origin is tuple:
+        return tuple(_decode(a, v) for a, v in zip(args, value))
+    if origin is dict:
+        return {k: _decode(args[1], v) for k, v in value.items()}
+    if hint is float:
+        return math.nan if value is None else float(value)
+    return value
+
+
+def _value_type(mapping_hint):
+    return typing.get_args(mapping_hint)[1]
+
+
+def _required(cls) -> list:
+    return [f for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            and not f.metadata.get("inline")]
