@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.design import Design
 from analysis.rates import NEAR_OPTIMAL
+from analysis.results import Counts
 
 MIN_TRIALS = 3
 FAILED_FRACTION = 0.10
@@ -22,28 +23,28 @@ NUMERIC_NUISANCE = ("lr", "weight_decay", "momentum")
 LOG_SCALE = ("lr", "weight_decay")
 
 
-def status_warnings(counts: dict, budget: int, rows: str = "trials") -> list[str]:
+def status_warnings(counts: Counts, budget: int, rows: str = "trials") -> list[str]:
     out = []
-    total = counts["trials"]
-    if counts["pruned"] or counts["diverged"] or counts["error"] or counts["short"] or counts["unscored"]:
-        parts = []
-        if counts["pruned"]:
-            parts.append(f"{counts['pruned']} pruned early by the scheduler")
-        if counts["diverged"]:
-            parts.append(f"{counts['diverged']} diverged")
-        if counts["error"]:
-            parts.append(f"{counts['error']} failed")
-        if counts["short"]:
-            parts.append(f"{counts['short']} completed before the {budget}-epoch budget")
-        if counts["unscored"]:
-            parts.append(f"{counts['unscored']} without a score")
+    total = counts.trials
+    parts = []
+    if counts.pruned:
+        parts.append(f"{counts.pruned} pruned early by the scheduler")
+    if counts.diverged:
+        parts.append(f"{counts.diverged} diverged")
+    if counts.error:
+        parts.append(f"{counts.error} failed")
+    if counts.short:
+        parts.append(f"{counts.short} completed before the {budget}-epoch budget")
+    if counts.unscored:
+        parts.append(f"{counts.unscored} without a score")
+    if parts:
         out.append(
-            f"Of {total} {rows}, {', '.join(parts)}; only the {counts['analysed']} that trained the full "
+            f"Of {total} {rows}, {', '.join(parts)}; only the {counts.analysed} that trained the full "
             f"{budget} epochs are scored."
         )
-    if total and counts["error"] / total > FAILED_FRACTION:
+    if total and counts.error / total > FAILED_FRACTION:
         out.append(
-            f"Many {rows} failed: {counts['error']} of {total} ({counts['error'] / total:.0%}); "
+            f"Many {rows} failed: {counts.error} of {total} ({counts.error / total:.0%}); "
             "check the error column of trials.csv (cv.csv for replicates) and the trial logs."
         )
     return out

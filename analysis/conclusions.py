@@ -61,7 +61,6 @@ from analysis.results import (
     Claim,
     Comparisons,
     Conclusions,
-    Counts,
     DivergedCount,
     FinalResult,
     Importance,
@@ -177,19 +176,7 @@ def run_analysis(
         importance_result, importance_reason = hyperparameter_importance(search)
     else:
         importance_result, importance_reason = None, "hyperparameter importance was not requested"
-    warnings = [
-        *stage_two_notes,
-        *checks.status_warnings(search.counts, search.budget, "search trials"),
-        *(checks.status_warnings(design.counts, design.budget, unit) if rows is not None else []),
-        *checks.single_cell(design),
-        *checks.missing_cells(tables.trials, search, SEARCH),
-        *(checks.missing_cells(tables.trials, design, REPLICATES) if rows is not None else []),
-        *(checks.few_replicates(design, unit) if rows is not None else []),
-        *checks.nuisance_edges(tables.trials, search, tables.search_ranges),
-        *checks.rate_edges(rate_fits),
-        *checks.several_configs(rows),
-        *checks.effect_warnings(effects),
-    ]
+    warnings = collect_warnings(tables, search, design, rows, unit, rate_fits, effects, stage_two_notes)
     if importance_reason and importance:
         warnings.append(importance_reason[0].upper() + importance_reason[1:] + "; the importance plot is skipped.")
     conclusions = build_conclusions(
@@ -200,6 +187,25 @@ def run_analysis(
         tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
         importance_result, warnings, conclusions,
     )
+
+
+def collect_warnings(tables: Tables, search: Design, design: Design, rows: pd.DataFrame | None, unit: str,
+                     rate_fits: list[RateFit], effects: dict[str, FactorEffect], stage_two_notes: list[str]) -> list[str]:
+    """Every warning to read before trusting the numbers, stage 2's first."""
+    replicated = rows is not None
+    return [
+        *stage_two_notes,
+        *checks.status_warnings(search.counts, search.budget, "search trials"),
+        *(checks.status_warnings(design.counts, design.budget, unit) if replicated else []),
+        *checks.single_cell(design),
+        *checks.missing_cells(tables.trials, search, SEARCH),
+        *(checks.missing_cells(tables.trials, design, REPLICATES) if replicated else []),
+        *(checks.few_replicates(design, unit) if replicated else []),
+        *checks.nuisance_edges(tables.trials, search, tables.search_ranges),
+        *checks.rate_edges(rate_fits),
+        *checks.several_configs(rows),
+        *checks.effect_warnings(effects),
+    ]
 
 
 def tuned_rates(trials: pd.DataFrame) -> tuple[str, ...]:
@@ -253,7 +259,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         ranking_method=ranking.method,
         comparisons=comparisons(ranking),
         resolution=resolution,
-        counts=Counts(**design.counts, cells=int(len(design.cells)), max_epochs=design.budget),
+        counts=replace(design.counts, cells=int(len(design.cells)), max_epochs=design.budget),
         cell_factors=list(design.cell_factors),
         within_cell_factors=list(design.within_cell),
         search=search_summary(search),
@@ -272,7 +278,7 @@ def search_summary(search: Design) -> SearchSummary:
     best = search_ranking(search)
     cells = search.cells.set_index("cell")
     return SearchSummary(
-        counts=Counts(**search.counts),
+        counts=search.counts,
         best_trials=ranked_cells(best, search),
         mean_over_trials={cell: CellMean(float(cells.loc[cell, "mean"]), int(cells.loc[cell, "n"])) for cell in cells.index},
         mean_over_trials_method=SENSITIVITY_METHOD,

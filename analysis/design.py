@@ -18,12 +18,13 @@ counted, never scored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.results import Counts
 from study.vocabulary.factors import CATEGORICAL_VALUES, RATE_FACTORS, RATE_LAYER, SCIENTIFIC_FACTORS
 
 METRICS = ("best_val_acc", "val_acc")
@@ -40,7 +41,7 @@ class Design:
     within_cell: tuple[str, ...]  # varied inside some cell (e.g. sampled dropout rates)
     cells: pd.DataFrame  # one row per cell, see `cell_table`
     budget: int
-    counts: dict = field(default_factory=dict)
+    counts: Counts
 
 
 def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple[str, ...] = ()) -> Design:
@@ -60,23 +61,23 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple
     completed = status == "completed"
     full = completed & (epochs >= trials["max_epochs"].to_numpy(dtype=float))
     scored = full & has_score
-    counts = {
-        "trials": int(len(trials)),
-        "completed": int(completed.sum()),
-        "pruned": int((status == "pruned").sum()),
-        "diverged": int((status == "diverged").sum()),
-        "error": int((status == "error").sum()),
-        "short": int((completed & ~full).sum()),
-        "unscored": int((full & ~has_score).sum()),
-        "analysed": int(scored.sum()),
-    }
+    counts = Counts(
+        trials=int(len(trials)),
+        completed=int(completed.sum()),
+        pruned=int((status == "pruned").sum()),
+        diverged=int((status == "diverged").sum()),
+        error=int((status == "error").sum()),
+        short=int((completed & ~full).sum()),
+        unscored=int((full & ~has_score).sum()),
+        analysed=int(scored.sum()),
+    )
     budget = int(trials["max_epochs"].max())
-    if counts["analysed"] == 0:
+    if counts.analysed == 0:
         raise AnalysisError(
-            f"none of the {counts['trials']} trials trained the full budget of {budget} epochs with a {metric} "
-            f"({counts['pruned']} pruned, {counts['diverged']} diverged, {counts['error']} failed, "
-            f"{counts['short']} completed early, "
-            f"{counts['unscored']} without a score); there is nothing to compare. "
+            f"none of the {counts.trials} trials trained the full budget of {budget} epochs with a {metric} "
+            f"({counts.pruned} pruned, {counts.diverged} diverged, {counts.error} failed, "
+            f"{counts.short} completed early, "
+            f"{counts.unscored} without a score); there is nothing to compare. "
             "Run the study longer or with a larger trial budget."
         )
     df = trials.loc[scored].copy()

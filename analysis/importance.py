@@ -17,10 +17,10 @@ import pandas as pd
 
 from analysis.design import Design, value_label
 from analysis.results import Importance
+from study.vocabulary.factors import NUISANCE
 
 METHOD = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator): top 10% of full-budget trials against all, normalised to sum to 1"
 MIN_TRIALS = 20
-NUISANCE_COLUMNS = ("lr", "weight_decay", "momentum", "optimizer", "schedule")
 LOG_SCALE = ("lr", "weight_decay")
 
 
@@ -35,7 +35,7 @@ def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | 
     except ImportError as exc:  # pragma: no cover - optuna is a dependency
         return None, f"hyperparameter importance skipped: optuna is not importable ({exc})"
     params, kinds = {}, {}
-    for name in (*design.factors, *NUISANCE_COLUMNS):
+    for name in (*design.factors, *NUISANCE):
         if name not in df or name in params or df[name].nunique(dropna=True) < 2 or df[name].isna().any():
             continue
         column = df[name]

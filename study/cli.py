@@ -33,7 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="A Ray Tune study of how BatchNorm and Dropout interact in CNNs on FashionMNIST.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    _add_cv(commands)
+    _add_final(commands)
+    analyze = commands.add_parser("analyze", help="conclusions, plots and report from an experiment or a trials.csv")
+    analyze.add_argument("path", help="experiment directory, or a trials.csv (from this tool or written by hand)")
+    analyze.add_argument("--out", help="output directory (default: report/ inside the experiment directory)")
+    commands.add_parser("spaces", help="list the shipped search spaces")
+    return parser
 
+
+def _add_run(commands) -> None:
     run = commands.add_parser(
         "run", help="run (or resume) the study: the search, then each cell's best configuration on seeds",
         description="Stage 1, the search: Optuna suggests nuisance values inside every cell and ASHA stops weak "
@@ -65,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after the search (its report is preliminary: ranked by best trial, nothing tested)")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
 
+
+def _add_cv(commands) -> None:
     cv = commands.add_parser(
         "cv", help="stage 2 alone: retrain the best configurations of a finished search on seeds or folds",
         description="Retrain the picked configurations from scratch on R seeds of the study's split (the default, "
@@ -83,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stratified subset of each fold's training part (default: the study's train_size)")
     _add_retraining_options(cv)
 
+
+def _add_final(commands) -> None:
     final = commands.add_parser(
         "final", help="train the chosen configuration with several seeds and evaluate each once on the test set",
         description="Train the cross-validation winner (or --config-id) on the whole training set with S seeds "
@@ -95,13 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     final.add_argument("--seeds", type=int, default=3, help="number of seeds, from the trial's own seed on (default: 3)")
     final.add_argument("--train-size", type=int, help="stratified subset of the training set (default: all of it)")
     _add_retraining_options(final)
-
-    analyze = commands.add_parser("analyze", help="conclusions, plots and report from an experiment or a trials.csv")
-    analyze.add_argument("path", help="experiment directory, or a trials.csv (from this tool or written by hand)")
-    analyze.add_argument("--out", help="output directory (default: report/ inside the experiment directory)")
-
-    commands.add_parser("spaces", help="list the shipped search spaces")
-    return parser
 
 
 def _add_retraining_options(command: argparse.ArgumentParser) -> None:

@@ -158,12 +158,7 @@ class ConvNet(nn.Module):
         _check_choice("order", order, ORDERS)
         _check_rate("p_conv", p_conv)
         _check_rate("p_fc", p_fc)
-        if not stages or any(not stage for stage in stages):
-            raise ValueError(f"stages has invalid value {stages!r}: expected one or more non-empty stages")
-        if any(not isinstance(c, int) or c < 1 for stage in stages for c in stage):
-            raise ValueError(f"stages has invalid value {stages!r}: channel counts must be positive integers")
-        if not isinstance(fc_width, int) or fc_width < 1:
-            raise ValueError(f"fc_width has invalid value {fc_width!r}: expected a positive integer")
+        _check_shape(stages, fc_width)
         self.bn, self.dropout, self.order = bn, dropout, order
         conv_dropout = dropout in CONV_DROPOUT
         fc_dropout = dropout in FC_DROPOUT
@@ -199,6 +194,15 @@ class ConvNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, 1, 28, 28] -> features [B, C, s, s] -> logits [B, 10]
         return self.classifier(self.features(x))
+
+
+def _check_shape(stages: tuple[tuple[int, ...], ...], fc_width: int) -> None:
+    if not stages or any(not stage for stage in stages):
+        raise ValueError(f"stages has invalid value {stages!r}: expected one or more non-empty stages")
+    if any(not isinstance(c, int) or c < 1 for stage in stages for c in stage):
+        raise ValueError(f"stages has invalid value {stages!r}: channel counts must be positive integers")
+    if not isinstance(fc_width, int) or fc_width < 1:
+        raise ValueError(f"fc_width has invalid value {fc_width!r}: expected a positive integer")
 
 
 def build_model(cfg: ModelConfig) -> ConvNet:

@@ -23,8 +23,8 @@ def test_only_full_budget_trials_are_compared():
     df = make_trials(0, n_per_cell=3, pruned=2, errors=1)
     df.loc[0, "epochs"] = 5  # completed, but short of the budget
     design = make_design(validate_trials(df))
-    assert design.counts["analysed"] == 12 * 3 - 1
-    assert design.counts["pruned"] == 24 and design.counts["error"] == 12 and design.counts["short"] == 1
+    assert design.counts.analysed == 12 * 3 - 1
+    assert design.counts.pruned == 24 and design.counts.error == 12 and design.counts.short == 1
     assert set(design.trials["status"]) == {"completed"}
 
 
