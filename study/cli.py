@@ -2,13 +2,15 @@
 
 Expected failures (bad options, an unknown space, a missing or corrupt dataset: a
 `study.vocabulary.errors.UserError`) print one paragraph and exit with status 2;
-anything else is a bug, printed with its traceback, exit status 1. Nothing already
-written is removed.
+Ctrl-C or SIGTERM print what was kept and the command that resumes, and exit with
+130 or 143; anything else is a bug, printed with its traceback, exit status 1.
+Nothing already written is removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 import traceback
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.runtime.interruption import Interrupted
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import is_uri
@@ -212,6 +215,15 @@ def cmd_final(args: argparse.Namespace) -> None:
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 
 
+def interrupted_message(signal_name: str, argv: list[str], *, saved: bool) -> str:
+    """What an interrupted command says: what was kept, and the command that resumes."""
+    kept = ("Ray Tune saved the stage's state: finished trainings are kept and unfinished ones resume from their "
+            "last checkpoint; no results table was written for the interrupted stage." if saved else
+            "Nothing was training; everything already written is kept.")
+    return (textwrap.fill(f"interrupted by {signal_name}. {kept}", width=100)
+            + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
+
+
 def print_final(outcome) -> None:
     plan, final = outcome.plan, outcome.final
     train_size = plan.config.get("train_size")
@@ -283,6 +295,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "cv": cmd_cv, "final": cmd_final, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
     try:
@@ -290,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:  # bad input: one paragraph, no traceback
         print(textwrap.fill(f"error: {exc}", width=100), file=sys.stderr)
         return 2
+    except Interrupted as exc:  # Ctrl-C or SIGTERM during a stage: Tune saved it
+        print(interrupted_message(exc.signal_name, argv, saved=True), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # before (or between) the stages' runs
+        print(interrupted_message("SIGINT", argv, saved=False), file=sys.stderr)
+        return 130
     except Exception:  # anything else is a bug: keep its traceback
         traceback.print_exc()
         print(textwrap.fill(BUG, width=100), file=sys.stderr)

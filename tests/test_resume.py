@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -86,29 +87,39 @@ def study_argv(tmp_path):
             "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
 
 
-def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path,
-                   finished_before_kill: int = FINISHED_BEFORE_KILL) -> str:
-    """Run the study in a new process group; SIGKILL the group once the Tune snapshot
-    on disk in `experiment` (the search's folder, or stage 2's `cv/`) records
-    `finished_before_kill` finished trials.
-
-    Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
-    libraries it loaded.
-    """
+def start(argv: list[str], ray_address: str, log: Path) -> tuple[subprocess.Popen, list[str]]:
+    """The study in its own process group, joined to this session's Ray; returns the process and its argv."""
     argv = [*argv, "--address", ray_address, "--max-concurrent", KILLED_RUN_CONCURRENCY]
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": SNAPSHOT_PERIOD_S}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, env=env)
+    return process, argv
+
+
+def wait_until_finished(process: subprocess.Popen, experiment: Path, log: Path, finished: int) -> None:
+    """Until the Tune snapshot on disk in `experiment` (the search's folder, or stage 2's
+    `cv/`) records `finished` finished trials."""
+    deadline = time.time() + 600
+    while len(terminated(experiment)) < finished:
+        if process.poll() is not None:
+            pytest.fail(f"the study ended (exit {process.returncode}) before it could be stopped:\n"
+                        + log.read_text()[-3000:])
+        if time.time() > deadline:
+            pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
+        time.sleep(0.2)
+
+
+def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path,
+                   finished_before_kill: int = FINISHED_BEFORE_KILL) -> str:
+    """Run the study; SIGKILL its process group once `finished_before_kill` trials have finished.
+
+    Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
+    libraries it loaded.
+    """
+    process, _ = start(argv, ray_address, log)
     try:
-        deadline = time.time() + 600
-        while len(terminated(experiment)) < finished_before_kill:
-            if process.poll() is not None:
-                pytest.fail(f"the study ended (exit {process.returncode}) before it could be killed:\n"
-                            + log.read_text()[-3000:])
-            if time.time() > deadline:
-                pytest.fail("no trial finished within 10 minutes:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
+        wait_until_finished(process, experiment, log, finished_before_kill)
         return Path(f"/proc/{process.pid}/maps").read_text()
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver, with no chance to save anything
@@ -175,5 +186,43 @@ def test_killed_in_stage_two_the_same_command_finishes_it(study_argv, tmp_path, 
     assert len(cv) == 12 and not cv.duplicated(["config_id", "replicate"]).any()
     assert sorted(cv["replicate"].unique()) == list(range(6))
     after = reported_epochs(experiment / "cv")
+    for trial_id, epochs in before.items():
+        assert after[trial_id] == epochs  # kept, not trained again
+
+
+@pytest.mark.parametrize("signum, stage", [(signal.SIGINT, "search"), (signal.SIGTERM, "stage 2")])
+def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, stage, study_argv, tmp_path, ray_session):
+    """Ctrl-C (or SIGTERM) mid-stage: exit 128 + signal, no table of the stage, no analysis, and the
+    printed command finishes the study without retraining what had finished."""
+    experiment = tmp_path / "experiments" / "resume"
+    argv = list(study_argv)
+    if stage == "stage 2":
+        argv[argv.index("--num-samples") + 1] = "4"
+        argv += ["--seeds", "6"]
+    watched = experiment if stage == "search" else experiment / "cv"
+    log = tmp_path / "first_run.log"
+    process, full_argv = start(argv, ray_session.get_runtime_context().gcs_address, log)
+    try:
+        wait_until_finished(process, watched, log, 2)
+        process.send_signal(signum)  # to the driver alone, as `kill` or a job manager sends it
+        exit_code = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert exit_code == 128 + signum, output[-3000:]
+    assert f"interrupted by {signal.Signals(signum).name}" in output and "Traceback" not in output
+    resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
+    assert shlex.split(resume) == ["study", *full_argv]
+    table = experiment / ("trials.csv" if stage == "search" else "cv.csv")
+    assert not table.exists(), "an interrupted stage wrote its results table"
+    finished = terminated(watched)
+    before = {trial_id: epochs for trial_id, epochs in reported_epochs(watched).items() if trial_id in finished}
+
+    assert main(argv) == 0  # the printed command, run where Ray already is
+
+    rows = pd.read_csv(table, dtype={"config_id": str})
+    assert len(rows) == (TRIALS if stage == "search" else 12)
+    after = reported_epochs(watched)
     for trial_id, epochs in before.items():
         assert after[trial_id] == epochs  # kept, not trained again

@@ -28,6 +28,7 @@ from study.vocabulary.errors import UserError
 from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS, is_diverged
 from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
+from study.runtime import interruption
 from study.runtime.results import one_line, read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
@@ -201,7 +202,7 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         path, experiment, record_file, plan, trainable, build_tuner,
         first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()}, refuse=refuse,
     )
-    return tuner.fit()
+    return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
 
 
 def run_record(plan: dict, started: float, finished: float, **results: Any) -> dict:

@@ -21,12 +21,14 @@ from study.tuning.budgets import Budget
 from study.tuning.cell_scheduler import CellScheduler
 from study.tuning.cell_search import CellSearcher
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
+from study.runtime import interruption
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.runtime.results import tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
 from study.runtime.resume import restore_or_build
 from study.vocabulary import tables
 from study.vocabulary.tables import jsonable
+
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
     budget = plan.budget
@@ -59,8 +61,6 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
 
 def _trainable(budget: Budget):
     return tune.with_resources(train_trial, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
-
-
 
 
 def study_record(plan: StudyPlan, started: float, finished: float | None, trials: pd.DataFrame | None) -> dict:
@@ -98,7 +98,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
             "seed or sampler); resume it with the same options, or start a new study with --name NEW_NAME"
         ),
     )
-    results = tuner.fit()
+    results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
     trials, epochs = tables_from_results(results, plan.space.factors)
     write_csv(plan.experiment_uri, tables.TRIALS, trials)
     write_csv(plan.experiment_uri, tables.EPOCHS, epochs)

@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM stop a stage cleanly, and say so.
+
+`fit` runs `Tuner.fit()` with the driver's SIGINT and SIGTERM turned into Ray Tune's
+own graceful stop: the signal handler that Tune installs for SIGUSR1 while its loop
+runs (the documented way to stop a run), which ends the loop after the current step,
+saves the experiment state one last time and returns. Running trials are saved as
+unfinished, so the same command resumes them from their last checkpoint. `fit` then
+raises `Interrupted` instead of returning partial results, so no stage writes
+final-looking tables from a run that did not finish, and the command line exits with
+the shell's code for the signal (130 for SIGINT, 143 for SIGTERM).
+
+A signal that arrives before Tune's loop has started (while Ray starts or the
+experiment is restored) raises `KeyboardInterrupt` at once: nothing is training yet.
+A second signal stops at once too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Tune reads this when its run starts: it then leaves SIGINT to the handler below.
+TUNE_SIGINT_VARIABLE = "TUNE_DISABLE_SIGINT_HANDLER"
+
+
+class Interrupted(Exception):
+    """A stage stopped by a signal after Tune saved its state."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process ended by that signal
+
+
+def fit(tuner):
+    """`tuner.fit()`; raises `Interrupted` when SIGINT or SIGTERM stopped it (Tune saved its state first)."""
+    with _graceful_stop() as received:
+        results = tuner.fit()
+    if received:
+        raise Interrupted(received[0])
+    return results
+
+
+@contextmanager
+def _graceful_stop():
+    if threading.current_thread() is not threading.main_thread():  # signals reach only the main thread
+        yield []
+        return
+    received: list[int] = []
+
+    def stop(signum, frame):
+        tune_stop = signal.getsignal(signal.SIGUSR1)
+        if received or not callable(tune_stop) or tune_stop is stop:
+            raise KeyboardInterrupt  # a second signal, or Tune's loop not running yet: stop now
+        received.append(signum)
+        tune_stop(signal.SIGUSR1, frame)
+
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    previous_usr1 = signal.signal(signal.SIGUSR1, stop)  # until Tune installs its own
+    previous_variable = os.environ.get(TUNE_SIGINT_VARIABLE)
+    os.environ[TUNE_SIGINT_VARIABLE] = "1"
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        signal.signal(signal.SIGUSR1, previous_usr1)
+        if previous_variable is None:
+            os.environ.pop(TUNE_SIGINT_VARIABLE, None)
+        else:
+            os.environ[TUNE_SIGINT_VARIABLE] = previous_variable

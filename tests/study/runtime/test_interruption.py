@@ -1,0 +1,61 @@
+"""`interruption.fit`: SIGINT and SIGTERM become Tune's graceful stop, then `Interrupted`.
+
+A stand-in for Tune's loop installs a SIGUSR1 handler as `tune.run` does, and stops
+when it fires; the whole-study behaviour is tested in tests/test_resume.py.
+"""
+
+import os
+import signal
+
+import pytest
+
+from study.runtime import interruption
+from study.runtime.interruption import Interrupted
+
+
+class LoopLikeTune:
+    """Installs a SIGUSR1 stop handler, signals itself mid-loop, and returns when stopped."""
+
+    def __init__(self, signum):
+        self.signum, self.stopped, self.steps = signum, False, 0
+
+    def fit(self):
+        def tune_stop(sig, frame):
+            self.stopped = True
+
+        signal.signal(signal.SIGUSR1, tune_stop)
+        while not self.stopped and self.steps < 1000:
+            self.steps += 1
+            if self.steps == 3:
+                os.kill(os.getpid(), self.signum)
+        return "results"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_run_stops_the_loop_gracefully_then_raises(signum, code):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    tuner = LoopLikeTune(signum)
+    with pytest.raises(Interrupted) as raised:
+        interruption.fit(tuner)
+    assert tuner.stopped and tuner.steps < 1000  # the loop ended through its own stop, not by an exception
+    assert raised.value.exit_code == code and raised.value.signal_name == signal.Signals(signum).name
+    assert {s: signal.getsignal(s) for s in before} == before  # the driver's handlers are back
+    assert interruption.TUNE_SIGINT_VARIABLE not in os.environ
+
+
+def test_an_uninterrupted_run_returns_its_results():
+    class Quiet:
+        def fit(self):
+            return "results"
+
+    assert interruption.fit(Quiet()) == "results"
+
+
+def test_a_signal_before_the_loop_runs_stops_at_once():
+    class NotStarted:
+        def fit(self):  # restoring, connecting: Tune's handler is not installed yet
+            os.kill(os.getpid(), signal.SIGTERM)
+            return "never"
+
+    with pytest.raises(KeyboardInterrupt):
+        interruption.fit(NotStarted())
