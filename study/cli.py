@@ -215,12 +215,17 @@ def cmd_final(args: argparse.Namespace) -> None:
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 
 
+def paragraph(text: str) -> str:
+    """`text` wrapped at 100 columns, never inside a word: a path or a command stays whole, ready to copy."""
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+
+
 def interrupted_message(signal_name: str, argv: list[str], *, saved: bool) -> str:
     """What an interrupted command says: what was kept, and the command that resumes."""
     kept = ("Ray Tune saved the stage's state: finished trainings are kept and unfinished ones resume from their "
             "last checkpoint; no results table was written for the interrupted stage." if saved else
             "Nothing was training; everything already written is kept.")
-    return (textwrap.fill(f"interrupted by {signal_name}. {kept}", width=100)
+    return (paragraph(f"interrupted by {signal_name}. {kept}")
             + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
 
 
@@ -301,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler(args)
     except UserError as exc:  # bad input: one paragraph, no traceback
-        print(textwrap.fill(f"error: {exc}", width=100), file=sys.stderr)
+        print(paragraph(f"error: {exc}"), file=sys.stderr)
         return 2
     except Interrupted as exc:  # Ctrl-C or SIGTERM during a stage: Tune saved it
         print(interrupted_message(exc.signal_name, argv, saved=True), file=sys.stderr)
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception:  # anything else is a bug: keep its traceback
         traceback.print_exc()
-        print(textwrap.fill(BUG, width=100), file=sys.stderr)
+        print(paragraph(BUG), file=sys.stderr)
         return 1
     return 0
 

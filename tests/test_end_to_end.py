@@ -4,11 +4,14 @@ the search, then stage 2 (each cell's best configuration on the smoke budget's 2
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 
 from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS
 from study.vocabulary.tables import TRIAL_METRICS
+
+
 
 def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     trials = pd.read_csv(smoke_study / "trials.csv")
@@ -89,3 +92,21 @@ def test_running_again_resumes_both_stages_and_changes_nothing(smoke_study, smok
     out = capsys.readouterr().out
     assert f"Resuming {smoke_study}\n" in out and f"Resuming {smoke_study}/cv" in out
     pd.testing.assert_frame_equal(pd.read_csv(smoke_study / "cv.csv"), before)
+
+
+def test_a_broken_state_file_stops_the_resume_and_overwrites_nothing(smoke_study, smoke_data_dirs, tmp_path, capsys):
+    """An emptied ASHA state file once made Tune start the experiment over, and trials.csv shrank to one row."""
+    from study.cli import main
+
+    experiment = tmp_path / "experiments" / "smoke"
+    shutil.copytree(smoke_study, experiment)
+    rungs = experiment / "optuna" / "asha_rungs.json"
+    assert rungs.is_file()
+    rungs.write_text("")
+    before = {p.name: p.read_bytes() for p in experiment.iterdir() if p.is_file()}
+    argv = ["run", "--space", str(smoke_study.parents[1] / "two_cells.yaml"), "--budget", "smoke", "--num-samples", "8",
+            "--data-dir", str(smoke_data_dirs[1]), "--storage", str(tmp_path / "experiments"), "--name", "smoke"]
+    assert main(argv) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"ASHA state {rungs} cannot be read" in message and "delete it to resume with empty rungs" in message
+    assert {p.name: p.read_bytes() for p in experiment.iterdir() if p.is_file()} == before

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -122,10 +125,32 @@ def filesystem_for(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
 
 
 def write_text(experiment_uri: str, filename: str, text: str) -> None:
+    """Write a file of the experiment whole or not at all: a kill mid-write leaves the old file.
+
+    Locally through a temporary file renamed over the old one; an object store's PUT
+    is already all or nothing.
+    """
     fs, root = filesystem_for(experiment_uri)
     fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(f"{root}/{filename}") as stream:
-        stream.write(text.encode())
+    if is_uri(experiment_uri):
+        with fs.open_output_stream(f"{root}/{filename}") as stream:
+            stream.write(text.encode())
+        return
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(text.encode())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; a table is as readable as any file
+        os.replace(tmp, Path(root) / filename)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_text(experiment_uri: str, filename: str) -> str | None:

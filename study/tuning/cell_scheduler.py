@@ -9,15 +9,15 @@ decided by early-epoch speed. `CellScheduler` keeps one `ASHAScheduler` per cell
 
 Tune does not checkpoint schedulers (`TuneController` saves the searcher and the
 trials, not the scheduler), so after `Tuner.restore` every rung would start empty.
-Given `state_file`, `CellScheduler` writes its rungs there whenever they change and
-reads them back on first use after a restore.
+Given `state_file`, `CellScheduler` writes its rungs there (JSON, see
+`study.tuning.state_files`) whenever they change and reads them back on first use
+after a restore.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from study.tuning import ray_private
+from study.tuning.state_files import SCHEDULER_FORMAT, StateFileError, read_state, write_state
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
@@ -47,7 +48,7 @@ class CellScheduler(FIFOScheduler):
         early_stopping: False runs every trial to `max_t` (replicate trials of a
             space without nuisance ranges must not be stopped for bad luck).
         state_file: where to keep the rungs across an interruption (e.g.
-            ``EXPERIMENT/optuna/asha_rungs.pkl``); None keeps them in memory only.
+            ``EXPERIMENT/optuna/asha_rungs.json``); None keeps them in memory only.
     """
 
     def __init__(
@@ -166,12 +167,10 @@ class CellScheduler(FIFOScheduler):
         return {cell: [dict(recorded) for _, recorded in ray_private.rungs(asha)] for cell, asha in self._cells.items()}
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump({"rungs": self.rungs(), "stopped": set(self._stopped)}, f)
+        write_state(checkpoint_path, SCHEDULER_FORMAT, {"rungs": self.rungs(), "stopped": sorted(self._stopped)})
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
+        state = read_rungs(checkpoint_path)
         for cell, rungs in state["rungs"].items():
             asha = self.asha(cell)
             for (_, recorded), saved in zip(ray_private.rungs(asha), rungs):
@@ -212,3 +211,16 @@ class CellScheduler(FIFOScheduler):
         state["_loaded"] = False  # a restored copy reads the state file again
         return state
 
+
+
+def read_rungs(path: str | Path) -> dict:
+    """A rungs file, checked; `StateFileError` names what is wrong."""
+    recovery = ("delete it to resume with empty rungs (ASHA then judges the remaining trials against fewer "
+                "earlier ones), or start a new study with --name NEW_NAME")
+    state = read_state(path, SCHEDULER_FORMAT, "ASHA state", recovery)
+    rungs, stopped = state.get("rungs"), state.get("stopped")
+    if not isinstance(rungs, dict) or not isinstance(stopped, list) or not all(
+        isinstance(cell_rungs, list) and all(isinstance(rung, dict) for rung in cell_rungs) for cell_rungs in rungs.values()
+    ):
+        raise StateFileError(f"ASHA state {path} does not hold rungs per cell and a list of stopped trials; {recovery}")
+    return state

@@ -23,19 +23,19 @@ over epochs is biased upward by validation noise, and more so for noisy, long
 trials. (`completed_value="best"` is available; trials.csv keeps both values.)
 
 Persistence and resume: each cell's study lives in Optuna's journal file storage,
-``<journal_dir>/<cell>.log`` with study name = cell name. Tune pickles the searcher
-(in ``tuner.pkl`` before the run, and with `save` into ``searcher-state-*.pkl`` at
-every experiment checkpoint); study handles are dropped when pickled and reopened
-from the journal on first use. `save`/`restore` keep the routing state (trial ->
-cell, per-cell counts, the Optuna trial number of every live trial, the samplers
-with their random state) and a copy of the journals (which also hold where a qmc
-sampler stands in its Sobol sequence: a study system attribute). `restore` puts
-that copy back in place of the journal on disk, so the Optuna studies agree
-exactly with the trials Tune restores: what happened after the checkpoint is
-replayed by Tune (a live trial resumes from its own checkpoint and re-reports its
-later epochs; a trial asked after the checkpoint is forgotten by Tune, which asks
-again), and the journal must not keep a second record of it, or a cell's study
-would hold more finished trials than the cell ran. A journal found on a fresh start (a run killed before
+``<journal_dir>/<cell>.log`` with study name = cell name. Ray pickles the searcher
+in ``tuner.pkl`` before the run (study handles are dropped then, and reopened from
+the journal on first use); at every experiment checkpoint `save` writes
+``searcher-state-*.json`` (`study.tuning.state_files`): the routing state (trial ->
+cell, per-cell counts, the Optuna trial number of every live trial) and a copy of
+the journals (which also hold where a qmc sampler stands in its Sobol sequence: a
+study system attribute) and where each sampler stands in its random sequence.
+`restore` puts the journals' copy back in place of the journal on disk, so
+the Optuna studies agree exactly with the trials Tune restores: what happened after
+the checkpoint is replayed by Tune (a live trial resumes from its own checkpoint and
+re-reports its later epochs; a trial asked after the checkpoint is forgotten by
+Tune, which asks again), and the journal must not keep a second record of it, or a
+cell's study would hold more finished trials than the cell ran. A journal found on a fresh start (a run killed before
 its first checkpoint) keeps its trials; its RUNNING ones are marked FAIL with the
 user attribute ``orphaned``.
 
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -59,8 +58,12 @@ from search_spaces import Cell
 from study.tuning import optuna_private
 from study.tuning.cells import distributions, journal_path, make_sampler, open_cell_study, suggestion
 from study.tuning.planning import resolve_sampler
+from study.tuning.state_files import SEARCHER_FILE_PATTERN, SEARCHER_FORMAT, StateFileError, read_state, write_state
 
 logger = logging.getLogger(__name__)
+
+SEARCHER_RECOVERY = ("move it away to resume from the previous one, or start a new study with --name NEW_NAME "
+                     "(nothing else in the experiment was changed)")
 
 COMPLETED_VALUES = ("last", "best")
 
@@ -86,6 +89,8 @@ class CellSearcher(Searcher):
             `study.tuning.planning.default_sampler(samples_per_cell)` (see `sampler` for
             the name used).
     """
+
+    CKPT_FILE_TMPL = SEARCHER_FILE_PATTERN  # Tune's name for what `save` writes: JSON, not Tune's default pickle
 
     def __init__(
         self,
@@ -241,23 +246,37 @@ class CellSearcher(Searcher):
         self._told[trial_id] = state.name
 
     def save(self, checkpoint_path: str) -> None:
-        state = self.__getstate__()
-        state["journals"] = self._journal_bytes()
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(state, f)
+        """The routing state and each cell's journal, as JSON (Tune names the file with `CKPT_FILE_TMPL`)."""
+        write_state(checkpoint_path, SEARCHER_FORMAT, {
+            "cells": [c.name for c in self._cells], "counts": self._counts, "next": self._next,
+            "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
+            "samplers": {name: optuna_private.random_states(sampler) for name, sampler in self._samplers.items()},
+        })
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        journals = state.pop("journals", {})
-        self.__setstate__(state)
+        state = read_searcher_state(checkpoint_path)
+        names = [c.name for c in self._cells]
+        if state["cells"] != names:
+            raise StateFileError(
+                f"searcher state {checkpoint_path} is of cells {state['cells']!r}, not this study's {names!r}; "
+                "resume with the space the experiment was started with"
+            )
+        self._counts, self._next = {k: int(v) for k, v in state["counts"].items()}, int(state["next"])
+        self._trial_cell, self._live, self._told = dict(state["trial_cell"]), dict(state["live"]), dict(state["told"])
+        try:  # each sampler goes on with its random sequence where the checkpoint left it
+            for name, states in state["samplers"].items():
+                optuna_private.set_random_states(self._samplers[name], states)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(f"searcher state {checkpoint_path} holds sampler states that do not fit this "
+                                 f"study's {self._sampler} samplers ({exc}); {SEARCHER_RECOVERY}") from None
+        self._init_transient()
         self._restored = True
         if self._journal_dir is not None:
             for cell in self._cells:  # the journals as they were at the checkpoint (see the module docstring)
                 path = journal_path(self._journal_dir, cell.name)
-                if cell.name in journals:
+                if cell.name in state["journals"]:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(journals[cell.name])
+                    path.write_text(state["journals"][cell.name])
                 else:  # the cell had no trial at the checkpoint
                     path.unlink(missing_ok=True)
 
@@ -336,15 +355,24 @@ class CellSearcher(Searcher):
         pick = max if self._mode == "max" else min
         return pick(values) if values else last
 
-    def _journal_bytes(self) -> dict[str, bytes]:
+    def _journal_texts(self) -> dict[str, str]:
         if self._journal_dir is None:
             return {}
         out = {}
         for cell in self._cells:
             path = journal_path(self._journal_dir, cell.name)
             if path.is_file():
-                out[cell.name] = path.read_bytes()
+                out[cell.name] = path.read_text()
         return out
+
+
+def read_searcher_state(path: str | Path) -> dict:
+    """A searcher state file, checked; `StateFileError` names what is wrong."""
+    state = read_state(path, SEARCHER_FORMAT, "searcher state", SEARCHER_RECOVERY)
+    missing = [k for k in ("cells", "counts", "next", "trial_cell", "live", "told", "journals", "samplers") if k not in state]
+    if missing:
+        raise StateFileError(f"searcher state {path} lacks {', '.join(missing)}; {SEARCHER_RECOVERY}")
+    return state
 
 
 def _finite(value: Any) -> float | None:

@@ -10,6 +10,7 @@ the experiment already exists, runs it, and writes the experiment directory.
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import asdict
 
@@ -20,14 +21,15 @@ from ray import tune
 from study.tuning.budgets import Budget
 from study.tuning.cell_scheduler import CellScheduler
 from study.tuning.cell_search import CellSearcher
+from study.tuning.state_files import RUNGS_FILE, check_before_resume
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime import interruption
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
-from study.runtime.results import tables_from_results, write_csv, write_json
+from study.runtime.results import read_text, tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
 from study.runtime.resume import restore_or_build
 from study.vocabulary import tables
-from study.vocabulary.tables import jsonable
+from study.vocabulary.tables import is_uri, jsonable
 
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
@@ -41,7 +43,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
         seed=plan.options.seed,
         sampler=plan.sampler,
     )
-    scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / "asha_rungs.pkl")
+    scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / RUNGS_FILE)
     return tune.Tuner(
         _trainable(budget),
         param_space=plan.param_space,
@@ -83,13 +85,28 @@ def study_record(plan: StudyPlan, started: float, finished: float | None, trials
     return record
 
 
+def refuse_fewer_rows(uri: str, rows: int) -> None:
+    """A restore that lost trials must not overwrite the trials.csv that holds them."""
+    previous = read_text(uri, tables.TRIALS)
+    if previous is None:
+        return
+    before = len(pd.read_csv(io.StringIO(previous), usecols=[0]))
+    if rows < before:
+        raise StudyError(
+            f"the resumed search of {uri!r} returned {rows} trials, but its trials.csv holds {before}: the restore "
+            "lost part of the experiment's state, so nothing was overwritten. Check the experiment directory "
+            "(experiment_state-*.json, searcher-state-*.json), or start a new study with --name NEW_NAME."
+        )
+
+
 def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     """Run (or resume) a planned study (see `plan_study`); return the experiment URI and the trials table."""
     options = plan.options
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
+    uri = plan.experiment_uri
+    check_before_resume(None if is_uri(uri) else uri, plan.journal_dir())  # a broken state file stops here, not in Tune
     connect(options.address)
     started = time.time()
-    uri = plan.experiment_uri
     tuner = restore_or_build(
         uri, uri, tables.STUDY, plan.record(), _trainable(plan.budget), lambda: build_tuner(plan),
         first_record=lambda: study_record(plan, started, None, None),
@@ -100,6 +117,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     )
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
     trials, epochs = tables_from_results(results, plan.space.factors)
+    refuse_fewer_rows(uri, len(trials))
     write_csv(plan.experiment_uri, tables.TRIALS, trials)
     write_csv(plan.experiment_uri, tables.EPOCHS, epochs)
     write_json(plan.experiment_uri, tables.STUDY, study_record(plan, started, time.time(), trials))

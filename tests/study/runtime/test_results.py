@@ -75,3 +75,17 @@ def test_is_diverged(train_loss, val_acc, diverged):
     # Stopped early: only a non-finite loss counts.
     assert is_diverged(train_loss, val_acc, full_budget=False) is (not math.isfinite(train_loss))
     assert factors.CHANCE_ACCURACY == 0.1 and DIVERGED_ACCURACY == 0.2
+
+
+def test_a_table_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    results.write_text(str(tmp_path), "trials.csv", "a\n1\n")
+    assert (tmp_path / "trials.csv").stat().st_mode & 0o044  # readable like any file, not mkstemp's 0600
+
+    def killed_mid_write(src, dst):
+        raise OSError("killed")
+
+    monkeypatch.setattr(results.os, "replace", killed_mid_write)
+    with pytest.raises(OSError):
+        results.write_text(str(tmp_path), "trials.csv", "a\n1\n2\n")
+    assert (tmp_path / "trials.csv").read_text() == "a\n1\n"  # the old table, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]  # no temporary file left behind

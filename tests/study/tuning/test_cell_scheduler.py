@@ -109,7 +109,7 @@ def test_complete_and_remove_are_routed():
 
 
 def test_rungs_survive_a_restore_through_the_state_file(tmp_path):
-    state_file = tmp_path / "optuna" / "asha_rungs.pkl"
+    state_file = tmp_path / "optuna" / "asha_rungs.json"
     scheduler = _cell_scheduler(state_file=state_file)
     pristine = pickle.dumps(scheduler)  # what tuner.pkl holds: Tune does not checkpoint schedulers
     _cross_cell_story(scheduler)

@@ -327,7 +327,7 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
     for i in range(5):
         _run(first, f"t{i}", [0.5, 0.6, 0.7, 0.8])
     first.on_trial_result("t5", {"epoch": 1, "val_acc": 0.55})  # live at the checkpoint
-    first.save(str(tmp_path / "searcher-state-1.pkl"))
+    first.save(str(tmp_path / "searcher-state-1.json"))
     # After the checkpoint: one more epoch of t5, and trials Tune will forget (never checkpointed):
     # one still running at the interruption, one that already finished (ASHA stopped it).
     first.on_trial_result("t5", {"epoch": 2, "val_acc": 0.65})
@@ -336,7 +336,7 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
     _run(first, "t-finished", [0.1])
 
     resumed = pickle.loads(pristine)
-    resumed.restore(str(tmp_path / "searcher-state-1.pkl"))
+    resumed.restore(str(tmp_path / "searcher-state-1.json"))
     t5_cell = resumed.trial_cell("t5")
     # Tune resumes t5 from its last checkpoint and re-runs epoch 2, then finishes it.
     _run(resumed, "t5", [0.55, 0.66, 0.75, 0.81])
@@ -370,10 +370,10 @@ def test_save_restore_continues_every_samplers_sequence(tmp_path, sampler):
     pristine = pickle.dumps(make(journal))  # as in tuner.pkl
     first = pickle.loads(pristine)
     got = _run_one_at_a_time(first, ids[:4])  # two trials in each cell
-    first.save(str(tmp_path / "searcher-state.pkl"))
+    first.save(str(tmp_path / "searcher-state.json"))
     first.suggest("t-forgotten")  # asked after the checkpoint: Tune forgets it and asks again
     resumed = pickle.loads(pristine)
-    resumed.restore(str(tmp_path / "searcher-state.pkl"))
+    resumed.restore(str(tmp_path / "searcher-state.json"))
     assert resumed.sampler == sampler
     got += [resumed.suggest(ids[4])]
     _run(resumed, ids[4], [0.54] * MAX_EPOCHS)
@@ -416,11 +416,11 @@ def test_restore_rewrites_a_missing_journal_from_the_checkpoint(tmp_path):
     searcher = _searcher("default", n=1, journal_dir=journal, n_cells=1)
     s = searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
-    searcher.save(str(tmp_path / "state.pkl"))
+    searcher.save(str(tmp_path / "state.json"))
     for f in journal.iterdir():
         f.unlink()  # e.g. resumed on a new head node from remote storage
     resumed = _searcher("default", n=1, journal_dir=journal, n_cells=1)
-    resumed.restore(str(tmp_path / "state.pkl"))
+    resumed.restore(str(tmp_path / "state.json"))
     assert load_cell_study(journal, s["cell"]).trials[0].state == TrialState.PRUNED
     assert resumed.budget()[s["cell"]]["pruned"] == 1
 

@@ -89,3 +89,14 @@ def test_build_tuner_gives_the_searcher_the_planned_sampler(options, monkeypatch
                               storage=str(tmp_path)))
     searcher = tuning.build_tuner(plan)["tune_config"].search_alg
     assert searcher.sampler == plan.sampler == (sampler or "qmc")
+
+
+def test_a_resume_that_lost_trials_does_not_overwrite_trials_csv(tmp_path):
+    pytest.importorskip("ray")
+    from study.tuning.run import refuse_fewer_rows
+
+    (tmp_path / "trials.csv").write_text("trial_id,status\n" + "".join(f"t{i},completed\n" for i in range(5)))
+    refuse_fewer_rows(str(tmp_path), 5)  # as many rows: written
+    refuse_fewer_rows(str(tmp_path / "new"), 1)  # no table yet
+    with pytest.raises(StudyError, match="returned 1 trials, but its trials.csv holds 5.*nothing was overwritten"):
+        refuse_fewer_rows(str(tmp_path), 1)

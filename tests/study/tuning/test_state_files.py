@@ -1,0 +1,80 @@
+"""The search's own state files are JSON: a planted pickle runs nothing, a broken file is named before a resume."""
+
+import json
+import os
+import pickle
+
+import pytest
+
+from study.tuning.cell_scheduler import CellScheduler
+from study.tuning.state_files import RUNGS_FILE, StateFileError, check_before_resume
+from study.vocabulary.errors import UserError
+from test_cell_search import _run, _searcher
+
+
+class Planted:
+    """A pickle that, unpickled, creates a marker file: code from a data file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def plant(path, marker):
+    path.write_bytes(pickle.dumps(Planted(marker)))
+
+
+def test_a_planted_pickle_as_searcher_state_runs_nothing_and_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    state = tmp_path / "searcher-state-2026.json"
+    plant(state, marker)
+    with pytest.raises(StateFileError, match="searcher state .*searcher-state-2026.json cannot be read"):
+        _searcher("default", n=1, n_cells=1).restore(str(state))
+    with pytest.raises(StateFileError, match="move it away"):
+        check_before_resume(tmp_path, tmp_path / "optuna")
+    assert not marker.exists()
+
+
+def test_a_planted_pickle_as_asha_rungs_runs_nothing_and_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    rungs = tmp_path / "optuna" / RUNGS_FILE
+    rungs.parent.mkdir()
+    plant(rungs, marker)
+    scheduler = CellScheduler(max_t=3, grace_period=1, reduction_factor=2, state_file=rungs)
+    with pytest.raises(StateFileError, match="ASHA state"):
+        scheduler.restore(str(rungs))
+    with pytest.raises(StateFileError, match="delete it to resume with empty rungs"):
+        check_before_resume(tmp_path, rungs.parent)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "cannot be read"),
+    (b'{"format": "cell-scheduler/1", "rungs": [1, 2]}', "does not hold rungs per cell"),
+    (b'{"rungs": {}, "stopped": []}', "is not a 'cell-scheduler/1' state file"),
+])
+def test_a_broken_rungs_file_is_named_with_what_to_do(tmp_path, content, problem):
+    (tmp_path / RUNGS_FILE).write_bytes(content)
+    with pytest.raises(UserError, match=problem) as raised:
+        check_before_resume(None, tmp_path)
+    assert str(tmp_path / RUNGS_FILE) in str(raised.value)
+
+
+def test_state_files_round_trip_as_json(tmp_path):
+    searcher = _searcher("default", n=2, journal_dir=tmp_path / "optuna", n_cells=2)
+    searcher.suggest("t0")
+    _run(searcher, "t0", [0.5, 0.6])
+    searcher.save(str(tmp_path / "searcher-state-1.json"))
+    state = json.loads((tmp_path / "searcher-state-1.json").read_text())
+    assert state["format"] == "cell-searcher/1" and state["counts"] and state["journals"]
+    scheduler = CellScheduler(max_t=3, grace_period=1, reduction_factor=2, state_file=tmp_path / "optuna" / RUNGS_FILE)
+    scheduler.save(str(tmp_path / "optuna" / RUNGS_FILE))
+    check_before_resume(tmp_path, tmp_path / "optuna")  # both readable: no error
+
+
+def test_an_experiment_with_a_pickled_searcher_state_from_an_earlier_version_is_refused_clearly(tmp_path):
+    (tmp_path / "searcher-state-2025.pkl").write_bytes(b"old")
+    with pytest.raises(StateFileError, match="earlier version .* --name NEW_NAME"):
+        check_before_resume(tmp_path, tmp_path / "optuna")
