@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -191,9 +192,14 @@ def test_killed_in_stage_two_the_same_command_finishes_it(study_argv, tmp_path, 
 
 
 @pytest.mark.parametrize("signum, stage", [(signal.SIGINT, "search"), (signal.SIGTERM, "stage 2")])
-def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, stage, study_argv, tmp_path, ray_session):
+def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, stage, study_argv, tmp_path, ray_session,
+                                                                       monkeypatch):
     """Ctrl-C (or SIGTERM) mid-stage: exit 128 + signal, no table of the stage, no analysis, and the
-    printed command finishes the study without retraining what had finished."""
+    printed command finishes the study without retraining what had finished.
+
+    Interrupted in the search, the experiment and the dataset are then moved and the
+    space is named by a relative path: a resume compares what the study is, not where
+    its files lie, and the resumed trials read the dataset where it is now."""
     experiment = tmp_path / "experiments" / "resume"
     argv = list(study_argv)
     if stage == "stage 2":
@@ -216,6 +222,9 @@ def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, 
     assert shlex.split(resume) == ["study", *full_argv]
     table = experiment / ("trials.csv" if stage == "search" else "cv.csv")
     assert not table.exists(), "an interrupted stage wrote its results table"
+    if stage == "search":
+        argv, experiment = move_study(argv, tmp_path, monkeypatch)
+        watched, table = experiment, experiment / "trials.csv"
     finished = terminated(watched)
     before = {trial_id: epochs for trial_id, epochs in reported_epochs(watched).items() if trial_id in finished}
 
@@ -223,6 +232,21 @@ def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, 
 
     rows = pd.read_csv(table, dtype={"config_id": str})
     assert len(rows) == (TRIALS if stage == "search" else 12)
+    assert not (rows["status"] == "error").any(), rows["error"].dropna().tolist()[:3]
     after = reported_epochs(watched)
     for trial_id, epochs in before.items():
         assert after[trial_id] == epochs  # kept, not trained again
+
+
+def move_study(argv: list[str], tmp_path: Path, monkeypatch) -> tuple[list[str], Path]:
+    """Move the experiment and the dataset elsewhere and work from tmp_path with relative paths;
+    returns the new argv and experiment directory."""
+    argv = list(argv)
+    for flag, new_place in (("--storage", "moved_experiments"), ("--data-dir", "moved_data")):
+        i = argv.index(flag) + 1
+        shutil.move(argv[i], tmp_path / new_place)
+        argv[i] = new_place
+    space = argv.index("--space") + 1
+    argv[space] = Path(argv[space]).name
+    monkeypatch.chdir(tmp_path)
+    return argv, tmp_path / "moved_experiments" / argv[argv.index("--name") + 1]

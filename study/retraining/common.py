@@ -29,6 +29,7 @@ from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS, is_diverged
 from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
 from study.runtime import interruption
+from study.tuning.ray_private import MovableFIFOScheduler
 from study.runtime.results import one_line, read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
@@ -69,6 +70,12 @@ class Experiment:
     shared: dict  # study.json plan.param_space; {} for a hand-made trials.csv without study.json
     budget: dict  # study.json plan.budget (cpus_per_trial, gpus_per_trial, ...); {} when unknown
     seed: int  # the study's seed (study.json plan.seed; 0 when unknown)
+
+    def data_dir(self) -> str | None:
+        """The dataset the study trained on, where it still lies; None (search the usual places) once it has
+        moved, e.g. in a fresh clone or on another machine. The plan's fingerprint tells a different dataset."""
+        recorded = self.shared.get("data_dir")
+        return recorded if recorded and Path(recorded).is_dir() else None
 
     def read_table(self, filename: str) -> pd.DataFrame | None:
         text = read_text(self.uri, filename)
@@ -139,11 +146,6 @@ def config_columns(flat: Mapping) -> dict:
     return out
 
 
-def without_location(flat: Mapping) -> dict:
-    """A config minus where the data lives: moving the dataset does not change a plan."""
-    return {k: v for k, v in flat.items() if k != "data_dir"}
-
-
 @dataclass(frozen=True)
 class Resources:
     """Per-trial resources and concurrency, as `study run` takes them."""
@@ -187,15 +189,15 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         return tune.Tuner(
             trainable,
             param_space=param_space,
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=resources.concurrency(), reuse_actors=True),
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=resources.concurrency(), reuse_actors=True,
+                                        scheduler=MovableFIFOScheduler()),
             run_config=run_config(experiment, folder),
         )
 
-    def refuse() -> RetrainError:
+    def refuse(found: list[str]) -> RetrainError:
         return RetrainError(
-            f"{path} holds a `study {command}` run with different settings (configurations, folds, "
-            f"seeds, epochs or training images); run it with the same options to resume it, or delete "
-            f"{path} and {record_file} to start over"
+            f"{path} holds a `study {command}` run with different settings ({'; '.join(found)}); run it with "
+            f"the same options to resume it, or delete {path} and {record_file} to start over"
         )
 
     tuner = restore_or_build(

@@ -41,7 +41,7 @@ from study.tuning.budgets import Budget
 from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
 from study.retraining.cv_stats import interval_method, paired_tests, summarise_cv, test_method
-from study.data.datasets import find_data_dir, load_arrays
+from study.data.datasets import find_data_dir, fingerprint, load_arrays
 from study.runtime.results import write_csv, write_json
 from study.retraining.common import (
     Experiment,
@@ -56,7 +56,6 @@ from study.retraining.common import (
     run_record,
     status_of,
     training_config,
-    without_location,
 )
 from study.retraining.selection import pick_configs
 from study.runtime.trainable import replicate_key, train_cv_trial
@@ -97,6 +96,7 @@ class CVPlan:
     sizes: dict[str, tuple[int, int]]  # config_id -> (images trained on, images validated on) per replicate
     resources: Resources
     selection: str  # how the configurations were picked, in words
+    dataset: dict  # the training split's fingerprint
 
     def trial_config(self, config_id: str, replicate: int) -> dict:
         """The flat config of one training: the configuration with its fold, or with its replicate's seed."""
@@ -119,7 +119,8 @@ class CVPlan:
         return {
             "selection": self.selection,
             "replicates": {"kind": self.kind, "n": self.n_replicates},
-            "configs": {cid: without_location(cfg) for cid, cfg in self.configs.items()},
+            "configs": dict(self.configs),
+            "dataset": self.dataset,
         }
 
 
@@ -153,8 +154,8 @@ def plan_cv(options: CVOptions) -> CVPlan:
     experiment = open_experiment(options.experiment)
     kind, n = _replicates(options, experiment)
     picked = pick_configs(experiment.trials, top_k=options.top_k, overall=options.overall)
-    data_dir = str(find_data_dir(options.data_dir or experiment.shared.get("data_dir")))
-    _, labels = load_arrays(data_dir, "train")  # the training files only; a corrupt one fails here
+    data_dir = str(find_data_dir(options.data_dir or experiment.data_dir()))
+    images, labels = load_arrays(data_dir, "train")  # the training files only; a corrupt one fails here
     if kind == FOLD and n > len(labels):
         raise RetrainError(f"--folds {n} exceeds the {len(labels)} training images; choose fewer folds")
     # Folds are seeded with the study's seed and nothing per configuration: the same for all.
@@ -169,7 +170,8 @@ def plan_cv(options: CVOptions) -> CVPlan:
     sizes = {cid: _sizes(cfg, kind, n, len(labels)) for cid, cfg in configs.items()}
     resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
                                   options.max_concurrent, options.address)
-    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options))
+    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options),
+                  fingerprint(images, labels))
 
 
 def _sizes(flat: dict, kind: str, n: int, n_images: int) -> tuple[int, int]:

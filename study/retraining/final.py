@@ -38,7 +38,6 @@ from study.retraining.common import (
     run_record,
     status_of,
     training_config,
-    without_location,
 )
 from study.retraining.selection import find_trial
 from study.runtime.trainable import train_final_trial
@@ -67,13 +66,14 @@ class FinalPlan:
     config: dict  # the flat config; the seed is replaced per trial
     seeds: tuple[int, ...]
     resources: Resources
+    dataset: dict  # the training split's fingerprint
 
     def param_space(self) -> dict:
         return {**self.config, "seed": tune.grid_search(list(self.seeds))}
 
     def record(self) -> dict:
         """What must match for a resume."""
-        return {"config_id": self.config_id, "config": without_location(self.config), "seeds": list(self.seeds)}
+        return {"config_id": self.config_id, "config": self.config, "seeds": list(self.seeds), "dataset": self.dataset}
 
 
 def choose_config(experiment: Experiment, config_id: str | None) -> tuple[str, str]:
@@ -100,8 +100,8 @@ def plan_final(options: FinalOptions) -> FinalPlan:
     experiment = open_experiment(options.experiment)
     config_id, chosen_by = choose_config(experiment, options.config_id)
     row = find_trial(experiment.trials, config_id)
-    data_dir = str(datasets.find_data_dir(options.data_dir or experiment.shared.get("data_dir")))
-    _, labels = datasets.load_arrays(data_dir, "train")
+    data_dir = str(datasets.find_data_dir(options.data_dir or experiment.data_dir()))
+    images, labels = datasets.load_arrays(data_dir, "train")
     if options.train_size is not None and options.train_size > len(labels):
         raise RetrainError(
             f"--train-size {options.train_size} exceeds the {len(labels)} training images; "
@@ -117,7 +117,7 @@ def plan_final(options: FinalOptions) -> FinalPlan:
     resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
                                   options.max_concurrent, options.address)
     seeds = tuple(range(first, first + options.seeds))
-    return FinalPlan(experiment, config_id, chosen_by, config, seeds, resources)
+    return FinalPlan(experiment, config_id, chosen_by, config, seeds, resources, datasets.fingerprint(images, labels))
 
 
 def final_table(results, plan: FinalPlan) -> pd.DataFrame:
@@ -157,7 +157,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     uri = plan.experiment.uri
     connect(options.address)
     started = time.time()
-    trainable = plan.resources.wrap(train_final_trial)
+    trainable = plan.resources.wrap(tune.with_parameters(train_final_trial, data_dir=plan.config["data_dir"]))
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "final")
     final = final_table(results, plan)
     write_csv(uri, tables.FINAL, final)

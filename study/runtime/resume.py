@@ -3,7 +3,9 @@
 A stage's Tune state lives in a folder of the experiment, and what it was asked to do
 (its plan) in a record file beside it. Running the same command again restores the
 Tuner when the folder holds a run of the same plan; a different plan on top of an
-existing run is refused with the caller's message, rather than mixed in.
+existing run is refused with the caller's message, naming what differs, rather than
+mixed in. Plans are compared by content: where the experiment, the dataset or the
+space file lie does not count.
 """
 
 from __future__ import annotations
@@ -18,20 +20,68 @@ from study.vocabulary.errors import UserError
 from study.vocabulary.tables import jsonable
 
 
+# Where things are, not what they are: a study moved, copied, synced back from cloud
+# storage or run from a fresh clone resumes; the dataset itself is compared by its
+# fingerprint (`study.data.datasets.fingerprint`), which the plans carry.
+LOCATION_KEYS = frozenset({"data_dir", "journal_dir", "source"})
+MAX_LISTED = 6
+
+
 def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, trainable,
                      build_tuner: Callable[[], tune.Tuner], first_record: Callable[[], dict],
-                     refuse: Callable[[], UserError]) -> tune.Tuner:
-    """`Tuner.restore(path)` when it holds a run whose recorded plan equals `plan`, else a new Tuner.
+                     refuse: Callable[[list[str]], UserError]) -> tune.Tuner:
+    """`Tuner.restore(path)` when it holds a run whose recorded plan matches `plan`, else a new Tuner.
 
     `record_file` (in `experiment`) holds the plan under "plan"; a new run writes
-    `first_record()` there first. A different recorded plan raises `refuse()`.
+    `first_record()` there first. Plans are compared without `LOCATION_KEYS`; a
+    difference raises `refuse(differences)`, each difference a line naming the
+    setting with its recorded and its current value.
     """
     if tune.Tuner.can_restore(path):
         previous = read_text(experiment, record_file)
         recorded = json.loads(previous).get("plan") if previous else None
-        if recorded is not None and recorded != jsonable(plan):
-            raise refuse()
+        if recorded is not None:
+            found = differences(comparable(recorded), comparable(jsonable(plan)))
+            if found:
+                raise refuse(found)
         print(f"Resuming {path}")
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
     write_json(experiment, record_file, first_record())
     return build_tuner()
+
+
+def comparable(record):
+    """`record` without the keys that say where things are."""
+    if isinstance(record, dict):
+        return {k: comparable(v) for k, v in record.items() if k not in LOCATION_KEYS}
+    if isinstance(record, list):
+        return [comparable(v) for v in record]
+    return record
+
+
+def differences(recorded, current, where: str = "") -> list[str]:
+    """'budget.max_epochs: 3 when started, 5 now' for each setting that differs (the first few)."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        out = []
+        for key in [*recorded, *(k for k in current if k not in recorded)]:
+            name = f"{where}.{key}" if where else str(key)
+            if key not in current:
+                out.append(f"{name}: {_short(recorded[key])} when started, absent now")
+            elif key not in recorded:
+                out.append(f"{name}: absent when started, {_short(current[key])} now")
+            else:
+                out += differences(recorded[key], current[key], name)
+        return out[:MAX_LISTED]
+    if isinstance(recorded, list) and isinstance(current, list) and len(recorded) == len(current):
+        out = []
+        for i, (a, b) in enumerate(zip(recorded, current)):
+            out += differences(a, b, f"{where}[{i}]")
+        return out[:MAX_LISTED]
+    if recorded != current:
+        return [f"{where or 'plan'}: {_short(recorded)} when started, {_short(current)} now"]
+    return []
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -57,13 +57,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def train_trial(config: dict) -> None:
+def with_data_dir(config: dict, data_dir: str | None) -> dict:
+    """`config` reading the dataset from `data_dir` (this command's), when given."""
+    return {**config, "data_dir": data_dir} if data_dir else config
+
+
+def train_trial(config: dict, data_dir: str | None = None) -> None:
     """Train one trial to `max_epochs`, reporting metrics and a checkpoint every epoch.
 
     After an epoch flagged `diverged` (NaN/inf training loss) it reports that epoch and
     returns: the trial ends normally, before its budget, and the study goes on.
     """
-    cfg = TrialConfig.from_flat(config)
+    cfg = TrialConfig.from_flat(with_data_dir(config, data_dir))
     state, split = _start_or_resume(cfg)
     while state.epoch < cfg.max_epochs and not state.diverged:
         _report(run_epoch(state, split), state)
@@ -100,12 +105,12 @@ def _start_or_resume(cfg: TrialConfig) -> tuple[TrainingState, DeviceSplit]:
     return state, split
 
 
-def train_final_trial(config: dict) -> None:
+def train_final_trial(config: dict, data_dir: str | None = None) -> None:
     """Train one seed of the chosen configuration on the training set, then test it once.
 
     The last report carries `test_loss` and `test_acc` (see `study.training.final_eval`).
     """
-    cfg = TrialConfig.from_flat(config)
+    cfg = TrialConfig.from_flat(with_data_dir(config, data_dir))
     device = resolve_device(cfg.device)
     _use_assigned_resources(device)
     train_and_test(cfg, device, checkpoint=_saved_state(device), on_epoch=_report)

@@ -114,6 +114,7 @@ class CellScheduler(FIFOScheduler):
         return self._cells[cell]
 
     def on_trial_add(self, tune_controller: "TuneController", trial: Trial) -> None:
+        ray_private.follow_moved_experiment(tune_controller, trial)
         self._load_once()
         cell = self.cell_of(trial)
         self._trial_cell[trial.trial_id] = cell

@@ -248,7 +248,8 @@ class CellSearcher(Searcher):
     def save(self, checkpoint_path: str) -> None:
         """The routing state and each cell's journal, as JSON (Tune names the file with `CKPT_FILE_TMPL`)."""
         write_state(checkpoint_path, SEARCHER_FORMAT, {
-            "cells": [c.name for c in self._cells], "counts": self._counts, "next": self._next,
+            "cells": [c.name for c in self._cells], "metric": self._metric, "mode": self._mode,
+            "counts": self._counts, "next": self._next,
             "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
             "samplers": {name: optuna_private.random_states(sampler) for name, sampler in self._samplers.items()},
         })
@@ -261,6 +262,8 @@ class CellSearcher(Searcher):
                 f"searcher state {checkpoint_path} is of cells {state['cells']!r}, not this study's {names!r}; "
                 "resume with the space the experiment was started with"
             )
+        # Tune set metric and mode on the running searcher (set_search_properties), after tuner.pkl was written.
+        self._metric, self._mode = state["metric"], state["mode"]
         self._counts, self._next = {k: int(v) for k, v in state["counts"].items()}, int(state["next"])
         self._trial_cell, self._live, self._told = dict(state["trial_cell"]), dict(state["live"]), dict(state["told"])
         try:  # each sampler goes on with its random sequence where the checkpoint left it
@@ -369,7 +372,7 @@ class CellSearcher(Searcher):
 def read_searcher_state(path: str | Path) -> dict:
     """A searcher state file, checked; `StateFileError` names what is wrong."""
     state = read_state(path, SEARCHER_FORMAT, "searcher state", SEARCHER_RECOVERY)
-    missing = [k for k in ("cells", "counts", "next", "trial_cell", "live", "told", "journals", "samplers") if k not in state]
+    missing = [k for k in ("cells", "metric", "mode", "counts", "next", "trial_cell", "live", "told", "journals", "samplers") if k not in state]
     if missing:
         raise StateFileError(f"searcher state {path} lacks {', '.join(missing)}; {SEARCHER_RECOVERY}")
     return state

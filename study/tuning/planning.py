@@ -16,7 +16,7 @@ from study.tuning.budgets import Budget, get_budget, gpu_share
 from study.vocabulary.config import ModelConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import is_uri
-from study.data.datasets import find_data_dir, load_arrays
+from study.data.datasets import find_data_dir, fingerprint, load_arrays
 
 METRIC, MODE = "val_acc", "max"
 
@@ -119,6 +119,7 @@ class StudyPlan:
     experiment_uri: str
     param_space: dict  # fixed values merged into every suggestion
     sampler: str  # resolved: options.sampler, or default_sampler(samples_per_cell)
+    dataset: dict  # the training split's fingerprint (`study.data.datasets.fingerprint`)
 
     @property
     def n_cells(self) -> int:
@@ -146,6 +147,7 @@ class StudyPlan:
             "n_cells": self.n_cells,
             "num_samples": self.num_samples,
             "seed": self.options.seed,
+            "dataset": self.dataset,
             "metric": METRIC,
             "mode": MODE,
             "param_space": self.param_space,
@@ -212,7 +214,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))
-    load_arrays(data_dir, "train")  # a corrupt or truncated file fails here, not in every trial
+    images, labels = load_arrays(data_dir, "train")  # a corrupt or truncated file fails here, not in every trial
     fixed = {**space.fixed}
     if options.model:
         if "model" in space.scientific:
@@ -243,4 +245,5 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         samples_per_cell = budget.samples_per_cell
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
     sampler = resolve_sampler(options.sampler, samples_per_cell)
-    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space, sampler)
+    return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space, sampler,
+                     fingerprint(images, labels))

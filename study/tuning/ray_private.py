@@ -4,13 +4,24 @@
 cell's rungs so a resumed study keeps them. ASHA keeps its rungs in
 `_brackets[i]._rungs` (a list of ``(milestone, {trial_id: recorded metric})``,
 highest milestone first) and the trials it knows in `_trial_info`; no public API
-reads or restores them. `tests/study/tuning/test_private_apis.py` pins what these
-helpers rely on, and pyproject.toml bounds Ray to the versions tested.
+reads or restores them.
+
+An experiment moved (or synced back to another place) resumes: Tune points the
+trials it restores at the experiment's new place, but its search generator keeps
+the experiment as it was pickled, so a trial created after the resume would write
+to the old place. `follow_moved_experiment` (called by the schedulers' `on_trial_add`)
+gives such a trial the storage of the running `TuneController` (`_storage`), as Tune
+does for restored trials.
+
+`tests/study/tuning/test_private_apis.py` pins what these helpers rely on (and
+tests/test_resume.py the move), and pyproject.toml bounds Ray to the versions tested.
 """
 
 from __future__ import annotations
 
-from ray.tune.schedulers import ASHAScheduler
+import copy
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 
 def rungs(asha: ASHAScheduler) -> list[tuple[float, dict]]:
@@ -34,3 +45,25 @@ def tracks(asha: ASHAScheduler, trial_id: str) -> bool:
 def describe(asha: ASHAScheduler) -> str:
     """ASHA's own one-line description of every bracket."""
     return " | ".join(bracket.debug_str() for bracket in asha._brackets)
+
+
+def follow_moved_experiment(tune_controller, trial) -> None:
+    """Give `trial` the experiment's current storage when it still points at an earlier place."""
+    current, storage = getattr(tune_controller, "_storage", None), trial.storage
+    if current is None or storage is None:
+        return
+    if (storage.storage_fs_path, storage.experiment_dir_name) == (current.storage_fs_path, current.experiment_dir_name):
+        return
+    moved = copy.copy(storage)
+    moved.storage_filesystem = current.storage_filesystem
+    moved.storage_fs_path = current.storage_fs_path
+    moved.experiment_dir_name = current.experiment_dir_name
+    trial.set_storage(moved)  # as TuneController._restore_trials does for the trials it restores
+
+
+class MovableFIFOScheduler(FIFOScheduler):
+    """Tune's default scheduler, with trials created after a resume following a moved experiment."""
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        follow_moved_experiment(tune_controller, trial)
+        super().on_trial_add(tune_controller, trial)

@@ -18,7 +18,6 @@ import optuna
 import pandas as pd
 from ray import tune
 
-from study.tuning.budgets import Budget
 from study.tuning.cell_scheduler import CellScheduler
 from study.tuning.cell_search import CellSearcher
 from study.tuning.state_files import RUNGS_FILE, check_before_resume
@@ -45,7 +44,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
     )
     scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / RUNGS_FILE)
     return tune.Tuner(
-        _trainable(budget),
+        _trainable(plan),
         param_space=plan.param_space,
         tune_config=tune.TuneConfig(
             metric=METRIC,
@@ -61,8 +60,10 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
     )
 
 
-def _trainable(budget: Budget):
-    return tune.with_resources(train_trial, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
+def _trainable(plan: StudyPlan):
+    budget = plan.budget
+    trainable = tune.with_parameters(train_trial, data_dir=plan.param_space["data_dir"])  # the dataset where it is now
+    return tune.with_resources(trainable, {"cpu": budget.cpus_per_trial, "gpu": budget.gpus_per_trial})
 
 
 def study_record(plan: StudyPlan, started: float, finished: float | None, trials: pd.DataFrame | None) -> dict:
@@ -108,11 +109,11 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     connect(options.address)
     started = time.time()
     tuner = restore_or_build(
-        uri, uri, tables.STUDY, plan.record(), _trainable(plan.budget), lambda: build_tuner(plan),
+        uri, uri, tables.STUDY, plan.record(), _trainable(plan), lambda: build_tuner(plan),
         first_record=lambda: study_record(plan, started, None, None),
-        refuse=lambda: StudyError(
-            f"experiment {uri!r} exists but was started with different settings (space, budget, trial count, "
-            "seed or sampler); resume it with the same options, or start a new study with --name NEW_NAME"
+        refuse=lambda found: StudyError(
+            f"experiment {uri!r} exists but was started with different settings ({'; '.join(found)}); resume it "
+            "with the same options, or start a new study with --name NEW_NAME"
         ),
     )
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
