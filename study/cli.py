@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.runtime.interruption import Interrupted
+from study.runtime.lock import experiment_lock
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import is_uri
@@ -138,16 +139,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
     from study.tuning.run import run_study
 
-    experiment, trials = run_study(plan)
-    print_summary(experiment, trials)
-    if not args.search_only:
-        print(f"\nStage 2: each cell's best configuration on {plan.budget.confirm_seeds} seeds, to the full budget")
-        from study.retraining.cross_validation import CVOptions, run_cv
+    with experiment_lock(plan.experiment_uri, "study run", create=True):  # a second command on it stops here
+        experiment, trials = run_study(plan)
+        print_summary(experiment, trials)
+        if not args.search_only:
+            print(f"\nStage 2: each cell's best configuration on {plan.budget.confirm_seeds} seeds, to the full budget")
+            from study.retraining.cross_validation import CVOptions, run_cv
 
-        print_cv(run_cv(CVOptions(
-            experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
-            address=args.address, data_dir=plan.param_space["data_dir"],
-        )))
+            print_cv(run_cv(CVOptions(
+                experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
+                address=args.address, data_dir=plan.param_space["data_dir"],
+            )))
     _analyze_after(experiment, args.no_analyze)
 
 
@@ -163,9 +165,10 @@ def _retraining_options(args: argparse.Namespace) -> dict:
 def cmd_cv(args: argparse.Namespace) -> None:
     from study.retraining.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
 
-    outcome = run_cv(CVOptions(
-        top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
-    ))
+    with experiment_lock(args.path, "study cv"):
+        outcome = run_cv(CVOptions(
+            top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
+        ))
     print_cv(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 
@@ -210,7 +213,8 @@ def print_cv(outcome) -> None:
 def cmd_final(args: argparse.Namespace) -> None:
     from study.retraining.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
 
-    outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
+    with experiment_lock(args.path, "study final"):
+        outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
     print_final(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 

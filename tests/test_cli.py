@@ -21,8 +21,9 @@ def _assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> N
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
     assert "\n\n" not in result.stderr.strip()  # one paragraph
+    text = " ".join(result.stderr.split())  # the paragraph is wrapped
     for needle in needles:
-        assert needle in result.stderr, (needle, result.stderr)
+        assert needle in text, (needle, result.stderr)
 
 
 def test_unknown_space(tmp_path, fake_data_dir):
@@ -91,12 +92,14 @@ def test_every_input_error_of_the_project_is_a_user_error():
     from study.data.idx import IdxFormatError
     from study.retraining.common import RetrainError
     from study.retraining.selection import SelectionError
+    from study.runtime.lock import ExperimentInUse
     from study.tuning.planning import StudyError
+    from study.tuning.state_files import StateFileError
     from study.vocabulary.config import ConfigError
     from study.vocabulary.errors import UserError
 
     for error in (AnalysisError, SpaceError, DatasetNotFoundError, IdxFormatError, RetrainError, SelectionError,
-                  StudyError, ConfigError):
+                  StudyError, ConfigError, ExperimentInUse, StateFileError):
         assert issubclass(error, UserError), error
     assert issubclass(DatasetNotFoundError, FileNotFoundError)
 
@@ -117,3 +120,34 @@ def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_
     assert main(argv) == 2
     assert needle in " ".join(capsys.readouterr().err.split())  # the message is wrapped
     assert not any(tmp_path.iterdir())  # nothing written, Ray never started
+
+
+def test_a_second_run_on_an_experiment_in_use_stops_at_once(tmp_path, fake_data_dir):
+    import json
+    import socket
+
+    holder = subprocess.Popen(["sleep", "60"])  # stands for the first `study run`, still running
+    try:
+        experiment = tmp_path / "experiments" / "default-smoke"
+        experiment.mkdir(parents=True)
+        (experiment / ".study.lock").write_text(json.dumps(
+            {"host": socket.gethostname(), "pid": holder.pid, "command": "study run", "started": "2026-12-01T10:00:00"}))
+        result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", "experiments",
+                        tmp_path=tmp_path)
+        _assert_clean_error(result, "is in use by `study run`", f"pid {holder.pid}")
+        assert sorted(p.name for p in experiment.iterdir()) == [".study.lock"]  # nothing started
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--train-size", "100000"], "--train-size 100000 exceeds the"),
+    (["--storage", "a_file/experiments"], "--storage 'a_file/experiments' cannot be written"),
+    (["--space", "one_cell.yaml"], "has a single cell"),
+])
+def test_input_the_trials_would_fail_on_is_refused_before_ray_starts(tmp_path, fake_data_dir, argv, needle):
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "one_cell.yaml").write_text("scientific: {bn: [pre_act]}\nnuisance: {lr: {low: 0.01, high: 0.1}}\n")
+    result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), *argv, tmp_path=tmp_path)
+    _assert_clean_error(result, needle)

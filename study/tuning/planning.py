@@ -198,6 +198,36 @@ def check_options(options: StudyOptions) -> None:
         check_sampler(options.sampler)
 
 
+def check_sizes(budget: Budget, n_images: int, data_dir: str) -> None:
+    """The validation split and the training subset fit in the training images (else every trial would fail)."""
+    if budget.val_size >= n_images:
+        raise StudyError(
+            f"the {budget.name} budget validates on {budget.val_size} images, but {data_dir} has only {n_images} "
+            "training images; point --data-dir at the full FashionMNIST files"
+        )
+    left = n_images - budget.val_size
+    if budget.train_size is not None and budget.train_size > left:
+        raise StudyError(
+            f"--train-size {budget.train_size} exceeds the {left} training images left after the {budget.val_size} "
+            f"validation images ({n_images} in {data_dir}); choose at most {left}, or leave it out"
+        )
+
+
+def check_storage(storage: str, uri: str) -> None:
+    """A local storage directory exists (or is created) and can be written; remote storage is checked by Ray."""
+    if is_uri(uri):
+        return
+    try:
+        Path(uri).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=uri):
+            pass
+    except OSError as exc:
+        raise StudyError(
+            f"--storage {storage!r} cannot be written ({exc.strerror or type(exc).__name__}: "
+            f"{exc.filename or uri}); choose a directory you can write to"
+        ) from None
+
+
 def plan_study(options: StudyOptions) -> StudyPlan:
     """Validate options, space and data before anything starts."""
     check_options(options)  # fails first, before the space and the data are read
@@ -215,6 +245,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))
     images, labels = load_arrays(data_dir, "train")  # a corrupt or truncated file fails here, not in every trial
+    check_sizes(budget, len(labels), data_dir)
     fixed = {**space.fixed}
     if options.model:
         if "model" in space.scientific:
@@ -234,6 +265,11 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         "seed": options.seed,
     }
     n_cells = len(space.named_cells())
+    if n_cells < 2:
+        raise StudyError(
+            f"space {space.name!r} has a single cell (no scientific factor takes two values), so the study would "
+            "compare nothing; give at least one factor under `scientific:` two or more values"
+        )
     if options.num_samples:
         if options.num_samples % n_cells:
             raise StudyError(
@@ -245,5 +281,6 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         samples_per_cell = budget.samples_per_cell
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
     sampler = resolve_sampler(options.sampler, samples_per_cell)
+    check_storage(options.storage, options.storage_uri())  # last: nothing is created for input refused above
     return StudyPlan(options, space, budget, samples_per_cell, experiment_uri, param_space, sampler,
                      fingerprint(images, labels))
