@@ -10,12 +10,23 @@ from study.tuning.budgets import GPU_SHARE_BY_MODEL
 from study.tuning.planning import SAMPLERS, StudyError, StudyOptions, plan_study
 
 
-@pytest.fixture
-def options(fake_data_dir):
+@pytest.fixture(scope="module")
+def options(tmp_path_factory):
+    """Options on a dataset large enough for every budget (the full one validates on 6,000 images)."""
+    from study.data.fake_data import write_fake_fashion_mnist
+
+    data = write_fake_fashion_mnist(tmp_path_factory.mktemp("full_size"), n_train=6100, n_test=10, seed=0)
+    storage = tmp_path_factory.mktemp("storage")
+
     def make(**kwargs) -> StudyOptions:
-        return StudyOptions(**{"data_dir": str(fake_data_dir), "storage": "/tmp/unused", **kwargs})
+        return StudyOptions(**{"data_dir": str(data), "storage": str(storage), **kwargs})
 
     return make
+
+
+def test_the_validation_split_must_fit_in_the_data(fake_data_dir, tmp_path):
+    with pytest.raises(StudyError, match="the full budget validates on 6000 images, but .* has only 600"):
+        plan_study(StudyOptions(data_dir=str(fake_data_dir), storage=str(tmp_path), budget="full"))
 
 
 def test_gpu_budget_shares_the_gpu_by_model_size(options):
