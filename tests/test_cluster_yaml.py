@@ -78,6 +78,8 @@ def _project_dir(prepared) -> str:
 def test_file_mounts_copy_everything_pip_needs():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     mounts = _load()["file_mounts"]
+    # The checkout's files (the token comes from the user's home: test_the_cluster_is_not_open).
+    mounts = {remote: local for remote, local in mounts.items() if not local.startswith("~/")}
     local = {Path(p).as_posix().removeprefix("./") for p in mounts.values()}
     with open(ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)
@@ -167,3 +169,18 @@ def test_validation_rejects_broken_configs(break_config):
     break_config(config)
     with pytest.raises((jsonschema.ValidationError, ValueError)):
         validate_config(prepare_config(config))
+
+
+def test_the_cluster_is_not_open(prepared):
+    raw = _load()
+    head_start = " ".join(raw["head_start_ray_commands"])
+    worker_start = " ".join(raw["worker_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    for start in (head_start, worker_start):
+        assert "RAY_AUTH_MODE=token" in start, start
+    # The token travels from the user's home to every node, never from the checkout.
+    token = raw["file_mounts"]["~/.ray/auth_token"]
+    assert token.startswith("~/") and not token.startswith("./")
+    # Each node type brings its own security group, so Ray never creates one with SSH open to 0.0.0.0/0.
+    for name, node_type in prepared["available_node_types"].items():
+        assert node_type["node_config"].get("SecurityGroupIds"), name
