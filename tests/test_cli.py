@@ -151,3 +151,28 @@ def test_input_the_trials_would_fail_on_is_refused_before_ray_starts(tmp_path, f
     (tmp_path / "one_cell.yaml").write_text("scientific: {bn: [pre_act]}\nnuisance: {lr: {low: 0.01, high: 0.1}}\n")
     result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), *argv, tmp_path=tmp_path)
     _assert_clean_error(result, needle)
+
+
+@pytest.mark.skipif(__import__("shutil").which("nvidia-smi") is not None, reason="this machine has a GPU")
+def test_a_gpu_share_on_a_machine_without_gpu_fails_in_seconds_instead_of_waiting_forever(tmp_path, fake_data_dir):
+    import time
+
+    started = time.time()
+    result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--gpus-per-trial", "1",
+                    tmp_path=tmp_path)
+    # Ray's start-up lines come first (its token warning); then the one paragraph, and no traceback.
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    error = " ".join(result.stderr[result.stderr.index("error: "):].split())
+    assert "sees no GPU on this machine" in error and "--gpus-per-trial 0" in error
+    assert time.time() - started < 120
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds(tmp_path, fake_data_dir):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--address", f"127.0.0.1:{port}",
+                    tmp_path=tmp_path)
+    _assert_clean_error(result, f"nothing answers at --address 127.0.0.1:{port} within 5 s")

@@ -239,7 +239,7 @@ def run_cv(options: CVOptions) -> CVOutcome:
     """Cross-validate (or resume cross-validating) the picked configurations; write the tables."""
     plan = plan_cv(options)
     uri = plan.experiment.uri
-    connect(options.address)
+    connect(options.address, plan.resources.cpus_per_trial, plan.resources.gpus_per_trial)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv")

@@ -155,7 +155,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     """Train the chosen configuration with every seed and test each once; write final.csv."""
     plan = plan_final(options)
     uri = plan.experiment.uri
-    connect(options.address)
+    connect(options.address, plan.resources.cpus_per_trial, plan.resources.gpus_per_trial)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_final_trial, data_dir=plan.config["data_dir"]))
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "final")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -12,21 +13,106 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from study.runtime.checkpoint_retention import SupersededCheckpointCleaner
+from study.vocabulary.errors import UserError
 
 # On a cluster that autoscales, the trials waiting for resources are what make the
 # autoscaler add nodes, so the default must not be limited to what exists right now.
 MIN_CLUSTER_CONCURRENCY = 8
 
 
-def connect(address: str | None) -> None:
-    """Join the Ray at `address` ('auto': a running cluster), or start an embedded one when None."""
+CONNECT_TIMEOUT_S = 5
+TOKEN_ADVICE = (
+    "set RAY_AUTH_MODE=token and give this machine the cluster's token: the head's ~/.ray/auth_token copied to "
+    "~/.ray/auth_token here (or RAY_AUTH_TOKEN_PATH, or the token itself in RAY_AUTH_TOKEN); README, "
+    "\"Running on a cluster\""
+)
+
+
+class RayConnectionError(UserError):
+    """The Ray to join cannot be reached, or refuses this machine."""
+
+
+class ResourceError(UserError):
+    """A trial asks for more than the machine has: it would wait forever."""
+
+
+def connect(address: str | None, cpus_per_trial: float = 0, gpus_per_trial: float = 0) -> None:
+    """Join the Ray at `address` ('auto': a running cluster), or start an embedded one when None.
+
+    Fails in seconds, with what to do, where Ray would wait: nothing listening at the
+    address, a cluster that wants a token this machine lacks, or (embedded) a trial
+    asking for a GPU or more CPUs than the machine has (`check_resources`).
+    """
     _without_tensorboard_logger()  # also for `Tuner.restore`, which reuses the saved RunConfig
-    if ray.is_initialized():
-        return
-    if address:
+    if not ray.is_initialized():
+        if address:
+            _join(address)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+    check_resources(address, cpus_per_trial, gpus_per_trial)
+
+
+def _join(address: str) -> None:
+    check_reachable(address)
+    try:
         ray.init(address=address, runtime_env=worker_runtime_env())
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+    except ray.exceptions.AuthenticationError as exc:
+        raise RayConnectionError(
+            f"the Ray cluster at --address {address} refused this machine ({exc.message}); {TOKEN_ADVICE}"
+        ) from None
+    except ConnectionError as exc:
+        # A cluster with token authentication (Ray's default) rejects a driver without the token the same way.
+        token = ("this machine has no Ray token; if the cluster uses token authentication (Ray's default), "
+                 f"{TOKEN_ADVICE}" if not _has_token() else "if the cluster uses token authentication, check that "
+                 "this machine's token is the cluster's")
+        raise RayConnectionError(
+            f"cannot join a Ray cluster at --address {address} ({exc}); {token}. Otherwise start the cluster "
+            "(`ray start --head`, or `ray up cluster.yaml`), or leave --address out to run on an embedded Ray"
+        ) from None
+
+
+def _has_token() -> bool:
+    """A Ray token is at hand for this process (the places Ray looks)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
+
+
+def check_reachable(address: str) -> None:
+    """Something answers at HOST:PORT within CONNECT_TIMEOUT_S ('auto' and URIs are Ray's to find)."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayConnectionError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RayConnectionError(
+            f"nothing answers at --address {address} within {CONNECT_TIMEOUT_S} s ({exc.strerror or exc}); check the "
+            "head node's address and port (6379 unless `ray start --port` said otherwise) and that this machine "
+            "can reach it, or leave --address out to run on an embedded Ray"
+        ) from None
+
+
+def check_resources(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """On an embedded Ray, a trial must fit on the machine; a cluster may still add nodes, so there it is a note."""
+    total = ray.cluster_resources()
+    gpus, cpus = total.get("GPU", 0), total.get("CPU", 0)
+    if gpus_per_trial > 0 and gpus == 0:
+        if address:
+            print(f"Note: the cluster has no GPU now; each trial waits for a {gpus_per_trial:g} GPU share until the "
+                  "autoscaler starts GPU workers (Ctrl-C stops cleanly).")
+            return
+        raise ResourceError(
+            f"each trial asks for {gpus_per_trial:g} of a GPU (--gpus-per-trial, or the budget's default), but Ray "
+            "sees no GPU on this machine, so no trial would ever start; pass --gpus-per-trial 0 to train on the CPU "
+            "(with --cpus-per-trial N)"
+        )
+    if not address and cpus_per_trial > cpus:
+        raise ResourceError(
+            f"each trial asks for {cpus_per_trial:g} CPUs (--cpus-per-trial), but this machine's Ray has {cpus:g}, "
+            f"so no trial would ever start; pass --cpus-per-trial {max(cpus, 1):g} or less"
+        )
 
 
 def worker_runtime_env() -> dict:

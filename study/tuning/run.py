@@ -106,7 +106,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     uri = plan.experiment_uri
     check_before_resume(None if is_uri(uri) else uri, plan.journal_dir())  # a broken state file stops here, not in Tune
-    connect(options.address)
+    connect(options.address, plan.budget.cpus_per_trial, plan.budget.gpus_per_trial)
     started = time.time()
     tuner = restore_or_build(
         uri, uri, tables.STUDY, plan.record(), _trainable(plan), lambda: build_tuner(plan),

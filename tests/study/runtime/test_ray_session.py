@@ -12,6 +12,8 @@ def init_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(ray_session.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray_session.ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray_session.ray, "cluster_resources", lambda: {"CPU": 2.0})  # a 2-core machine, no GPU
+    monkeypatch.setattr(ray_session, "check_reachable", lambda address: None)
     return calls
 
 
@@ -28,3 +30,45 @@ def test_a_malloc_arena_cap_of_the_users_own_is_left_alone(init_calls, monkeypat
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # e.g. from a submitted job's runtime environment
     ray_session.connect("auto")
     assert init_calls[0]["runtime_env"] == {}
+
+
+def test_a_gpu_share_on_a_machine_without_gpu_fails_at_once(init_calls):
+    with pytest.raises(ray_session.ResourceError, match="0.25 of a GPU .* sees no GPU .* --gpus-per-trial 0"):
+        ray_session.connect(None, cpus_per_trial=1, gpus_per_trial=0.25)
+
+
+def test_more_cpus_than_the_machine_has_fails_at_once(init_calls):
+    with pytest.raises(ray_session.ResourceError, match="asks for 4 CPUs .* has 2"):
+        ray_session.connect(None, cpus_per_trial=4)
+
+
+def test_a_cluster_without_gpu_yet_may_still_get_some(init_calls, capsys):
+    ray_session.connect("auto", cpus_per_trial=1, gpus_per_trial=0.25)  # the autoscaler adds GPU workers
+    assert "waits for a 0.25 GPU share until the autoscaler" in capsys.readouterr().out
+
+
+def test_a_refused_join_without_a_token_says_how_to_give_one(init_calls, monkeypatch, tmp_path):
+    def refused(**kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379")
+
+    monkeypatch.setattr(ray_session.ray, "init", refused)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    with pytest.raises(ray_session.RayConnectionError, match="no Ray token; .* RAY_AUTH_MODE=token .*auth_token"):
+        ray_session.connect("10.0.0.5:6379")
+
+
+def test_nothing_listening_at_the_address_fails_within_seconds():
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.time()
+    with pytest.raises(ray_session.RayConnectionError, match=f"nothing answers at --address 127.0.0.1:{port}"):
+        ray_session.check_reachable(f"127.0.0.1:{port}")
+    assert time.time() - started < ray_session.CONNECT_TIMEOUT_S + 1
+    with pytest.raises(ray_session.RayConnectionError, match="is not HOST:PORT"):
+        ray_session.check_reachable("headnode")
