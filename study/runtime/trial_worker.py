@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -130,10 +131,35 @@ def _saved_state(device: torch.device) -> dict | None:
         return torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device, weights_only=True)
 
 
+# A checkpoint is written to a temporary folder and copied to the experiment by Tune. A
+# worker killed in between leaves its folder behind; they are named by the writer's
+# pid, and each new one removes those of processes that have ended.
+STAGING_PREFIX = "bn-dropout-checkpoint-"
+
+
 def _report(metrics: dict, state) -> None:
     """Report one epoch's metrics with a checkpoint of `state` (a `TrainingState`)."""
-    with tempfile.TemporaryDirectory() as directory:
+    remove_abandoned_staging()
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as directory:
         torch.save(state.state_dict(), Path(directory) / CHECKPOINT_FILE)
         # peak_rss_mb: a diagnostic the benchmarks read back from Tune's result files.
         metrics = {**metrics, "peak_rss_mb": _peak_rss_mb()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def remove_abandoned_staging(root: str | None = None) -> None:
+    """Delete checkpoint folders left in the temporary directory by processes of this host that have ended."""
+    for path in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*-*"):
+        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

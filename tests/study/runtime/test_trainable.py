@@ -3,6 +3,7 @@ diverged trial ends normally, alone, with status `diverged`."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -176,3 +177,19 @@ def test_a_diverging_trial_ends_diverged_and_the_others_complete(fake_data_dir, 
     assert status == {10.0: "diverged", 0.05: "completed"}
     assert {"train_eval_loss", "train_eval_acc"} <= set(epochs.columns) and trials["train_eval_loss"].notna().any()
 
+
+
+def test_checkpoint_folders_of_ended_workers_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+
+    from study.runtime.trial_worker import STAGING_PREFIX, remove_abandoned_staging
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    abandoned = tmp_path / f"{STAGING_PREFIX}{ended.pid}-abc"
+    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def"
+    for folder in (abandoned, live):
+        folder.mkdir()
+        (folder / "state.pt").write_bytes(b"x")
+    remove_abandoned_staging(str(tmp_path))
+    assert not abandoned.exists() and live.exists()
