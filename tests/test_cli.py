@@ -112,6 +112,8 @@ def test_every_input_error_of_the_project_is_a_user_error():
     ("--train-size", "5", "--train-size must be a whole number of at least 10, got 5"),
     ("--max-concurrent", "0", "--max-concurrent must be a whole number of at least 1"),
     ("--seeds", "1", "--seeds must be a whole number of at least 2, got 1"),
+    ("--num-samples", "0", "--num-samples must be a whole number of at least 1, got 0"),
+    ("--seed", "-1", "--seed must be a whole number of at least 0, got -1"),
 ])
 def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_data_dir, option, value, needle, capsys):
     from study.cli import main

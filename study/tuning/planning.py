@@ -178,6 +178,7 @@ NUMERIC_OPTIONS = {
     "cpus_per_trial": ("--cpus-per-trial", 0, False),
     "gpus_per_trial": ("--gpus-per-trial", 0, False),
     "confirm_seeds": ("--seeds", 2, True),
+    "seed": ("--seed", 0, True),
 }
 
 
