@@ -81,13 +81,18 @@ def _stale(holder: dict) -> bool:
     """Held by a process of this host that has ended."""
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return False
+    return not process_alive(holder["pid"])
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid runs (someone else's counts)."""
     try:
-        os.kill(holder["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _in_use_message(path: Path, holder: dict | None) -> str:
