@@ -229,6 +229,24 @@ def check_storage(storage: str, uri: str) -> None:
         ) from None
 
 
+def trials_per_cell(num_samples: int | None, budget: Budget, space: SearchSpace) -> int:
+    """Every cell's equal share of --num-samples (or the budget's); a space of one cell compares nothing."""
+    n_cells = len(space.named_cells())
+    if n_cells < 2:
+        raise StudyError(
+            f"space {space.name!r} has a single cell (no scientific factor takes two values), so the study would "
+            "compare nothing; give at least one factor under `scientific:` two or more values"
+        )
+    if not num_samples:
+        return budget.samples_per_cell
+    if num_samples % n_cells:
+        raise StudyError(
+            f"--num-samples {num_samples} is not a multiple of the {n_cells} cells of space "
+            f"{space.name!r}; every cell must get the same budget, so pass a multiple of {n_cells}"
+        )
+    return num_samples // n_cells
+
+
 def plan_study(options: StudyOptions) -> StudyPlan:
     """Validate options, space and data before anything starts."""
     check_options(options)  # fails first, before the space and the data are read
@@ -265,21 +283,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         "data_dir": data_dir,
         "seed": options.seed,
     }
-    n_cells = len(space.named_cells())
-    if n_cells < 2:
-        raise StudyError(
-            f"space {space.name!r} has a single cell (no scientific factor takes two values), so the study would "
-            "compare nothing; give at least one factor under `scientific:` two or more values"
-        )
-    if options.num_samples:
-        if options.num_samples % n_cells:
-            raise StudyError(
-                f"--num-samples {options.num_samples} is not a multiple of the {n_cells} cells of space "
-                f"{space.name!r}; every cell must get the same budget, so pass a multiple of {n_cells}"
-            )
-        samples_per_cell = options.num_samples // n_cells
-    else:
-        samples_per_cell = budget.samples_per_cell
+    samples_per_cell = trials_per_cell(options.num_samples, budget, space)
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"
     sampler = resolve_sampler(options.sampler, samples_per_cell)
     check_storage(options.storage, options.storage_uri())  # last: nothing is created for input refused above
