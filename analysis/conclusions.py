@@ -73,6 +73,7 @@ from analysis.results import (
     SelectedTrial,
     Setting,
     TopTwo,
+    from_json,
     to_json,
 )
 from analysis.summary import summary_sentences
@@ -269,7 +270,9 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         final=final_results(final),
         importance=importance,
     )
-    conclusions = replace(conclusions, methods=methods(conclusions))
+    # Through the file's form once: a number that could not be computed is None from here on, in memory as in
+    # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
+    conclusions = from_json(Conclusions, to_json(replace(conclusions, methods=methods(conclusions))))
     return replace(conclusions, summary=summary_sentences(conclusions))
 
 

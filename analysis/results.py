@@ -5,7 +5,8 @@ its fields; `to_json` writes it (the only place it is serialised) and `from_json
 reads it back, so a report can be rebuilt from conclusions.json alone.
 
 Scores are accuracies (or losses for claims on val_loss). A number that could not
-be computed is NaN in memory and null in the file. A field marked `INLINE` is a
+be computed is None (null in the file): `analysis.conclusions` passes what it built
+through the file's form once, so memory and file agree. A field marked `INLINE` is a
 mapping whose entries sit beside the other fields in the file (a ranked cell's
 factor values, a claim's group scores), as they always have.
 """

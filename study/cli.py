@@ -224,11 +224,18 @@ def paragraph(text: str) -> str:
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
 
-def interrupted_message(signal_name: str, argv: list[str], *, saved: bool) -> str:
-    """What an interrupted command says: what was kept, and the command that resumes."""
-    kept = ("Ray Tune saved the stage's state: finished trainings are kept and unfinished ones resume from their "
-            "last checkpoint; no results table was written for the interrupted stage." if saved else
-            "Nothing was training; everything already written is kept.")
+def interrupted_message(signal_name: str, argv: list[str], *, saved: bool | None) -> str:
+    """What an interrupted command says: what was kept, and the command that resumes.
+
+    `saved`: Tune saved the stage (True), it stopped at once (False), no stage was running (None).
+    """
+    kept = {
+        True: "Ray Tune saved the stage's state: finished trainings are kept and unfinished ones resume from "
+              "their last checkpoint; no results table was written for the interrupted stage.",
+        False: "The stage stopped at once, before Ray Tune could save it: a resume starts from the last snapshot "
+               "Tune wrote (finished trainings are kept; later ones start again from their last checkpoint).",
+        None: "No stage was running; every file already written is whole.",
+    }[saved]
     return (paragraph(f"interrupted by {signal_name}. {kept}")
             + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
 
@@ -312,11 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:  # bad input: one paragraph, no traceback
         print(paragraph(f"error: {exc}"), file=sys.stderr)
         return 2
-    except Interrupted as exc:  # Ctrl-C or SIGTERM during a stage: Tune saved it
-        print(interrupted_message(exc.signal_name, argv, saved=True), file=sys.stderr)
+    except Interrupted as exc:  # Ctrl-C or SIGTERM during a stage's run
+        print(interrupted_message(exc.signal_name, argv, saved=exc.saved), file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:  # before (or between) the stages' runs
-        print(interrupted_message("SIGINT", argv, saved=False), file=sys.stderr)
+    except KeyboardInterrupt:  # outside a stage's run
+        print(interrupted_message("SIGINT", argv, saved=None), file=sys.stderr)
         return 130
     except Exception:  # anything else is a bug: keep its traceback
         traceback.print_exc()

@@ -125,22 +125,14 @@ def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_
 
 
 def test_a_second_run_on_an_experiment_in_use_stops_at_once(tmp_path, fake_data_dir):
-    import json
-    import socket
+    from study.runtime.lock import experiment_lock
 
-    holder = subprocess.Popen(["sleep", "60"])  # stands for the first `study run`, still running
-    try:
-        experiment = tmp_path / "experiments" / "default-smoke"
-        experiment.mkdir(parents=True)
-        (experiment / ".study.lock").write_text(json.dumps(
-            {"host": socket.gethostname(), "pid": holder.pid, "command": "study run", "started": "2026-12-01T10:00:00"}))
+    experiment = tmp_path / "experiments" / "default-smoke"
+    with experiment_lock(str(experiment), "study run", create=True):  # the first `study run`, still running
         result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", "experiments",
                         tmp_path=tmp_path)
-        _assert_clean_error(result, "is in use by `study run`", f"pid {holder.pid}")
-        assert sorted(p.name for p in experiment.iterdir()) == [".study.lock"]  # nothing started
-    finally:
-        holder.kill()
-        holder.wait()
+    _assert_clean_error(result, "is in use by `study run`", f"pid {os.getpid()}")
+    assert sorted(p.name for p in experiment.iterdir()) == [".study.lock"]  # nothing started
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -236,6 +236,11 @@ def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, 
     after = reported_epochs(watched)
     for trial_id, epochs in before.items():
         assert after[trial_id] == epochs  # kept, not trained again
+    if stage == "search":  # the journals moved with the experiment, and are the ones the resumed search kept
+        assert not (tmp_path / "experiments").exists()
+        studies = load_cell_studies(experiment / "optuna")
+        told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
+        assert sorted(told) == sorted(rows["trial_id"])
 
 
 def move_study(argv: list[str], tmp_path: Path, monkeypatch) -> tuple[list[str], Path]:

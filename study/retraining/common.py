@@ -71,11 +71,21 @@ class Experiment:
     budget: dict  # study.json plan.budget (cpus_per_trial, gpus_per_trial, ...); {} when unknown
     seed: int  # the study's seed (study.json plan.seed; 0 when unknown)
 
+    dataset: dict | None = None  # study.json plan.dataset: the search's training-set fingerprint
+
     def data_dir(self) -> str | None:
         """The dataset the study trained on, where it still lies; None (search the usual places) once it has
-        moved, e.g. in a fresh clone or on another machine. The plan's fingerprint tells a different dataset."""
+        moved, e.g. in a fresh clone or on another machine (`check_dataset` then tells a different one)."""
         recorded = self.shared.get("data_dir")
         return recorded if recorded and Path(recorded).is_dir() else None
+
+    def check_dataset(self, data_dir: str, found: dict) -> None:
+        """Stage 2 and final retrain on the search's training images, not on a different dataset."""
+        if self.dataset is not None and found != self.dataset:
+            raise RetrainError(
+                f"the training files in {data_dir} ({found}) are not the ones the search of {self.uri} used "
+                f"({self.dataset}); pass --data-dir with the study's dataset"
+            )
 
     def read_table(self, filename: str) -> pd.DataFrame | None:
         text = read_text(self.uri, filename)
@@ -99,7 +109,7 @@ def open_experiment(path: str) -> Experiment:
     trials = validate_trials(pd.read_csv(io.StringIO(text), dtype={"trial_id": str, "cell": str}))
     plan = json.loads(read_text(uri, tables.STUDY) or "{}").get("plan") or {}
     return Experiment(uri, trials, dict(plan.get("param_space") or {}), dict(plan.get("budget") or {}),
-                      int(plan.get("seed", 0)))
+                      int(plan.get("seed", 0)), plan.get("dataset"))
 
 
 def _missing(value: Any) -> bool:

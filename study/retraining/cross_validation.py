@@ -170,8 +170,9 @@ def plan_cv(options: CVOptions) -> CVPlan:
     sizes = {cid: _sizes(cfg, kind, n, len(labels)) for cid, cfg in configs.items()}
     resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
                                   options.max_concurrent, options.address)
-    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options),
-                  fingerprint(images, labels))
+    dataset = fingerprint(images, labels)
+    experiment.check_dataset(data_dir, dataset)
+    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options), dataset)
 
 
 def _sizes(flat: dict, kind: str, n: int, n_images: int) -> tuple[int, int]:

@@ -117,7 +117,9 @@ def plan_final(options: FinalOptions) -> FinalPlan:
     resources = Resources.resolve(experiment.budget, options.cpus_per_trial, options.gpus_per_trial,
                                   options.max_concurrent, options.address)
     seeds = tuple(range(first, first + options.seeds))
-    return FinalPlan(experiment, config_id, chosen_by, config, seeds, resources, datasets.fingerprint(images, labels))
+    dataset = datasets.fingerprint(images, labels)
+    experiment.check_dataset(data_dir, dataset)
+    return FinalPlan(experiment, config_id, chosen_by, config, seeds, resources, dataset)
 
 
 def final_table(results, plan: FinalPlan) -> pd.DataFrame:

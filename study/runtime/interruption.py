@@ -9,9 +9,10 @@ raises `Interrupted` instead of returning partial results, so no stage writes
 final-looking tables from a run that did not finish, and the command line exits with
 the shell's code for the signal (130 for SIGINT, 143 for SIGTERM).
 
-A signal that arrives before Tune's loop has started (while Ray starts or the
-experiment is restored) raises `KeyboardInterrupt` at once: nothing is training yet.
-A second signal stops at once too.
+A signal that arrives inside `fit` before Tune's loop has installed its handler, or
+a second signal, stops at once: `Interrupted` with `saved` false (a resume then
+starts from the last snapshot Tune wrote, as after a kill). Outside `fit` a Ctrl-C
+is Python's `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 TUNE_SIGINT_VARIABLE = "TUNE_DISABLE_SIGINT_HANDLER"
 
 
-class Interrupted(Exception):
-    """A stage stopped by a signal after Tune saved its state."""
+class Interrupted(KeyboardInterrupt):
+    """A stage stopped by a signal; `saved`: after Tune saved its state (else at once)."""
 
-    def __init__(self, signum: int):
-        self.signum = signum
+    def __init__(self, signum: int, saved: bool = True):
+        self.signum, self.saved = signum, saved
         self.signal_name = signal.Signals(signum).name
         super().__init__(f"interrupted by {self.signal_name}")
 
@@ -58,7 +59,7 @@ def _graceful_stop():
     def stop(signum, frame):
         tune_stop = signal.getsignal(signal.SIGUSR1)
         if received or not callable(tune_stop) or tune_stop is stop:
-            raise KeyboardInterrupt  # a second signal, or Tune's loop not running yet: stop now
+            raise Interrupted(signum, saved=False)  # a second signal, or Tune's loop not running yet: stop now
         received.append(signum)
         tune_stop(signal.SIGUSR1, frame)
 

@@ -108,6 +108,11 @@ def check_resources(address: str | None, cpus_per_trial: float, gpus_per_trial: 
             "sees no GPU on this machine, so no trial would ever start; pass --gpus-per-trial 0 to train on the CPU "
             "(with --cpus-per-trial N)"
         )
+    if not address and gpus_per_trial > gpus:
+        raise ResourceError(
+            f"each trial asks for {gpus_per_trial:g} GPUs (--gpus-per-trial), but this machine's Ray has {gpus:g}, "
+            f"so no trial would ever start; pass --gpus-per-trial {gpus:g} or less (a fraction shares a GPU)"
+        )
     if not address and cpus_per_trial > cpus:
         raise ResourceError(
             f"each trial asks for {cpus_per_trial:g} CPUs (--cpus-per-trial), but this machine's Ray has {cpus:g}, "

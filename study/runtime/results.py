@@ -140,17 +140,20 @@ def write_text(experiment_uri: str, filename: str, text: str) -> None:
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(text.encode())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; a table is as readable as any file
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's file is private; a table is as readable as any file
         os.replace(tmp, Path(root) / filename)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # at import, before the driver starts threads: the only way to read it
     os.umask(mask)
     return mask
+
+
+UMASK = _read_umask()
 
 
 def read_text(experiment_uri: str, filename: str) -> str | None:

@@ -24,6 +24,8 @@ from study.vocabulary.tables import jsonable
 # storage or run from a fresh clone resumes; the dataset itself is compared by its
 # fingerprint (`study.data.datasets.fingerprint`), which the plans carry.
 LOCATION_KEYS = frozenset({"data_dir", "journal_dir", "source"})
+# Added to the plans after runs were recorded without them: compared only where recorded.
+ADDED_KEYS = frozenset({"dataset"})
 MAX_LISTED = 6
 
 
@@ -41,7 +43,8 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
         previous = read_text(experiment, record_file)
         recorded = json.loads(previous).get("plan") if previous else None
         if recorded is not None:
-            found = differences(comparable(recorded), comparable(jsonable(plan)))
+            current = {k: v for k, v in jsonable(plan).items() if k in recorded or k not in ADDED_KEYS}
+            found = differences(comparable(recorded), comparable(current))
             if found:
                 raise refuse(found)
         print(f"Resuming {path}")

@@ -28,7 +28,6 @@ from ray import tune
 from study.vocabulary.config import TrialConfig
 from study.data.device_data import DeviceSplit, load_split
 from study.training.final_eval import train_and_test
-from study.runtime.lock import process_alive
 from study.runtime.trainable import replicate_key
 from study.training.loop import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
 
@@ -154,3 +153,14 @@ def remove_abandoned_staging(root: str | None = None) -> None:
         pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid runs (someone else's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

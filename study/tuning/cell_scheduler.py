@@ -207,6 +207,10 @@ class CellScheduler(FIFOScheduler):
             self.restore(self._state_file)
             logger.info("CellScheduler: restored ASHA rungs of %d cells from %s", len(self._cells), self._state_file)
 
+    def retarget(self, state_file: str | Path) -> None:
+        """Keep the rungs in `state_file` from now on (a resumed experiment that moved)."""
+        self._state_file, self._loaded = str(state_file), False
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_loaded"] = False  # a restored copy reads the state file again

@@ -158,6 +158,11 @@ class CellSearcher(Searcher):
         self.__dict__.setdefault("_sampler", "tpe")  # pickled before the choice existed: TPE
         self._init_transient()
 
+    def retarget(self, journal_dir: str | Path | None) -> None:
+        """Keep the journals in `journal_dir` from now on (a resumed experiment that moved)."""
+        self._journal_dir = None if journal_dir is None else str(journal_dir)
+        self._init_transient()
+
     # ---- what Tune calls
 
     @property
@@ -247,7 +252,7 @@ class CellSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """The routing state and each cell's journal, as JSON (Tune names the file with `CKPT_FILE_TMPL`)."""
-        write_state(checkpoint_path, SEARCHER_FORMAT, {
+        write_state(checkpoint_path, SEARCHER_FORMAT, {  # the keys of SEARCHER_STATE
             "cells": [c.name for c in self._cells], "metric": self._metric, "mode": self._mode,
             "counts": self._counts, "next": self._next,
             "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
@@ -372,10 +377,30 @@ class CellSearcher(Searcher):
 def read_searcher_state(path: str | Path) -> dict:
     """A searcher state file, checked; `StateFileError` names what is wrong."""
     state = read_state(path, SEARCHER_FORMAT, "searcher state", SEARCHER_RECOVERY)
-    missing = [k for k in ("cells", "metric", "mode", "counts", "next", "trial_cell", "live", "told", "journals", "samplers") if k not in state]
-    if missing:
-        raise StateFileError(f"searcher state {path} lacks {', '.join(missing)}; {SEARCHER_RECOVERY}")
+    missing = [k for k in SEARCHER_STATE if k not in state]
+    wrong = [k for k, kind in SEARCHER_STATE.items() if k in state and not _holds(state[k], kind)]
+    if missing or wrong:
+        what = "; ".join([f"lacks {', '.join(missing)}"] * bool(missing) + [f"has malformed {', '.join(wrong)}"] * bool(wrong))
+        raise StateFileError(f"searcher state {path} {what}; {SEARCHER_RECOVERY}")
     return state
+
+
+# What `save` writes: key -> type, and for a mapping the type of its values.
+SEARCHER_STATE = {
+    "cells": (list, str), "metric": (str, None), "mode": (str, None), "counts": (dict, int), "next": (int, None),
+    "trial_cell": (dict, str), "live": (dict, int), "told": (dict, str), "journals": (dict, str),
+    "samplers": (dict, list),
+}
+
+
+def _holds(value, kind: tuple) -> bool:
+    outer, inner = kind
+    if outer is str and value is None:  # metric and mode before Tune set them
+        return True
+    if not isinstance(value, outer) or isinstance(value, bool):
+        return False
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return inner is None or all(isinstance(v, inner) and not isinstance(v, bool) for v in items)
 
 
 def _finite(value: Any) -> float | None:

@@ -13,6 +13,10 @@ to the old place. `follow_moved_experiment` (called by the schedulers' `on_trial
 gives such a trial the storage of the running `TuneController` (`_storage`), as Tune
 does for restored trials.
 
+The searcher and scheduler come back from ``tuner.pkl`` too, with the journal folder
+of the first run; `tune_config_of` reaches them (`Tuner._local_tuner._tune_config`)
+so `study.tuning.run` can point them at the experiment's current place.
+
 `tests/study/tuning/test_private_apis.py` pins what these helpers rely on (and
 tests/test_resume.py the move), and pyproject.toml bounds Ray to the versions tested.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import copy
 
+from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 
@@ -67,3 +72,8 @@ class MovableFIFOScheduler(FIFOScheduler):
     def on_trial_add(self, tune_controller, trial) -> None:
         follow_moved_experiment(tune_controller, trial)
         super().on_trial_add(tune_controller, trial)
+
+
+def tune_config_of(tuner) -> "tune.TuneConfig":
+    """The TuneConfig a (restored) Tuner will run with: its searcher and scheduler are the ones `fit` uses."""
+    return tuner._local_tuner._tune_config

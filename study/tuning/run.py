@@ -19,6 +19,7 @@ import pandas as pd
 from ray import tune
 
 from study.tuning.cell_scheduler import CellScheduler
+from study.tuning import ray_private
 from study.tuning.cell_search import CellSearcher
 from study.tuning.state_files import RUNGS_FILE, check_before_resume
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
@@ -86,6 +87,15 @@ def study_record(plan: StudyPlan, started: float, finished: float | None, trials
     return record
 
 
+def follow_moves(tuner: tune.Tuner, plan: StudyPlan) -> None:
+    """A restored Tuner's searcher and scheduler keep the journals and rungs where the experiment is now."""
+    settings = ray_private.tune_config_of(tuner)
+    if isinstance(settings.search_alg, CellSearcher):
+        settings.search_alg.retarget(plan.journal_dir())
+    if isinstance(settings.scheduler, CellScheduler):
+        settings.scheduler.retarget(plan.journal_dir() / RUNGS_FILE)
+
+
 def refuse_fewer_rows(uri: str, rows: int) -> None:
     """A restore that lost trials must not overwrite the trials.csv that holds them."""
     previous = read_text(uri, tables.TRIALS)
@@ -116,6 +126,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
             "with the same options, or start a new study with --name NEW_NAME"
         ),
     )
+    follow_moves(tuner, plan)
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
     trials, epochs = tables_from_results(results, plan.space.factors)
     refuse_fewer_rows(uri, len(trials))

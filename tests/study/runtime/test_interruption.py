@@ -39,6 +39,7 @@ def test_a_signal_mid_run_stops_the_loop_gracefully_then_raises(signum, code):
         interruption.fit(tuner)
     assert tuner.stopped and tuner.steps < 1000  # the loop ended through its own stop, not by an exception
     assert raised.value.exit_code == code and raised.value.signal_name == signal.Signals(signum).name
+    assert raised.value.saved
     assert {s: signal.getsignal(s) for s in before} == before  # the driver's handlers are back
     assert interruption.TUNE_SIGINT_VARIABLE not in os.environ
 
@@ -57,5 +58,6 @@ def test_a_signal_before_the_loop_runs_stops_at_once():
             os.kill(os.getpid(), signal.SIGTERM)
             return "never"
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted) as raised:
         interruption.fit(NotStarted())
+    assert not raised.value.saved and raised.value.exit_code == 143  # SIGTERM's code, not Ctrl-C's

@@ -1,55 +1,64 @@
-"""One command at a time per experiment directory; a lock left by a dead process is taken over."""
+"""One command at a time per experiment directory; the lock ends with its holder, however it ends."""
 
+import fcntl
 import json
 import os
-import socket
 import subprocess
+import sys
 
 import pytest
 
 from study.runtime.lock import LOCK_FILE, ExperimentInUse, experiment_lock
 
+HOLDER = {"host": "head-node-7", "pid": 4242, "command": "study run", "started": "2026-12-01T10:00:00"}
 
-def plant(experiment, pid, host=None):
+
+def hold(experiment):
+    """Take the lock as another command would (a separate open file), naming HOLDER; returns its fd."""
     experiment.mkdir(parents=True, exist_ok=True)
-    (experiment / LOCK_FILE).write_text(json.dumps(
-        {"host": host or socket.gethostname(), "pid": pid, "command": "study run", "started": "2026-12-01T10:00:00"}))
+    fd = os.open(experiment / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, json.dumps(HOLDER).encode())
+    return fd
 
 
-def test_a_live_holder_stops_the_second_command_at_once_and_says_whose_it_is(tmp_path):
-    other = subprocess.Popen(["sleep", "30"])
+def test_a_held_lock_stops_the_second_command_at_once_and_says_whose_it_is(tmp_path):
+    fd = hold(tmp_path / "exp")
     try:
-        plant(tmp_path / "exp", other.pid)
-        with pytest.raises(ExperimentInUse, match=f"in use by `study run` \\(pid {other.pid} on host"):
+        with pytest.raises(ExperimentInUse, match="in use by `study run` \\(pid 4242 on host head-node-7"):
             with experiment_lock(str(tmp_path / "exp"), "study cv"):
                 pytest.fail("the block ran although the experiment is in use")
-        assert json.loads((tmp_path / "exp" / LOCK_FILE).read_text())["pid"] == other.pid  # left to its holder
     finally:
-        other.kill()
-        other.wait()
+        os.close(fd)
+    with experiment_lock(str(tmp_path / "exp"), "study cv"):  # its holder gone: free
+        held = json.loads((tmp_path / "exp" / LOCK_FILE).read_text())
+        assert held["pid"] == os.getpid() and held["command"] == "study cv"
+    assert (tmp_path / "exp" / LOCK_FILE).read_text() == ""  # released: nobody named
 
 
-def test_a_lock_of_a_process_that_ended_is_taken_over_and_released(tmp_path):
-    ended = subprocess.Popen(["true"])
-    ended.wait()
-    plant(tmp_path / "exp", ended.pid)
+def test_a_killed_holder_leaves_the_experiment_free(tmp_path):
+    code = ("import sys, time; from study.runtime.lock import experiment_lock\n"
+            f"with experiment_lock({str(tmp_path / 'exp')!r}, 'study run', create=True):\n"
+            "    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ExperimentInUse, match=f"pid {holder.pid}"):
+            with experiment_lock(str(tmp_path / "exp"), "study run"):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no chance to release anything
+        holder.wait()
     with experiment_lock(str(tmp_path / "exp"), "study run"):
-        assert json.loads((tmp_path / "exp" / LOCK_FILE).read_text())["pid"] == os.getpid()
-    assert not (tmp_path / "exp" / LOCK_FILE).exists()
-
-
-def test_a_lock_held_on_another_host_is_not_guessed_at(tmp_path):
-    plant(tmp_path / "exp", 1, host="head-node-7")
-    with pytest.raises(ExperimentInUse, match="on host head-node-7.*delete .*\\.study\\.lock"):
-        with experiment_lock(str(tmp_path / "exp"), "study run"):
-            pass
+        pass
 
 
 def test_the_lock_is_released_when_the_command_fails(tmp_path):
     with pytest.raises(RuntimeError):
         with experiment_lock(str(tmp_path / "exp"), "study run", create=True):
             raise RuntimeError("a failing stage")
-    assert not (tmp_path / "exp" / LOCK_FILE).exists()
+    with experiment_lock(str(tmp_path / "exp"), "study run"):
+        pass
 
 
 def test_a_missing_experiment_is_not_created_by_the_lock(tmp_path):

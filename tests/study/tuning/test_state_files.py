@@ -78,3 +78,20 @@ def test_an_experiment_with_a_pickled_searcher_state_from_an_earlier_version_is_
     (tmp_path / "searcher-state-2025.pkl").write_bytes(b"old")
     with pytest.raises(StateFileError, match="earlier version .* --name NEW_NAME"):
         check_before_resume(tmp_path, tmp_path / "optuna")
+
+
+def test_a_searcher_state_with_malformed_fields_is_refused_before_anything_is_rewritten(tmp_path):
+    journal = tmp_path / "optuna"
+    searcher = _searcher("default", n=2, journal_dir=journal, n_cells=2)
+    searcher.suggest("t0")
+    _run(searcher, "t0", [0.5, 0.6])
+    state_file = tmp_path / "searcher-state-1.json"
+    searcher.save(str(state_file))
+    state = json.loads(state_file.read_text())
+    state["counts"] = [1, 2]
+    state["journals"] = {name: 7 for name in state["journals"]}
+    state_file.write_text(json.dumps(state))
+    journals = {p.name: p.read_bytes() for p in journal.iterdir()}
+    with pytest.raises(StateFileError, match="has malformed counts, journals"):
+        _searcher("default", n=2, journal_dir=journal, n_cells=2).restore(str(state_file))
+    assert {p.name: p.read_bytes() for p in journal.iterdir()} == journals
