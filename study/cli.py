@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.runtime.interruption import Interrupted
+from study.runtime.interruption import Interrupted, stop_on_sigterm
 from study.runtime.lock import experiment_lock
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "cv": cmd_cv, "final": cmd_final, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
+    stop_on_sigterm()  # SIGTERM outside a stage's run: a message and exit 143, as inside one
     try:
         handler(args)
     except UserError as exc:  # bad input: one paragraph, no traceback

@@ -11,8 +11,11 @@ the shell's code for the signal (130 for SIGINT, 143 for SIGTERM).
 
 A signal that arrives inside `fit` before Tune's loop has installed its handler, or
 a second signal, stops at once: `Interrupted` with `saved` false (a resume then
-starts from the last snapshot Tune wrote, as after a kill). Outside `fit` a Ctrl-C
-is Python's `KeyboardInterrupt`.
+starts from the last snapshot Tune wrote, as after a kill). Outside `fit`, a Ctrl-C
+is Python's `KeyboardInterrupt`, and SIGTERM, once `stop_on_sigterm` has run (the
+command line does so), is `Interrupted` with `saved` None: no stage was running.
+`ray.init` installs a SIGTERM handler of its own (exit at once, no message);
+`keep_sigterm` puts ours back after it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ TUNE_SIGINT_VARIABLE = "TUNE_DISABLE_SIGINT_HANDLER"
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stage stopped by a signal; `saved`: after Tune saved its state (else at once)."""
+    """A command stopped by a signal; `saved`: after Tune saved the stage (True), at once (False), or when no
+    stage was running (None)."""
 
-    def __init__(self, signum: int, saved: bool = True):
+    def __init__(self, signum: int, saved: bool | None = True):
         self.signum, self.saved = signum, saved
         self.signal_name = signal.Signals(signum).name
         super().__init__(f"interrupted by {self.signal_name}")
@@ -38,6 +42,22 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # what a shell reports for a process ended by that signal
+
+
+def _outside_a_stage(signum, frame):
+    raise Interrupted(signum, saved=None)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM outside a stage's run raises `Interrupted` (in the main thread), as Ctrl-C raises KeyboardInterrupt."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _outside_a_stage)
+
+
+def keep_sigterm(previous) -> None:
+    """After `ray.init`: put back `previous` where it was ours (Ray's own handler exits without a word)."""
+    if previous is _outside_a_stage and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _outside_a_stage)
 
 
 def fit(tuner):

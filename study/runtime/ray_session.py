@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import socket
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +13,7 @@ import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+from study.runtime import interruption
 from study.runtime.checkpoint_retention import SupersededCheckpointCleaner
 from study.vocabulary.errors import UserError
 
@@ -45,10 +47,12 @@ def connect(address: str | None, cpus_per_trial: float = 0, gpus_per_trial: floa
     """
     _without_tensorboard_logger()  # also for `Tuner.restore`, which reuses the saved RunConfig
     if not ray.is_initialized():
+        sigterm = signal.getsignal(signal.SIGTERM)
         if address:
             _join(address)
         else:
             ray.init(include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+        interruption.keep_sigterm(sigterm)
     check_resources(address, cpus_per_trial, gpus_per_trial)
 
 

@@ -61,3 +61,34 @@ def test_a_signal_before_the_loop_runs_stops_at_once():
     with pytest.raises(Interrupted) as raised:
         interruption.fit(NotStarted())
     assert not raised.value.saved and raised.value.exit_code == 143  # SIGTERM's code, not Ctrl-C's
+
+
+def test_sigterm_outside_a_stage_says_no_stage_was_running(monkeypatch):
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        interruption.stop_on_sigterm()
+        with pytest.raises(Interrupted) as raised:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        assert raised.value.saved is None and raised.value.exit_code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_ray_init_does_not_take_sigterm_over(monkeypatch):
+    from study.runtime import ray_session
+
+    def ray_init(**kwargs):  # what ray.init does to the driver: a handler that exits without a word
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+    monkeypatch.setattr(ray_session.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray_session.ray, "init", ray_init)
+    monkeypatch.setattr(ray_session.ray, "cluster_resources", lambda: {"CPU": 2.0})
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        interruption.stop_on_sigterm()
+        ray_session.connect(None)
+        assert signal.getsignal(signal.SIGTERM) is interruption._outside_a_stage
+    finally:
+        signal.signal(signal.SIGTERM, previous)
