@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
     from study.tuning.run import run_study
 
-    with experiment_lock(plan.experiment_uri, "study run", create=True):  # a second command on it stops here
+    with experiment_lock(plan.lock_dir(), "study run", create=True):  # a second command on it stops here
         experiment, trials = run_study(plan)
         print_summary(experiment, trials)
         if not args.search_only:

@@ -138,6 +138,8 @@ def test_a_second_run_on_an_experiment_in_use_stops_at_once(tmp_path, fake_data_
 @pytest.mark.parametrize("argv, needle", [
     (["--train-size", "100000"], "--train-size 100000 exceeds the"),
     (["--storage", "a_file/experiments"], "--storage 'a_file/experiments' cannot be written"),
+    (["--storage", "file:///sys/experiments"], "--storage 'file:///sys/experiments' cannot be written"),
+    (["--storage", "gs3://bucket/prefix"], "Unrecognized filesystem type in URI"),
     (["--space", "one_cell.yaml"], "has a single cell"),
 ])
 def test_input_the_trials_would_fail_on_is_refused_before_ray_starts(tmp_path, fake_data_dir, argv, needle):

@@ -1,4 +1,4 @@
-"""Kill a running study with SIGKILL, in the search or in stage 2, resume it, and lose or repeat nothing.
+"""Kill or interrupt a running study, in the search or in stage 2, resume it, and lose or repeat nothing.
 
 The first run is a real `study run` in its own process, joined to this test
 session's Ray (`--address`) as a driver on a cluster's head node would be: it is
@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pandas as pd
 import pytest
 
 from study.tuning.cells import load_cell_studies
+from study.tuning.state_files import RUNGS_FILE
 from study.cli import main
 from study.vocabulary.factors import is_diverged
 from study.data.fake_data import write_fake_fashion_mnist
@@ -88,10 +90,10 @@ def study_argv(tmp_path):
             "--data-dir", str(data), "--storage", str(tmp_path / "experiments"), "--name", "resume", "--no-analyze"]
 
 
-def start(argv: list[str], ray_address: str, log: Path) -> tuple[subprocess.Popen, list[str]]:
+def start(argv: list[str], ray_address: str, log: Path, tmpdir: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
     """The study in its own process group, joined to this session's Ray; returns the process and its argv."""
     argv = [*argv, "--address", ray_address, "--max-concurrent", KILLED_RUN_CONCURRENCY]
-    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": SNAPSHOT_PERIOD_S}
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": SNAPSHOT_PERIOD_S, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, env=env)
@@ -112,13 +114,13 @@ def wait_until_finished(process: subprocess.Popen, experiment: Path, log: Path, 
 
 
 def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path,
-                   finished_before_kill: int = FINISHED_BEFORE_KILL) -> str:
+                   finished_before_kill: int = FINISHED_BEFORE_KILL, tmpdir: Path | None = None) -> str:
     """Run the study; SIGKILL its process group once `finished_before_kill` trials have finished.
 
     Returns the driver's memory map (/proc/PID/maps) just before the kill: the shared
     libraries it loaded.
     """
-    process, _ = start(argv, ray_address, log)
+    process, _ = start(argv, ray_address, log, tmpdir)
     try:
         wait_until_finished(process, experiment, log, finished_before_kill)
         return Path(f"/proc/{process.pid}/maps").read_text()
@@ -127,10 +129,23 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
         process.wait()
 
 
-def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session):
-    experiment = tmp_path / "experiments" / "resume"
+def rung_entries(experiment: Path) -> dict[tuple[str, int, str], float]:
+    """(cell, rung index, trial_id) -> recorded score, from the experiment's ASHA rungs file."""
+    rungs = json.loads((experiment / "optuna" / RUNGS_FILE).read_text())["rungs"]
+    return {(cell, i, trial): score for cell, levels in rungs.items() for i, level in enumerate(levels)
+            for trial, score in level.items()}
+
+
+def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session, monkeypatch):
+    """The driver's machine is lost (SIGKILL of the whole process group) mid-search, and the
+    study resumes on a new head node from remote storage (a `file://` URI, as s3:// would be):
+    the experiment holds the whole state, journals and ASHA rungs included."""
+    argv = list(study_argv)
+    argv[argv.index("--storage") + 1] = f"file://{tmp_path}/bucket"
+    experiment = tmp_path / "bucket" / "resume"
     ray_address = ray_session.get_runtime_context().gcs_address
-    driver_libraries = start_and_kill(study_argv, ray_address, experiment, tmp_path / "first_run.log")
+    driver_libraries = start_and_kill(argv, ray_address, experiment, tmp_path / "first_run.log",
+                                      tmpdir=tmp_path / "first_head")
     # The trials trained in Ray's workers; the driver that scheduled them never loaded PyTorch.
     assert "libtorch" not in driver_libraries
     assert not (experiment / "trials.csv").exists(), "the first run was meant to be killed mid-study"
@@ -139,8 +154,12 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     finished = terminated(experiment)
     before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment).items() if trial_id in finished}
     assert len(before) >= FINISHED_BEFORE_KILL
+    rungs_before = {key: score for key, score in rung_entries(experiment).items() if key[2] in finished}
+    assert rungs_before, "the remote experiment holds no ASHA rungs of its finished trials"
 
-    assert main(study_argv) == 0  # the same command resumes
+    (tmp_path / "new_head").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "new_head"))  # a head with no copy of the journals
+    assert main(argv) == 0  # the same command resumes
 
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == TRIALS and trials["trial_id"].is_unique
@@ -162,6 +181,8 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     studies = load_cell_studies(experiment / "optuna")
     told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
     assert sorted(told) == sorted(trials["trial_id"])
+    # ASHA judged the resumed trials against the rungs of the ones finished before the loss.
+    assert rungs_before.items() <= rung_entries(experiment).items()
     # The same command then ran stage 2: each cell's best configuration on the smoke budget's 2 seeds.
     cv = pd.read_csv(experiment / "cv.csv")
     assert set(cv["replicate"]) == {0, 1} and (cv["replicate_kind"] == "seed").all()

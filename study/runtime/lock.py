@@ -8,8 +8,10 @@ it, for the message a second command gets. The kernel releases the lock when the
 holder ends, however it ends, so a killed run leaves nothing to clean up (the file
 stays, empty). On a network filesystem this needs one with locks (NFSv4 has them).
 
-Object storage (``s3://...``) has no locks, so experiments there are not locked: run
-one command at a time per experiment name (README says so).
+Object storage (``s3://...``) has no locks. `study run` of an experiment there locks
+the driver's local copy of its journals instead (`StudyPlan.lock_dir`), which stops a
+second run on the same machine but not on another one; `study cv` and `study final`
+there are not locked. README says to run one command at a time per experiment name.
 """
 
 from __future__ import annotations

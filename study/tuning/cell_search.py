@@ -58,7 +58,9 @@ from search_spaces import Cell
 from study.tuning import optuna_private
 from study.tuning.cells import distributions, journal_path, make_sampler, open_cell_study, suggestion
 from study.tuning.planning import resolve_sampler
-from study.tuning.state_files import SEARCHER_FILE_PATTERN, SEARCHER_FORMAT, StateFileError, read_state, write_state
+from study.tuning.state_files import (
+    SEARCHER_FILE_PATTERN, SEARCHER_FORMAT, StateFileError, publish_journals, read_state, write_state,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ class CellSearcher(Searcher):
         max_epochs: the trials' `max_epochs`; a trial that stops before it was pruned.
         journal_dir: folder for the journals ``<cell>.log``; None keeps the studies
             in memory (tests).
+        publish_journals: also copy `journal_dir` into ``optuna/`` beside each
+            checkpoint (an experiment in remote storage, where that folder is what
+            Tune syncs to the experiment: `study.tuning.state_files.publish_journals`).
         metric, mode: as in Tune; usually left None and taken from `TuneConfig`.
         seed: base seed of the samplers; a cell with nothing to sample gives its
             k-th trial the training seed ``seed + k`` (its trials are replicates).
@@ -104,6 +109,7 @@ class CellSearcher(Searcher):
         time_attr: str = "epoch",
         completed_value: str = "last",
         sampler: str | None = None,
+        publish_journals: bool = False,
     ):
         cells = list(cells)
         if not cells:
@@ -125,6 +131,7 @@ class CellSearcher(Searcher):
         self._samples_per_cell = samples_per_cell
         self._max_epochs = max_epochs
         self._journal_dir = None if journal_dir is None else str(journal_dir)
+        self._publish_journals = publish_journals
         self._seed = int(seed)
         self._time_attr = time_attr
         self._completed_value = completed_value
@@ -156,11 +163,14 @@ class CellSearcher(Searcher):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_sampler", "tpe")  # pickled before the choice existed: TPE
+        self.__dict__.setdefault("_publish_journals", False)
         self._init_transient()
 
-    def retarget(self, journal_dir: str | Path | None) -> None:
-        """Keep the journals in `journal_dir` from now on (a resumed experiment that moved)."""
+    def retarget(self, journal_dir: str | Path | None, publish_journals: bool) -> None:
+        """Keep the journals in `journal_dir` from now on (a resumed experiment that moved, maybe to or from
+        remote storage: a local experiment must not publish, or Tune's sync would copy over its live journals)."""
         self._journal_dir = None if journal_dir is None else str(journal_dir)
+        self._publish_journals = publish_journals
         self._init_transient()
 
     # ---- what Tune calls
@@ -258,6 +268,8 @@ class CellSearcher(Searcher):
             "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
             "samplers": {name: optuna_private.random_states(sampler) for name, sampler in self._samplers.items()},
         })
+        if self._publish_journals and self._journal_dir is not None:
+            publish_journals(self._journal_dir, Path(checkpoint_path).parent)
 
     def restore(self, checkpoint_path: str) -> None:
         state = read_searcher_state(checkpoint_path)

@@ -7,6 +7,7 @@ and Ray's start-up. Nothing in this module starts or imports anything heavy.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from search_spaces import SearchSpace, load_space
 from study.tuning.budgets import Budget, get_budget, gpu_share
 from study.vocabulary.config import ModelConfig
 from study.vocabulary.errors import UserError
-from study.vocabulary.tables import is_uri
+from study.vocabulary.tables import JOURNALS, is_uri
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
 
 METRIC, MODE = "val_acc", "max"
@@ -130,12 +131,25 @@ class StudyPlan:
         return self.samples_per_cell * self.n_cells
 
     def journal_dir(self) -> Path:
-        """Where each cell's Optuna journal lives: the experiment's `optuna/` folder when local."""
-        if not is_uri(self.experiment_uri):
-            return Path(self.experiment_uri) / "optuna"
-        # Remote storage: journals stay on the driver; the searcher's checkpoints carry
-        # a copy, so a resume on a new head node rewrites them.
-        return Path(tempfile.gettempdir()) / "bn-dropout-study" / self.options.experiment_name() / "optuna"
+        """Where the search keeps each cell's Optuna journal and the ASHA rungs: the experiment's `optuna/` folder.
+
+        For remote storage, the driver's local working copy of that folder (a journal
+        needs a local file), one per experiment URI (see `study.tuning.state_files`).
+        """
+        if not self.publishes_journals:
+            return Path(self.experiment_uri) / JOURNALS
+        digest = hashlib.sha256(self.experiment_uri.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / "bn-dropout-study" / f"{self.options.experiment_name()}-{digest}" / JOURNALS
+
+    def lock_dir(self) -> str:
+        """Where `study run` holds its lock: the experiment directory, or for remote storage (which has no
+        locks) the driver's copy of its journals, which stops a second run of it on the same machine."""
+        return str(self.journal_dir().parent) if self.publishes_journals else self.experiment_uri
+
+    @property
+    def publishes_journals(self) -> bool:
+        """The experiment is in remote storage: its journals and rungs reach it through the searcher's checkpoints."""
+        return is_uri(self.experiment_uri)
 
     def record(self) -> dict:
         """The part of study.json that must match for a resume to be valid."""
@@ -215,8 +229,9 @@ def check_sizes(budget: Budget, n_images: int, data_dir: str) -> None:
 
 
 def check_storage(storage: str, uri: str) -> None:
-    """A local storage directory exists (or is created) and can be written; remote storage is checked by Ray."""
+    """The storage exists (or is created) and can be written: a local directory, or a URI pyarrow can open."""
     if is_uri(uri):
+        _check_remote_storage(storage, uri)
         return
     try:
         Path(uri).mkdir(parents=True, exist_ok=True)
@@ -226,6 +241,25 @@ def check_storage(storage: str, uri: str) -> None:
         raise StudyError(
             f"--storage {storage!r} cannot be written ({exc.strerror or type(exc).__name__}: "
             f"{exc.filename or uri}); choose a directory you can write to"
+        ) from None
+
+
+def _check_remote_storage(storage: str, uri: str) -> None:
+    """Write and delete a probe object, as every node will write there (credentials, bucket, region)."""
+    import pyarrow.fs  # not at import: the planning of a local study needs no pyarrow
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+        fs.create_dir(root, recursive=True)
+        probe = f"{root}/.study-write-check"
+        with fs.open_output_stream(probe) as stream:
+            stream.write(b"")
+        fs.delete_file(probe)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid (an unknown scheme) is a ValueError
+        raise StudyError(
+            f"--storage {storage!r} cannot be written ({type(exc).__name__}: {str(exc).strip()[:300]}); check the "
+            "URI (s3://BUCKET/PREFIX), that the bucket exists, and that this machine has credentials that may "
+            "write there (`aws sts get-caller-identity`, the instance's IAM role)"
         ) from None
 
 

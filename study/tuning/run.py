@@ -21,7 +21,7 @@ from ray import tune
 from study.tuning.cell_scheduler import CellScheduler
 from study.tuning import ray_private
 from study.tuning.cell_search import CellSearcher
-from study.tuning.state_files import RUNGS_FILE, check_before_resume
+from study.tuning.state_files import RUNGS_FILE, check_before_resume, fetch_journals
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime import interruption
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
@@ -29,7 +29,7 @@ from study.runtime.results import read_text, tables_from_results, write_csv, wri
 from study.runtime.trainable import train_trial
 from study.runtime.resume import restore_or_build
 from study.vocabulary import tables
-from study.vocabulary.tables import is_uri, jsonable
+from study.vocabulary.tables import jsonable
 
 
 def build_tuner(plan: StudyPlan) -> tune.Tuner:
@@ -42,6 +42,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
         journal_dir=journal_dir,
         seed=plan.options.seed,
         sampler=plan.sampler,
+        publish_journals=plan.publishes_journals,
     )
     scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / RUNGS_FILE)
     return tune.Tuner(
@@ -91,7 +92,7 @@ def follow_moves(tuner: tune.Tuner, plan: StudyPlan) -> None:
     """A restored Tuner's searcher and scheduler keep the journals and rungs where the experiment is now."""
     settings = ray_private.tune_config_of(tuner)
     if isinstance(settings.search_alg, CellSearcher):
-        settings.search_alg.retarget(plan.journal_dir())
+        settings.search_alg.retarget(plan.journal_dir(), plan.publishes_journals)
     if isinstance(settings.scheduler, CellScheduler):
         settings.scheduler.retarget(plan.journal_dir() / RUNGS_FILE)
 
@@ -115,7 +116,9 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     options = plan.options
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     uri = plan.experiment_uri
-    check_before_resume(None if is_uri(uri) else uri, plan.journal_dir())  # a broken state file stops here, not in Tune
+    if plan.publishes_journals:  # the driver's copy of a remote experiment's journals and rungs: the experiment's
+        fetch_journals(uri, plan.journal_dir())
+    check_before_resume(uri, plan.journal_dir())  # a broken state file stops here, not in Tune
     connect(options.address, plan.budget.cpus_per_trial, plan.budget.gpus_per_trial)
     started = time.time()
     tuner = restore_or_build(

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from study.tuning.cell_scheduler import CellScheduler
-from study.tuning.state_files import RUNGS_FILE, StateFileError, check_before_resume
+from study.tuning.state_files import RUNGS_FILE, StateFileError, check_before_resume, fetch_journals
 from study.vocabulary.errors import UserError
 from test_cell_search import _run, _searcher
 
@@ -58,7 +58,7 @@ def test_a_planted_pickle_as_asha_rungs_runs_nothing_and_is_refused(tmp_path):
 def test_a_broken_rungs_file_is_named_with_what_to_do(tmp_path, content, problem):
     (tmp_path / RUNGS_FILE).write_bytes(content)
     with pytest.raises(UserError, match=problem) as raised:
-        check_before_resume(None, tmp_path)
+        check_before_resume(tmp_path / "experiment", tmp_path)
     assert str(tmp_path / RUNGS_FILE) in str(raised.value)
 
 
@@ -95,3 +95,42 @@ def test_a_searcher_state_with_malformed_fields_is_refused_before_anything_is_re
     with pytest.raises(StateFileError, match="has malformed counts, journals"):
         _searcher("default", n=2, journal_dir=journal, n_cells=2).restore(str(state_file))
     assert {p.name: p.read_bytes() for p in journal.iterdir()} == journals
+
+
+def test_a_remote_experiments_journals_and_rungs_travel_with_its_checkpoints(tmp_path):
+    """Published beside each searcher checkpoint (the folder Tune syncs), fetched back on a new head node."""
+    remote = tmp_path / "bucket" / "experiment"  # what Tune's sync makes of the checkpoint's folder
+    head_one, head_two = tmp_path / "head1" / "optuna", tmp_path / "head2" / "optuna"
+    searcher = _searcher("default", n=2, journal_dir=head_one, n_cells=2, publish_journals=True)
+    searcher.suggest("t0")
+    _run(searcher, "t0", [0.5, 0.6])
+    CellScheduler(max_t=3, grace_period=1, reduction_factor=2).save(str(head_one / RUNGS_FILE))
+    searcher.save(str(remote / "searcher-state-1.json"))
+    published = {p.name: p.read_bytes() for p in (remote / "optuna").iterdir()}
+    assert RUNGS_FILE in published and any(name.endswith(".log") for name in published)
+
+    (head_two / "stale-cell.log").parent.mkdir(parents=True)
+    (head_two / "stale-cell.log").write_text("an older experiment of the same name")
+    assert fetch_journals(f"file://{remote}", head_two) == len(published)
+    assert {p.name: p.read_bytes() for p in head_two.iterdir()} == published
+    check_before_resume(f"file://{remote}", head_two)  # a remote experiment's state is read there: no error
+
+    fetch_journals(f"file://{tmp_path}/bucket/new-experiment", head_two)
+    assert not list(head_two.iterdir())  # a new experiment starts with no journal
+
+
+def test_a_local_experiment_does_not_publish_its_journals(tmp_path):
+    """Tune's sync would otherwise copy a snapshot over the live journals in EXPERIMENT/optuna."""
+    searcher = _searcher("default", n=2, journal_dir=tmp_path / "optuna", n_cells=2)
+    searcher.suggest("t0")
+    searcher.save(str(tmp_path / "staging" / "searcher-state-1.json"))
+    assert not (tmp_path / "staging" / "optuna").exists()
+
+
+def test_a_planted_searcher_state_in_remote_storage_is_refused_before_the_resume(tmp_path):
+    marker = tmp_path / "code-ran"
+    (tmp_path / "bucket").mkdir()
+    plant(tmp_path / "bucket" / "searcher-state-2026.json", marker)
+    with pytest.raises(StateFileError, match="searcher-state-2026.json cannot be read"):
+        check_before_resume(f"file://{tmp_path}/bucket", tmp_path / "optuna")
+    assert not marker.exists()
