@@ -51,9 +51,27 @@ def connect(address: str | None, cpus_per_trial: float = 0, gpus_per_trial: floa
         if address:
             _join(address)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+            _loopback_only()
+            # "local": a new Ray, never one that `ray start` left running on this machine.
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
         interruption.keep_sigterm(sigterm)
     check_resources(address, cpus_per_trial, gpus_per_trial)
+
+
+def _loopback_only() -> None:
+    """Make an embedded Ray listen on 127.0.0.1 only, not on every interface.
+
+    Ray 2.60 takes the node's address from `services.get_node_ip_address`, which gives
+    127.0.0.1 only when multi-node mode is off, and its GCS, raylet, workers and agents
+    bind to the node's address (`ray.init(_node_ip_address="127.0.0.1")` alone is
+    replaced by the machine's IP). Turning the mode off is right for a single machine
+    and only there: the constant for this process (Ray is imported already, and reads it
+    at call time), the environment variable for the processes Ray starts.
+    """
+    import ray._private.ray_constants as ray_constants  # private (pyproject.toml bounds Ray to versions tested)
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _join(address: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from study.runtime import ray_session
@@ -14,6 +16,7 @@ def init_calls(monkeypatch):
     monkeypatch.setattr(ray_session.ray, "init", lambda **kwargs: calls.append(kwargs))
     monkeypatch.setattr(ray_session.ray, "cluster_resources", lambda: {"CPU": 2.0})  # a 2-core machine, no GPU
     monkeypatch.setattr(ray_session, "check_reachable", lambda address: None)
+    monkeypatch.setattr(ray_session, "_loopback_only", lambda: calls.append("loopback only"))
     return calls
 
 
@@ -21,15 +24,17 @@ def init_calls(monkeypatch):
 def test_workers_start_with_few_malloc_arenas_embedded_or_on_a_cluster(init_calls, monkeypatch, address):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     ray_session.connect(address)
-    [kwargs] = init_calls
+    kwargs = init_calls[-1]
     assert kwargs["runtime_env"] == {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
-    assert kwargs.get("address") == address
+    # Embedded: a Ray of its own on loopback, never one that `ray start` left running.
+    assert kwargs["address"] == (address or "local")
+    assert ("loopback only" in init_calls) == (address is None)
 
 
 def test_a_malloc_arena_cap_of_the_users_own_is_left_alone(init_calls, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # e.g. from a submitted job's runtime environment
     ray_session.connect("auto")
-    assert init_calls[0]["runtime_env"] == {}
+    assert init_calls[-1]["runtime_env"] == {}
 
 
 def test_a_gpu_share_on_a_machine_without_gpu_fails_at_once(init_calls):
@@ -72,3 +77,48 @@ def test_nothing_listening_at_the_address_fails_within_seconds():
     assert time.time() - started < ray_session.CONNECT_TIMEOUT_S + 1
     with pytest.raises(ray_session.RayConnectionError, match="is not HOST:PORT"):
         ray_session.check_reachable("headnode")
+
+
+LISTENING_SOCKETS = r"""
+import os, re, sys
+from study.runtime import ray_session
+
+ray_session.connect(None)
+tree, frontier = set(), {os.getpid()}
+while frontier:  # this process and every process Ray started under it
+    tree |= frontier
+    children = set()
+    for pid in frontier:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children |= {int(c) for c in f.read().split()}
+        except OSError:
+            pass
+    frontier = children - tree
+inodes = set()
+for pid in tree:
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/{pid}/fd/{fd}"))
+            if match:
+                inodes.add(match.group(1))
+    except OSError:
+        pass
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, one of ours
+            print("LISTEN", fields[1].split(":")[0])
+"""
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
+
+
+def test_an_embedded_ray_listens_on_loopback_only(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", LISTENING_SOCKETS], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[3])})
+    addresses = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("LISTEN")]
+    assert result.returncode == 0 and len(addresses) >= 3, result.stderr[-2000:]  # GCS, raylet, this driver at least
+    assert set(addresses) <= LOOPBACK, addresses
