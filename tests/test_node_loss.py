@@ -1,0 +1,132 @@
+"""A worker node of a two-node Ray is lost mid-study: the study still finishes its whole budget.
+
+The cluster is `ray.cluster_utils.Cluster` on this machine: a head that runs no trials
+(as cluster.yaml's head) and two 1-CPU worker nodes. `study run` joins it as a driver
+would on the head. Once the first trial has finished and the second is training,
+the node that trains it is killed (all its processes, SIGKILL). Tune retries that
+trial on the other node from its last checkpoint (`FailureConfig(max_failures=1)`),
+and every other trial runs there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from study.data.fake_data import write_fake_fashion_mnist
+from study.tuning.cells import load_cell_studies
+from test_resume import FINISHED, SPACE, reported_epochs
+
+TRIALS = 8
+MAX_EPOCHS = 3  # the smoke budget's
+
+
+@pytest.fixture
+def cluster():
+    from ray._private import ray_constants, utils
+    from ray.cluster_utils import Cluster
+
+    before = utils.read_ray_address()
+    # A lost node is declared dead after 1.5 s instead of Ray's 30 s default.
+    health_checks = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 3}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": health_checks})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    raylets = {node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid: node for node in workers}
+    yield cluster, raylets
+    cluster.shutdown()
+    # Cluster records itself as the machine's latest Ray, which a later `ray.init()` would join.
+    address_file = Path(utils.get_ray_address_file(None))
+    if before is None:
+        address_file.unlink(missing_ok=True)
+    else:
+        utils.write_ray_address(before)
+
+
+def node_of(pid: int, raylets: dict) -> object | None:
+    """The worker node whose raylet started process `pid` (its ancestor), if any."""
+    while pid > 1:
+        if pid in raylets:
+            return raylets[pid]
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return None
+
+
+def training_trial(experiment: Path) -> dict | None:
+    """The last epoch result of the second trial while it trains (some epochs reported, not all).
+
+    The first trial of each cell is never stopped early (its cell's rungs are empty),
+    and the two cells take turns, so the second trial trains all MAX_EPOCHS epochs.
+    Tune numbers its trial folders: ``train_trial_<id>_<n>_<config>``.
+    """
+    for result_file in experiment.glob("train_trial_*_2_*/result.json"):
+        epochs = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
+        if epochs and "epoch" in epochs[-1] and len(epochs) < MAX_EPOCHS:
+            return epochs[-1]
+    return None
+
+
+def failures(experiment: Path) -> dict[str, int]:
+    """trial_id -> how many times it failed, in the newest experiment snapshot."""
+    snapshot = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    trials = [(json.loads(state), json.loads(run)) for state, run in json.loads(snapshot.read_text())["trial_data"]]
+    return {state["trial_id"]: run["num_failures"] for state, run in trials}
+
+
+def test_a_lost_worker_node_loses_no_trial(cluster, tmp_path):
+    cluster, raylets = cluster
+    # Epochs long enough (about a second on 2 cores) to catch the second trial between two of them.
+    data = write_fake_fashion_mnist(tmp_path / "data", n_train=1200, n_test=100, seed=3, noise=1.0)
+    space = tmp_path / "two_cells.yaml"
+    space.write_text(SPACE)
+    experiment = tmp_path / "experiments" / "node-loss"
+    argv = [sys.executable, "-m", "study", "run", "--space", str(space), "--budget", "smoke",
+            "--num-samples", str(TRIALS), "--data-dir", str(data), "--storage", str(tmp_path / "experiments"),
+            "--name", "node-loss", "--search-only", "--no-analyze", "--address", cluster.address,
+            "--cpus-per-trial", "1", "--max-concurrent", "1", "--train-size", "1000"]
+    log = tmp_path / "study.log"
+    with open(log, "w") as out:
+        study = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                 env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"})
+    try:
+        deadline = time.time() + 600
+        while (result := training_trial(experiment)) is None:
+            assert study.poll() is None, f"the study ended (exit {study.returncode}) too early:\n{log.read_text()[-3000:]}"
+            assert time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        lost = node_of(result["pid"], raylets)
+        assert lost is not None, f"trial process {result['pid']} is on no worker node"
+        cluster.remove_node(lost, allow_graceful=False)  # the node is gone: its trial's process with it
+        first = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment).items()
+                 if len(epochs) == MAX_EPOCHS and trial_id != result["trial_id"]}  # ran before the second
+        exit_code = study.wait(timeout=600)
+    finally:
+        if study.poll() is None:
+            os.killpg(study.pid, 9)
+    output = log.read_text()
+    assert exit_code == 0, output[-3000:]
+
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == TRIALS and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"completed", "pruned", "diverged"}, trials["error"].dropna().tolist()[:3]
+    # The trial on the lost node (the second, or the next one if the second had just ended) failed once, and
+    # was retried on the other node.
+    assert sorted(failures(experiment).values()) == [0] * (TRIALS - 1) + [1]
+    after = reported_epochs(experiment)
+    assert first
+    for trial_id, epochs in first.items():
+        assert after[trial_id] == epochs  # finished before the loss: kept, not trained again
+    studies = load_cell_studies(experiment / "optuna")
+    told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
+    assert sorted(told) == sorted(trials["trial_id"])  # each trial told to its cell's Optuna study once
