@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import signal
 import socket
 import sys
@@ -55,7 +56,29 @@ def connect(address: str | None, cpus_per_trial: float = 0, gpus_per_trial: floa
             # "local": a new Ray, never one that `ray start` left running on this machine.
             ray.init(address="local", include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
         interruption.keep_sigterm(sigterm)
+        warning = secrets_warning(dict(ray.get_runtime_context().runtime_env.get("env_vars") or {}))
+        if warning:
+            print(f"Warning: {warning}", file=sys.stderr)
     check_resources(address, cpus_per_trial, gpus_per_trial)
+
+
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|CREDENTIAL|ACCESS_KEY|API_KEY", re.IGNORECASE)
+
+
+def secrets_warning(env_vars: dict) -> str | None:
+    """What to say of credentials in the job's runtime environment (e.g. `ray job submit
+    --runtime-env-json`), by name and never by value; None when there are none.
+
+    Ray writes a job's runtime environment, values included, into its session logs
+    (/tmp/ray/session_*/logs), which README's cluster steps copy down: on a cluster the
+    nodes get S3 access from their IAM role instead.
+    """
+    names = sorted(name for name in env_vars if SECRET_NAME.search(name))
+    if not names:
+        return None
+    return (f"this job's runtime environment sets {', '.join(names)}; Ray writes runtime environments, values "
+            "included, into its session logs (/tmp/ray/session_*/logs). Give the nodes an IAM role (cluster.yaml's "
+            "IamInstanceProfile) instead of passing credentials, and rotate these.")
 
 
 def _loopback_only() -> None:
