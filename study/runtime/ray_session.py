@@ -126,17 +126,27 @@ def check_reachable(address: str) -> None:
     """Something answers at HOST:PORT within CONNECT_TIMEOUT_S ('auto' and URIs are Ray's to find)."""
     if address == "auto" or "://" in address:
         return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise RayConnectionError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+    host, port = host_and_port(address)
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise RayConnectionError(
             f"nothing answers at --address {address} within {CONNECT_TIMEOUT_S} s ({exc.strerror or exc}); check the "
             "head node's address and port (6379 unless `ray start --port` said otherwise) and that this machine "
             "can reach it, or leave --address out to run on an embedded Ray"
         ) from None
+
+
+def host_and_port(address: str) -> tuple[str, int]:
+    """HOST:PORT, or [IPv6]:PORT, as a host and a port number; `RayConnectionError` otherwise."""
+    host, _, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:  # an IPv6 address without brackets: where its port starts is a guess
+        raise RayConnectionError(f"--address {address!r}: write an IPv6 address in brackets, e.g. [fd00::5]:6379")
+    if not host or not port.isdigit():
+        raise RayConnectionError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'")
+    return host, int(port)
 
 
 def check_resources(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:

@@ -88,6 +88,30 @@ def test_nothing_listening_at_the_address_fails_within_seconds():
         ray_session.check_reachable("headnode")
 
 
+@pytest.mark.parametrize("address, expected", [
+    ("10.0.0.5:6379", ("10.0.0.5", 6379)), ("head.example:7000", ("head.example", 7000)),
+    ("[fd00::5]:6379", ("fd00::5", 6379)), ("[::1]:6379", ("::1", 6379)),
+])
+def test_an_address_is_a_host_and_a_port_ipv6_in_brackets(address, expected):
+    assert ray_session.host_and_port(address) == expected
+
+
+def test_an_ipv6_address_without_brackets_is_refused_with_the_form_to_use():
+    with pytest.raises(ray_session.RayConnectionError, match=r"in brackets, e.g. \[fd00::5\]:6379"):
+        ray_session.host_and_port("fd00::5:6379")
+
+
+def test_a_listening_ipv6_loopback_address_in_brackets_is_reachable():
+    import socket
+
+    try:
+        server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with server:
+        ray_session.check_reachable(f"[::1]:{server.getsockname()[1]}")  # no error: something answers
+
+
 LISTENING_SOCKETS = r"""
 import os, re, sys
 from study.runtime import ray_session
