@@ -114,6 +114,8 @@ def test_every_input_error_of_the_project_is_a_user_error():
     ("--seeds", "1", "--seeds must be a whole number of at least 2, got 1"),
     ("--num-samples", "0", "--num-samples must be a whole number of at least 1, got 0"),
     ("--seed", "-1", "--seed must be a whole number of at least 0, got -1"),
+    ("--name", "../elsewhere", "--name '../elsewhere' is not a folder name"),
+    ("--name", "a b", "--name 'a b' is not a folder name"),
 ])
 def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_data_dir, option, value, needle, capsys):
     from study.cli import main

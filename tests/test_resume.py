@@ -276,3 +276,45 @@ def move_study(argv: list[str], tmp_path: Path, monkeypatch) -> tuple[list[str],
     argv[space] = Path(argv[space]).name
     monkeypatch.chdir(tmp_path)
     return argv, tmp_path / "moved_experiments" / argv[argv.index("--name") + 1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_study_final_interrupted_or_killed_resumes_without_retraining_a_seed(signum, smoke_study, smoke_data_dirs,
+                                                                            tmp_path, ray_session):
+    """`study final` stopped once its first seed has finished: Ctrl-C says so and exits 130
+    with no final.csv; a SIGKILL says nothing. Either way the same command then trains
+    only the seeds left."""
+    full, _ = smoke_data_dirs
+    experiment = tmp_path / "smoke"
+    shutil.copytree(smoke_study, experiment, ignore=shutil.ignore_patterns("final", "final.*", "report"))
+    argv = ["final", str(experiment), "--seeds", "3", "--data-dir", str(full), "--no-analyze"]
+    log = tmp_path / "first_run.log"
+    process, full_argv = start(argv, ray_session.get_runtime_context().gcs_address, log)
+    try:
+        wait_until_finished(process, experiment / "final", log, 1)
+        if signum == signal.SIGKILL:
+            os.killpg(process.pid, signal.SIGKILL)  # the driver and everything it started, with no chance to save
+        else:
+            process.send_signal(signum)
+        exit_code = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert exit_code == (-signum if signum == signal.SIGKILL else 128 + signum), output[-3000:]
+    if signum != signal.SIGKILL:
+        resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
+        assert shlex.split(resume) == ["study", *full_argv]
+    assert not (experiment / "final.csv").exists()
+    finished = terminated(experiment / "final")
+    before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment / "final").items()
+              if trial_id in finished}
+    assert before
+
+    assert main(argv) == 0
+
+    final = pd.read_csv(experiment / "final.csv")
+    assert sorted(final["seed"]) == [0, 1, 2] and final["test_acc"].notna().all()
+    after = reported_epochs(experiment / "final")
+    for trial_id, epochs in before.items():
+        assert after[trial_id] == epochs  # that seed kept, not trained again

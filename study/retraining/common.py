@@ -204,10 +204,10 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
             run_config=run_config(experiment, folder),
         )
 
-    def refuse(found: list[str]) -> RetrainError:
+    def refuse(why: str) -> RetrainError:
         return RetrainError(
-            f"{path} holds a `study {command}` run with different settings ({'; '.join(found)}); run it with "
-            f"the same options to resume it, or delete {path} and {record_file} to start over"
+            f"the `study {command}` run in {path} {why}; run it with the same options to resume it, or delete "
+            f"{path} and {record_file} to start over"
         )
 
     tuner = restore_or_build(

@@ -31,13 +31,13 @@ MAX_LISTED = 6
 
 def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, trainable,
                      build_tuner: Callable[[], tune.Tuner], first_record: Callable[[], dict],
-                     refuse: Callable[[list[str]], UserError]) -> tune.Tuner:
+                     refuse: Callable[[str], UserError]) -> tune.Tuner:
     """`Tuner.restore(path)` when it holds a run whose recorded plan matches `plan`, else a new Tuner.
 
     `record_file` (in `experiment`) holds the plan under "plan"; a new run writes
     `first_record()` there first. Plans are compared without `LOCATION_KEYS`; a
-    difference raises `refuse(differences)`, each difference a line naming the
-    setting with its recorded and its current value.
+    difference raises `refuse(why)`, `why` naming each differing setting with its
+    recorded and its current value ("was started with different settings (...)").
     """
     if tune.Tuner.can_restore(path):
         previous = read_text(experiment, record_file)
@@ -46,7 +46,7 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
             current = {k: v for k, v in jsonable(plan).items() if k in recorded or k not in ADDED_KEYS}
             found = differences(comparable(recorded), comparable(current))
             if found:
-                raise refuse(found)
+                raise refuse(f"was started with different settings ({'; '.join(found)})")
         print(f"Resuming {path}")
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
     write_json(experiment, record_file, first_record())

@@ -8,6 +8,7 @@ and Ray's start-up. Nothing in this module starts or imports anything heavy.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,6 +212,15 @@ def check_options(options: StudyOptions) -> None:
         )
     if options.sampler is not None:
         check_sampler(options.sampler)
+    if options.name is not None and not EXPERIMENT_NAME.fullmatch(options.name):
+        raise StudyError(
+            f"--name {options.name!r} is not a folder name: use letters, digits and . _ = - (no slash, no space), "
+            "starting with a letter or digit, e.g. --name bn-dropout-full"
+        )
+
+
+# One folder inside --storage: no separator, no "..", nothing a shell or a URI would read otherwise.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,199}")
 
 
 def check_sizes(budget: Budget, n_images: int, data_dir: str) -> None:

@@ -124,9 +124,8 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     tuner = restore_or_build(
         uri, uri, tables.STUDY, plan.record(), _trainable(plan), lambda: build_tuner(plan),
         first_record=lambda: study_record(plan, started, None, None),
-        refuse=lambda found: StudyError(
-            f"experiment {uri!r} exists but was started with different settings ({'; '.join(found)}); resume it "
-            "with the same options, or start a new study with --name NEW_NAME"
+        refuse=lambda why: StudyError(
+            f"experiment {uri!r} {why}; resume it with the same options, or start a new study with --name NEW_NAME"
         ),
     )
     follow_moves(tuner, plan)

@@ -76,15 +76,13 @@ def test_sigterm_outside_a_stage_says_no_stage_was_running(monkeypatch):
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_ray_init_does_not_take_sigterm_over(monkeypatch):
+def test_ray_init_does_not_take_sigterm_over(monkeypatch, init_calls):
     from study.runtime import ray_session
 
     def ray_init(**kwargs):  # what ray.init does to the driver: a handler that exits without a word
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
-    monkeypatch.setattr(ray_session.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray_session.ray, "init", ray_init)
-    monkeypatch.setattr(ray_session.ray, "cluster_resources", lambda: {"CPU": 2.0})
     previous = signal.getsignal(signal.SIGTERM)
     try:
         interruption.stop_on_sigterm()

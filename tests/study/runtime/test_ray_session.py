@@ -9,18 +9,6 @@ import pytest
 from study.runtime import ray_session
 
 
-@pytest.fixture
-def init_calls(monkeypatch):
-    calls = []
-    monkeypatch.setattr(ray_session.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray_session.ray, "init", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(ray_session.ray, "cluster_resources", lambda: {"CPU": 2.0})  # a 2-core machine, no GPU
-    monkeypatch.setattr(ray_session, "check_reachable", lambda address: None)
-    monkeypatch.setattr(ray_session, "_loopback_only", lambda: calls.append("loopback only"))
-    monkeypatch.setattr(ray_session.ray, "get_runtime_context", lambda: type("Context", (), {"runtime_env": {}}))
-    return calls
-
-
 def test_credentials_in_the_jobs_runtime_environment_are_warned_of_by_name_not_value():
     warning = ray_session.secrets_warning({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
                                            "AWS_SESSION_TOKEN": "tok", "MALLOC_ARENA_MAX": "2", "PYTHONPATH": "."})
