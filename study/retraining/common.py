@@ -204,15 +204,11 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
             run_config=run_config(experiment, folder),
         )
 
-    def refuse(why: str) -> RetrainError:
-        return RetrainError(
-            f"the `study {command}` run in {path} {why}; run it with the same options to resume it, or delete "
-            f"{path} and {record_file} to start over"
-        )
-
     tuner = restore_or_build(
         path, experiment, record_file, plan, trainable, build_tuner,
-        first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()}, refuse=refuse,
+        first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()},
+        start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
+        error=RetrainError,
     )
     return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
 

@@ -7,6 +7,7 @@ a local directory or to a URI such as ``s3://bucket/prefix/name``.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
@@ -122,6 +123,14 @@ def filesystem_for(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
     if is_uri(uri):
         return pyarrow.fs.FileSystem.from_uri(uri)
     return pyarrow.fs.LocalFileSystem(), uri
+
+
+def files_in(folder: str, pattern: str = "*") -> list[str]:
+    """Names of the files directly in `folder` (local or a URI) that match `pattern`, sorted; none if it is absent."""
+    fs, root = filesystem_for(folder)
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    names = (info.base_name for info in infos if info.type == pyarrow.fs.FileType.File)
+    return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
 
 
 def write_text(experiment_uri: str, filename: str, text: str) -> None:

@@ -11,11 +11,12 @@ space file lie does not count.
 from __future__ import annotations
 
 import json
+import pickle
 from typing import Callable
 
 from ray import tune
 
-from study.runtime.results import read_text, write_json
+from study.runtime.results import files_in, read_text, write_json
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import jsonable
 
@@ -31,26 +32,64 @@ MAX_LISTED = 6
 
 def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, trainable,
                      build_tuner: Callable[[], tune.Tuner], first_record: Callable[[], dict],
-                     refuse: Callable[[str], UserError]) -> tune.Tuner:
+                     start_over: str, error: type[UserError] = UserError) -> tune.Tuner:
     """`Tuner.restore(path)` when it holds a run whose recorded plan matches `plan`, else a new Tuner.
 
     `record_file` (in `experiment`) holds the plan under "plan"; a new run writes
     `first_record()` there first. Plans are compared without `LOCATION_KEYS`; a
-    difference raises `refuse(why)`, `why` naming each differing setting with its
-    recorded and its current value ("was started with different settings (...)").
+    difference raises `error`, naming each differing setting with its recorded and
+    its current value. So does a record or Tune state file that cannot be read, before
+    Tune could start the stage over. Both messages end with `start_over`, what the
+    user can do instead of resuming (e.g. "start a new study with --name NEW_NAME").
     """
     if tune.Tuner.can_restore(path):
-        previous = read_text(experiment, record_file)
-        recorded = json.loads(previous).get("plan") if previous else None
+        recorded = _recorded_plan(experiment, record_file, start_over, error)
         if recorded is not None:
             current = {k: v for k, v in jsonable(plan).items() if k in recorded or k not in ADDED_KEYS}
             found = differences(comparable(recorded), comparable(current))
             if found:
-                raise refuse(f"was started with different settings ({'; '.join(found)})")
+                raise error(f"{path} was started with different settings ({'; '.join(found)}); run it with the "
+                            f"same options to resume it, or {start_over}")
+        check_snapshot(path, start_over, error)
         print(f"Resuming {path}")
-        return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+        try:
+            return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+        except (EOFError, pickle.UnpicklingError) as exc:  # Tune's own pickle, the only state it cannot do without
+            raise unreadable(f"{path}/tuner.pkl, Ray Tune's record of this run,", exc, start_over, error) from None
     write_json(experiment, record_file, first_record())
     return build_tuner()
+
+
+def unreadable(what: str, exc: Exception, start_over: str, error: type[UserError]) -> UserError:
+    return error(f"{what} cannot be read ({type(exc).__name__}: {exc}); nothing was changed. Put back a copy of it "
+                 f"(e.g. `aws s3 sync` again), or {start_over}")
+
+
+def _recorded_plan(experiment: str, record_file: str, start_over: str, error: type[UserError]) -> dict | None:
+    previous = read_text(experiment, record_file)
+    if not previous:
+        return None
+    try:
+        record = json.loads(previous)
+    except json.JSONDecodeError as exc:
+        raise unreadable(f"{experiment}/{record_file}, the settings this run was started with,", exc, start_over,
+                         error) from None
+    return record.get("plan") if isinstance(record, dict) else None
+
+
+def check_snapshot(path: str, start_over: str, error: type[UserError]) -> None:
+    """Tune's newest experiment snapshot in `path` is whole: Tune would log a broken one and start the stage over."""
+    names = files_in(path, "experiment_state-*.json")
+    if not names:
+        return
+    try:
+        snapshot = json.loads(read_text(path, names[-1]) or "")
+        if not isinstance(snapshot.get("trial_data"), list):
+            raise ValueError("it has no list of trials")
+    except (json.JSONDecodeError, AttributeError, ValueError) as exc:
+        older = f" (moving it away resumes from {names[-2]}, the one before)" if len(names) > 1 else ""
+        raise unreadable(f"{path}/{names[-1]}, Ray Tune's newest snapshot of this run{older},", exc, start_over,
+                         error) from None
 
 
 def comparable(record):

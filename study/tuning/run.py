@@ -124,9 +124,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     tuner = restore_or_build(
         uri, uri, tables.STUDY, plan.record(), _trainable(plan), lambda: build_tuner(plan),
         first_record=lambda: study_record(plan, started, None, None),
-        refuse=lambda why: StudyError(
-            f"experiment {uri!r} {why}; resume it with the same options, or start a new study with --name NEW_NAME"
-        ),
+        start_over="start a new study with --name NEW_NAME", error=StudyError,
     )
     follow_moves(tuner, plan)
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written

@@ -23,15 +23,12 @@ optuna-dashboard reads.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import shutil
 from pathlib import Path
 
-import pyarrow.fs
-
-from study.runtime.results import filesystem_for, read_text, write_text
+from study.runtime.results import files_in, read_text, write_text
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import JOURNALS
 
@@ -64,14 +61,6 @@ def read_state(path: str | Path, state_format: str, what: str, recovery: str) ->
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise StateFileError(f"{what} {path} is not a {state_format!r} state file (format {found!r}); {recovery}")
     return state
-
-
-def files_in(folder: str, pattern: str = "*") -> list[str]:
-    """Names of the files directly in `folder` (local or a URI) that match `pattern`, sorted; none if it is absent."""
-    fs, root = filesystem_for(folder)
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
-    names = (info.base_name for info in infos if info.type == pyarrow.fs.FileType.File)
-    return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
 
 
 def newest_searcher_state(experiment: str | Path) -> str | None:

@@ -1,5 +1,7 @@
 """A resume compares what a study is, never where its files lie, and names what differs."""
 
+import pytest
+
 from study.runtime.resume import comparable, differences
 
 RECORDED = {"budget": {"max_epochs": 3, "seed": 0}, "param_space": {"data_dir": "/old/data", "model": "small"},
@@ -21,3 +23,46 @@ def test_each_real_difference_is_named_with_both_values():
         'searcher.sampler: "qmc" when started, "tpe" now',
         'dataset: absent when started, {"images": 54000} now',
     ]
+
+
+def _resume(experiment):
+    from study.runtime.resume import restore_or_build
+    from study.vocabulary.errors import UserError
+
+    def not_built():
+        raise AssertionError("a new Tuner was built over an existing run")
+
+    return restore_or_build(str(experiment), str(experiment), "study.json", {"budget": {}}, trainable=None,
+                            build_tuner=not_built, first_record=dict, start_over="start a new study with --name NEW",
+                            error=UserError)
+
+
+@pytest.mark.parametrize("broken, content, named", [
+    ("study.json", b"{not json", "study.json, the settings this run was started with, cannot be read (JSONDecodeError"),
+    ("experiment_state-2026-12-01_10-00-00.json", b'{"trial_data": [["{\\"tri', "newest snapshot of this run, cannot"),
+    ("experiment_state-2026-12-01_10-00-00.json", b'{"runner_data": {}}', "(ValueError: it has no list of trials)"),
+    ("tuner.pkl", b"", "tuner.pkl, Ray Tune's record of this run, cannot be read (EOFError"),
+])
+def test_a_state_file_a_resume_cannot_read_is_named_and_nothing_changes(tmp_path, broken, content, named):
+    from study.vocabulary.errors import UserError
+
+    (tmp_path / "tuner.pkl").write_bytes(b"a pickle of Tune's")
+    (tmp_path / "study.json").write_text('{"plan": {"budget": {}}}')
+    (tmp_path / broken).write_bytes(content)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(UserError) as raised:
+        _resume(tmp_path)
+    message = str(raised.value)
+    assert named in message and message.endswith("or start a new study with --name NEW")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+def test_a_broken_snapshot_with_an_older_one_says_that_moving_it_away_resumes_from_that(tmp_path):
+    from study.vocabulary.errors import UserError
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    (tmp_path / "experiment_state-2026-12-01_09-00-00.json").write_text('{"trial_data": []}')
+    (tmp_path / "experiment_state-2026-12-01_10-00-00.json").write_text("")
+    with pytest.raises(UserError, match="10-00-00.json, Ray Tune's newest snapshot of this run .moving it away "
+                                        "resumes from experiment_state-2026-12-01_09-00-00.json"):
+        _resume(tmp_path)
