@@ -10,6 +10,7 @@ Nothing already written is removed.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import textwrap
@@ -29,6 +30,10 @@ BUG = (
     "error: this is a bug in the study tool, not a problem with your input; nothing already written was removed. "
     "Please report it with the command line and the traceback above."
 )
+
+
+ADDRESS_HELP = ("Ray address HOST:PORT ([IPv6]:PORT); 'auto' joins a running cluster (default: RAY_ADDRESS when it "
+                "names a Ray, as inside `ray job submit`; else an embedded local Ray)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +73,7 @@ def _add_run(commands) -> None:
     run.add_argument("--max-concurrent", type=int, help="most trials at once (default: as many as fit)")
     run.add_argument("--storage", default="experiments", help="local directory or URI such as s3://bucket/prefix")
     run.add_argument("--name", help="experiment name (default: SPACE-BUDGET); an existing one is resumed")
-    run.add_argument("--address", help="Ray address; 'auto' joins a running cluster (default: embedded local Ray)")
+    run.add_argument("--address", help=ADDRESS_HELP)
     run.add_argument("--data-dir", help="directory with the FashionMNIST IDX files")
     run.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and the trials")
     run.add_argument("--sampler", help="sampler of each cell's Optuna study: qmc (scrambled Sobol), tpe or random "
@@ -121,7 +126,7 @@ def _add_retraining_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the study's)")
     command.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: the study's)")
     command.add_argument("--max-concurrent", type=int, help="most trials at once (default: as many as fit)")
-    command.add_argument("--address", help="Ray address; 'auto' joins a running cluster (default: embedded local Ray)")
+    command.add_argument("--address", help=ADDRESS_HELP)
     command.add_argument("--data-dir", help="directory with the FashionMNIST IDX files (default: the study's)")
     command.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
 
@@ -139,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
     from study.tuning.run import run_study
 
-    with experiment_lock(plan.lock_dir(), "study run", create=True):  # a second command on it stops here
+    with experiment_lock(plan.lock_dir(), "study run", create=True, named=plan.experiment_uri):  # a second one stops
         experiment, trials = run_study(plan)
         print_summary(experiment, trials)
         if not args.search_only:
@@ -309,10 +314,28 @@ def cmd_spaces(args: argparse.Namespace) -> None:
         print(f"{name:20s} {description}")
 
 
+def ray_address(given: str | None) -> str | None:
+    """The Ray to join: --address; else RAY_ADDRESS where it names one (inside `ray job submit`, Ray sets it
+    to the cluster's); else None, an embedded Ray of this command's own."""
+    if given:
+        return given
+    from_environment = os.environ.get("RAY_ADDRESS", "").strip()
+    if not from_environment:
+        return None
+    if from_environment.startswith(("http://", "https://")):  # a dashboard's job API, for `ray job` commands
+        print(f"Note: RAY_ADDRESS={from_environment} is a dashboard's address, not a Ray to join; this runs on an "
+              "embedded Ray (pass --address to join a cluster).", file=sys.stderr)
+        return None
+    print(f"Joining the Ray at RAY_ADDRESS={from_environment} (pass --address to choose another).")
+    return from_environment
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "cv": cmd_cv, "final": cmd_final, "analyze": cmd_analyze, "spaces": cmd_spaces}[args.command]
+    if hasattr(args, "address"):
+        args.address = ray_address(args.address)
     stop_on_sigterm()  # SIGTERM outside a stage's run: a message and exit 143, as inside one
     try:
         handler(args)

@@ -114,8 +114,8 @@ def test_every_input_error_of_the_project_is_a_user_error():
     ("--seeds", "1", "--seeds must be a whole number of at least 2, got 1"),
     ("--num-samples", "0", "--num-samples must be a whole number of at least 1, got 0"),
     ("--seed", "-1", "--seed must be a whole number of at least 0, got -1"),
-    ("--name", "../elsewhere", "--name '../elsewhere' is not a folder name"),
-    ("--name", "a b", "--name 'a b' is not a folder name"),
+    ("--name", "../elsewhere", "--name '../elsewhere' is not one folder inside --storage"),
+    ("--name", "..", "--name '..' is not one folder inside --storage"),
 ])
 def test_out_of_range_numbers_are_refused_before_anything_starts(tmp_path, fake_data_dir, option, value, needle, capsys):
     from study.cli import main
@@ -174,3 +174,22 @@ def test_an_address_where_nothing_listens_fails_in_seconds(tmp_path, fake_data_d
     result = _study("run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--address", f"127.0.0.1:{port}",
                     tmp_path=tmp_path)
     _assert_clean_error(result, f"nothing answers at --address 127.0.0.1:{port} within 5 s")
+
+
+@pytest.mark.parametrize("given, environment, joined", [
+    (None, None, None),  # an embedded Ray
+    (None, "10.0.0.5:6379", "10.0.0.5:6379"),  # inside `ray job submit`: the cluster's
+    ("auto", "10.0.0.5:6379", "auto"),  # --address wins
+    (None, "http://127.0.0.1:8265", None),  # the dashboard's job API is not a Ray to join
+])
+def test_ray_address_is_the_option_else_the_ray_named_by_RAY_ADDRESS(given, environment, joined, monkeypatch, capsys):
+    from study.cli import ray_address
+
+    if environment is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", environment)
+    assert ray_address(given) == joined
+    said = capsys.readouterr()
+    assert ("Joining the Ray at RAY_ADDRESS" in said.out) == (given is None and joined is not None)
+    assert ("a dashboard's address" in said.err) == (environment or "").startswith("http")

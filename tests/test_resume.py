@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -52,12 +53,24 @@ KILLED_RUN_CONCURRENCY = "1"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
+def epoch_results(result_file: Path) -> list[dict]:
+    """The epoch results in a trial's result.json, up to a last line still being written."""
+    epochs = []
+    for line in result_file.read_text().splitlines():
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if "epoch" in result:
+            epochs.append(result)
+    return epochs
+
+
 def reported_epochs(experiment: Path) -> dict[str, list[dict]]:
     """trial_id -> the epoch results in the trial's result.json."""
     reported = {}
     for result_file in experiment.glob("*/result.json"):
-        rows = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
-        epochs = [row for row in rows if "epoch" in row]
+        epochs = epoch_results(result_file)
         if epochs:
             reported[epochs[-1]["trial_id"]] = epochs
     return reported
@@ -113,6 +126,12 @@ def wait_until_finished(process: subprocess.Popen, experiment: Path, log: Path, 
         time.sleep(0.2)
 
 
+def driver_output(log: str) -> str:
+    """The driver's own lines of a log, without what Ray forwards from its workers ("(train_trial pid=12) ..."):
+    a worker that loses its driver may print a traceback of its own exit."""
+    return "\n".join(line for line in log.splitlines() if not re.match(r"(\x1b\[\d+m)?\(\w+ pid=\d+", line))
+
+
 def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Path,
                    finished_before_kill: int = FINISHED_BEFORE_KILL, tmpdir: Path | None = None) -> str:
     """Run the study; SIGKILL its process group once `finished_before_kill` trials have finished.
@@ -157,8 +176,12 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     rungs_before = {key: score for key, score in rung_entries(experiment).items() if key[2] in finished}
     assert rungs_before, "the remote experiment holds no ASHA rungs of its finished trials"
 
+    # A new head: no local copy of the journals, and none of Tune's staging files of the first run.
     (tmp_path / "new_head").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "new_head"))  # a head with no copy of the journals
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "new_head"))
+    session = Path(ray_session._private.worker._global_node.get_session_dir_path())
+    for staging in session.glob("artifacts/*/resume"):
+        shutil.rmtree(staging)
     assert main(argv) == 0  # the same command resumes
 
     trials = pd.read_csv(experiment / "trials.csv")
@@ -236,7 +259,7 @@ def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, 
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    output = log.read_text()
+    output = driver_output(log.read_text())
     assert exit_code == 128 + signum, output[-3000:]
     assert f"interrupted by {signal.Signals(signum).name}" in output and "Traceback" not in output
     resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
@@ -300,7 +323,7 @@ def test_study_final_interrupted_or_killed_resumes_without_retraining_a_seed(sig
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    output = log.read_text()
+    output = driver_output(log.read_text())
     assert exit_code == (-signum if signum == signal.SIGKILL else 128 + signum), output[-3000:]
     if signum != signal.SIGKILL:
         resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()

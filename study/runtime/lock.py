@@ -35,11 +35,12 @@ class ExperimentInUse(UserError):
 
 
 @contextmanager
-def experiment_lock(experiment: str, command: str, *, create: bool = False):
+def experiment_lock(experiment: str, command: str, *, create: bool = False, named: str | None = None):
     """Hold the experiment's lock while the block runs; `ExperimentInUse` at once when another command holds it.
 
     `create`: make the directory (a new study); otherwise a missing one is left for the
-    command to report.
+    command to report. `named`: the experiment as the message names it, where the lock
+    is not in its directory (a remote experiment's local copy).
     """
     path = Path(experiment) / LOCK_FILE
     if is_uri(experiment) or not (create or path.parent.is_dir()):
@@ -51,7 +52,7 @@ def experiment_lock(experiment: str, command: str, *, create: bool = False):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ExperimentInUse(_in_use_message(path, _holder(fd))) from None
+            raise ExperimentInUse(_in_use_message(named or str(path.parent), _holder(fd))) from None
         holder = {"host": socket.gethostname(), "pid": os.getpid(), "command": command,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write(fd, json.dumps(holder))
@@ -76,8 +77,7 @@ def _holder(fd: int) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _in_use_message(path: Path, holder: dict | None) -> str:
+def _in_use_message(experiment: str, holder: dict | None) -> str:
     who = (f"`{holder.get('command')}` (pid {holder.get('pid')} on host {holder.get('host')}, since "
            f"{holder.get('started')})" if holder else "another command")
-    return (f"experiment {path.parent} is in use by {who}; wait until it ends, or run this one under another "
-            "--name")
+    return f"experiment {experiment} is in use by {who}; wait until it ends, or run this one under another --name"

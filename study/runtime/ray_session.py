@@ -142,6 +142,8 @@ def host_and_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif address.startswith("["):  # [IPv6] with no port after it
+        raise RayConnectionError(f"--address {address!r} has no port: write [IPV6]:PORT, e.g. [fd00::5]:6379")
     elif ":" in host:  # an IPv6 address without brackets: where its port starts is a guess
         raise RayConnectionError(f"--address {address!r}: write an IPv6 address in brackets, e.g. [fd00::5]:6379")
     if not host or not port.isdigit():

@@ -66,15 +66,18 @@ def unreadable(what: str, exc: Exception, start_over: str, error: type[UserError
 
 
 def _recorded_plan(experiment: str, record_file: str, start_over: str, error: type[UserError]) -> dict | None:
-    previous = read_text(experiment, record_file)
-    if not previous:
-        return None
+    """The plan in the record file; None when there is no record file (or, written by an early version, no plan)."""
     try:
+        previous = read_text(experiment, record_file)
+        if previous is None:
+            return None
         record = json.loads(previous)
-    except json.JSONDecodeError as exc:
+        if not isinstance(record, dict):
+            raise ValueError(f"it holds a JSON {type(record).__name__}, not an object")
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise unreadable(f"{experiment}/{record_file}, the settings this run was started with,", exc, start_over,
                          error) from None
-    return record.get("plan") if isinstance(record, dict) else None
+    return record.get("plan")
 
 
 def check_snapshot(path: str, start_over: str, error: type[UserError]) -> None:

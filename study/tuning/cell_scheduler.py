@@ -207,14 +207,20 @@ class CellScheduler(FIFOScheduler):
 
 
 
+RUNGS_RECOVERY = ("delete it to resume with empty rungs (ASHA then judges the remaining trials against fewer "
+                  "earlier ones), or start a new study with --name NEW_NAME")
+
+
 def read_rungs(path: str | Path) -> dict:
     """A rungs file, checked; `StateFileError` names what is wrong."""
-    recovery = ("delete it to resume with empty rungs (ASHA then judges the remaining trials against fewer "
-                "earlier ones), or start a new study with --name NEW_NAME")
-    state = read_state(path, SCHEDULER_FORMAT, "ASHA state", recovery)
+    return check_rungs(read_state(path, SCHEDULER_FORMAT, "ASHA state", RUNGS_RECOVERY), f"ASHA state {path}")
+
+
+def check_rungs(state: dict, what: str, recovery: str = RUNGS_RECOVERY) -> dict:
+    """`state` (of `SCHEDULER_FORMAT`) holds rungs per cell and the stopped trials; `StateFileError` otherwise."""
     rungs, stopped = state.get("rungs"), state.get("stopped")
     if not isinstance(rungs, dict) or not isinstance(stopped, list) or not all(
         isinstance(cell_rungs, list) and all(isinstance(rung, dict) for rung in cell_rungs) for cell_rungs in rungs.values()
     ):
-        raise StateFileError(f"ASHA state {path} does not hold rungs per cell and a list of stopped trials; {recovery}")
+        raise StateFileError(f"{what} does not hold rungs per cell and a list of stopped trials; {recovery}")
     return state

@@ -29,15 +29,18 @@ the journal on first use); at every experiment checkpoint `save` writes
 ``searcher-state-*.json`` (`study.tuning.state_files`): the routing state (trial ->
 cell, per-cell counts, the Optuna trial number of every live trial) and a copy of
 the journals (which also hold where a qmc sampler stands in its Sobol sequence: a
-study system attribute) and where each sampler stands in its random sequence.
-`restore` puts the journals' copy back in place of the journal on disk, so
+study system attribute), where each sampler stands in its random sequence, and the
+ASHA rungs `CellScheduler` keeps beside the journals (Tune saves no scheduler state).
+`restore` puts the journals' and the rungs' copy back in place of the files on disk, so
 the Optuna studies agree exactly with the trials Tune restores: what happened after
 the checkpoint is replayed by Tune (a live trial resumes from its own checkpoint and
 re-reports its later epochs; a trial asked after the checkpoint is forgotten by
 Tune, which asks again), and the journal must not keep a second record of it, or a
-cell's study would hold more finished trials than the cell ran. A journal found on a fresh start (a run killed before
-its first checkpoint) keeps its trials; its RUNNING ones are marked FAIL with the
-user attribute ``orphaned``.
+cell's study would hold more finished trials than the cell ran. A journal found on a fresh start of a local
+experiment (a run killed before its first checkpoint) keeps its trials; its RUNNING
+ones are marked FAIL with the user attribute ``orphaned``. (A remote experiment's
+local copy is made anew from the experiment before every run:
+`study.tuning.state_files.fetch_journals`.)
 
 Browse a cell's study: ``pip install optuna-dashboard`` then
 ``optuna-dashboard EXPERIMENT/optuna/<cell>.log``.
@@ -56,10 +59,12 @@ from ray.tune.search import Searcher
 
 from search_spaces import Cell
 from study.tuning import optuna_private
+from study.tuning.cell_scheduler import check_rungs
 from study.tuning.cells import distributions, journal_path, make_sampler, open_cell_study, suggestion
 from study.tuning.planning import resolve_sampler
 from study.tuning.state_files import (
-    SEARCHER_FILE_PATTERN, SEARCHER_FORMAT, StateFileError, publish_journals, read_state, write_state,
+    RUNGS_FILE, SCHEDULER_FORMAT, SEARCHER_FILE_PATTERN, SEARCHER_FORMAT, StateFileError, parse_state,
+    publish_journals, read_state, unpublish_journals, write_state,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,7 +86,7 @@ class CellSearcher(Searcher):
         max_epochs: the trials' `max_epochs`; a trial that stops before it was pruned.
         journal_dir: folder for the journals ``<cell>.log``; None keeps the studies
             in memory (tests).
-        publish_journals: also copy `journal_dir` into ``optuna/`` beside each
+        publish_copy: also copy `journal_dir` into ``optuna/`` beside each
             checkpoint (an experiment in remote storage, where that folder is what
             Tune syncs to the experiment: `study.tuning.state_files.publish_journals`).
         metric, mode: as in Tune; usually left None and taken from `TuneConfig`.
@@ -109,7 +114,7 @@ class CellSearcher(Searcher):
         time_attr: str = "epoch",
         completed_value: str = "last",
         sampler: str | None = None,
-        publish_journals: bool = False,
+        publish_copy: bool = False,
     ):
         cells = list(cells)
         if not cells:
@@ -131,7 +136,7 @@ class CellSearcher(Searcher):
         self._samples_per_cell = samples_per_cell
         self._max_epochs = max_epochs
         self._journal_dir = None if journal_dir is None else str(journal_dir)
-        self._publish_journals = publish_journals
+        self._publish_copy = publish_copy
         self._seed = int(seed)
         self._time_attr = time_attr
         self._completed_value = completed_value
@@ -163,14 +168,14 @@ class CellSearcher(Searcher):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_sampler", "tpe")  # pickled before the choice existed: TPE
-        self.__dict__.setdefault("_publish_journals", False)
+        self.__dict__.setdefault("_publish_copy", False)
         self._init_transient()
 
-    def retarget(self, journal_dir: str | Path | None, publish_journals: bool) -> None:
+    def retarget(self, journal_dir: str | Path | None, publish_copy: bool) -> None:
         """Keep the journals in `journal_dir` from now on (a resumed experiment that moved, maybe to or from
         remote storage: a local experiment must not publish, or Tune's sync would copy over its live journals)."""
         self._journal_dir = None if journal_dir is None else str(journal_dir)
-        self._publish_journals = publish_journals
+        self._publish_copy = publish_copy
         self._init_transient()
 
     # ---- what Tune calls
@@ -267,9 +272,14 @@ class CellSearcher(Searcher):
             "counts": self._counts, "next": self._next,
             "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
             "samplers": {name: optuna_private.random_states(sampler) for name, sampler in self._samplers.items()},
+            "rungs": self._rungs_text(),
         })
-        if self._publish_journals and self._journal_dir is not None:
+        if self._journal_dir is None:
+            return
+        if self._publish_copy:
             publish_journals(self._journal_dir, Path(checkpoint_path).parent)
+        else:
+            unpublish_journals(self._journal_dir, Path(checkpoint_path).parent)
 
     def restore(self, checkpoint_path: str) -> None:
         state = read_searcher_state(checkpoint_path)
@@ -299,6 +309,7 @@ class CellSearcher(Searcher):
                     path.write_text(state["journals"][cell.name])
                 else:  # the cell had no trial at the checkpoint
                     path.unlink(missing_ok=True)
+            self._restore_rungs(state, checkpoint_path)
 
     # ---- inspection (for study.json and tests)
 
@@ -375,6 +386,25 @@ class CellSearcher(Searcher):
         pick = max if self._mode == "max" else min
         return pick(values) if values else last
 
+    def _rungs_text(self) -> str | None:
+        """The ASHA rungs `CellScheduler` keeps beside the journals: Tune saves no scheduler state, so the
+        searcher's checkpoint carries them, and journals and rungs come back from the same moment."""
+        if self._journal_dir is None:
+            return None
+        path = Path(self._journal_dir) / RUNGS_FILE
+        return path.read_text() if path.is_file() else None
+
+    def _restore_rungs(self, state: dict, checkpoint_path: str) -> None:
+        """Put the checkpoint's rungs in place before Tune gives the scheduler its first trial."""
+        path = Path(self._journal_dir) / RUNGS_FILE
+        if "rungs" not in state:  # a checkpoint of an earlier version: the rungs file stays as found
+            logger.warning("searcher state %s holds no ASHA rungs (an earlier version wrote it); ASHA resumes with "
+                           "%s", checkpoint_path, "the rungs in " + str(path) if path.is_file() else "empty rungs")
+        elif state["rungs"] is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(state["rungs"])  # checked by read_searcher_state
+
     def _journal_texts(self) -> dict[str, str]:
         if self._journal_dir is None:
             return {}
@@ -394,6 +424,9 @@ def read_searcher_state(path: str | Path) -> dict:
     if missing or wrong:
         what = "; ".join([f"lacks {', '.join(missing)}"] * bool(missing) + [f"has malformed {', '.join(wrong)}"] * bool(wrong))
         raise StateFileError(f"searcher state {path} {what}; {SEARCHER_RECOVERY}")
+    if state.get("rungs") is not None:  # optional: earlier versions kept no rungs here
+        what = f"the ASHA rungs in searcher state {path}"
+        check_rungs(parse_state(str(state["rungs"]), SCHEDULER_FORMAT, what, SEARCHER_RECOVERY), what, SEARCHER_RECOVERY)
     return state
 
 

@@ -17,7 +17,7 @@ from search_spaces import SearchSpace, load_space
 from study.tuning.budgets import Budget, get_budget, gpu_share
 from study.vocabulary.config import ModelConfig
 from study.vocabulary.errors import UserError
-from study.vocabulary.tables import JOURNALS, is_uri
+from study.vocabulary.tables import JOURNALS_DIR, is_uri
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
 
 METRIC, MODE = "val_acc", "max"
@@ -137,19 +137,19 @@ class StudyPlan:
         For remote storage, the driver's local working copy of that folder (a journal
         needs a local file), one per experiment URI (see `study.tuning.state_files`).
         """
-        if not self.publishes_journals:
-            return Path(self.experiment_uri) / JOURNALS
+        if not self.is_remote:
+            return Path(self.experiment_uri) / JOURNALS_DIR
         digest = hashlib.sha256(self.experiment_uri.encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / "bn-dropout-study" / f"{self.options.experiment_name()}-{digest}" / JOURNALS
+        return Path(tempfile.gettempdir()) / "bn-dropout-study" / f"{self.options.experiment_name()}-{digest}" / JOURNALS_DIR
 
     def lock_dir(self) -> str:
         """Where `study run` holds its lock: the experiment directory, or for remote storage (which has no
         locks) the driver's copy of its journals, which stops a second run of it on the same machine."""
-        return str(self.journal_dir().parent) if self.publishes_journals else self.experiment_uri
+        return str(self.journal_dir().parent) if self.is_remote else self.experiment_uri
 
     @property
-    def publishes_journals(self) -> bool:
-        """The experiment is in remote storage: its journals and rungs reach it through the searcher's checkpoints."""
+    def is_remote(self) -> bool:
+        """The experiment is in remote storage: the driver works on a local copy of its journals and rungs."""
         return is_uri(self.experiment_uri)
 
     def record(self) -> dict:
@@ -212,15 +212,15 @@ def check_options(options: StudyOptions) -> None:
         )
     if options.sampler is not None:
         check_sampler(options.sampler)
-    if options.name is not None and not EXPERIMENT_NAME.fullmatch(options.name):
+    if options.name is not None and (options.name in ("", ".", "..") or NOT_IN_A_NAME.search(options.name)):
         raise StudyError(
-            f"--name {options.name!r} is not a folder name: use letters, digits and . _ = - (no slash, no space), "
-            "starting with a letter or digit, e.g. --name bn-dropout-full"
+            f"--name {options.name!r} is not one folder inside --storage: no slash, backslash or control "
+            "character, not '.' or '..'; e.g. --name bn-dropout-full"
         )
 
 
-# One folder inside --storage: no separator, no "..", nothing a shell or a URI would read otherwise.
-EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]{0,199}")
+# What would put the experiment outside --storage, or split its path.
+NOT_IN_A_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def check_sizes(budget: Budget, n_images: int, data_dir: str) -> None:

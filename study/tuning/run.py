@@ -42,7 +42,7 @@ def build_tuner(plan: StudyPlan) -> tune.Tuner:
         journal_dir=journal_dir,
         seed=plan.options.seed,
         sampler=plan.sampler,
-        publish_journals=plan.publishes_journals,
+        publish_copy=plan.is_remote,
     )
     scheduler = CellScheduler(**plan.scheduler_settings(), state_file=journal_dir / RUNGS_FILE)
     return tune.Tuner(
@@ -92,7 +92,7 @@ def follow_moves(tuner: tune.Tuner, plan: StudyPlan) -> None:
     """A restored Tuner's searcher and scheduler keep the journals and rungs where the experiment is now."""
     settings = ray_private.tune_config_of(tuner)
     if isinstance(settings.search_alg, CellSearcher):
-        settings.search_alg.retarget(plan.journal_dir(), plan.publishes_journals)
+        settings.search_alg.retarget(plan.journal_dir(), plan.is_remote)
     if isinstance(settings.scheduler, CellScheduler):
         settings.scheduler.retarget(plan.journal_dir() / RUNGS_FILE)
 
@@ -116,7 +116,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
     options = plan.options
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     uri = plan.experiment_uri
-    if plan.publishes_journals:  # the driver's copy of a remote experiment's journals and rungs: the experiment's
+    if plan.is_remote:  # the driver's copy of the journals and rungs becomes the experiment's own
         fetch_journals(uri, plan.journal_dir())
     check_before_resume(uri, plan.journal_dir())  # a broken state file stops here, not in Tune
     connect(options.address, plan.budget.cpus_per_trial, plan.budget.gpus_per_trial)

@@ -11,14 +11,16 @@ search generator's state, are Ray's pickles: trusted input, as README says.)
 command with one paragraph that names it and says how to recover, instead of a
 restore that fails half-way or starts the experiment over.
 
+The searcher's checkpoint holds the journals and the rungs as they were when Tune
+saved the experiment, and a resume puts both back before Tune replays what came
+after: one file, written whole, is the state a resume trusts.
+
 An experiment in remote storage (``s3://...``) holds the whole state too. The driver
 works on a local copy of the journals and rungs (Optuna's journal needs a local
-file); each searcher checkpoint publishes that copy into ``optuna/`` beside itself
-(`publish_journals`), in the folder Tune syncs to the experiment, so the remote
-``EXPERIMENT/optuna/`` always matches the experiment's last saved state; and
-`fetch_journals` makes the local copy that folder again before a run, so a resume on
-a new head node keeps every cell's rungs and ``aws s3 sync`` brings back what
-optuna-dashboard reads.
+file); each searcher checkpoint also publishes that copy into ``optuna/`` beside
+itself (`publish_journals`), in the folder Tune syncs to the experiment, so
+``aws s3 sync`` brings back what optuna-dashboard reads; `fetch_journals` makes the
+local copy that folder again before a run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from study.runtime.results import files_in, read_text, write_text
 from study.vocabulary.errors import UserError
-from study.vocabulary.tables import JOURNALS
+from study.vocabulary.tables import JOURNALS_DIR
 
 SEARCHER_FORMAT = "cell-searcher/1"
 SCHEDULER_FORMAT = "cell-scheduler/1"
@@ -54,12 +56,20 @@ def read_state(path: str | Path, state_format: str, what: str, recovery: str) ->
         text = read_text(os.path.dirname(str(path)), os.path.basename(str(path)))
         if text is None:
             raise FileNotFoundError(f"no such file: {path}")
-        state = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{what} {path} cannot be read ({type(exc).__name__}: {exc}); {recovery}") from None
+    return parse_state(text, state_format, f"{what} {path}", recovery)
+
+
+def parse_state(text: str, state_format: str, what: str, recovery: str) -> dict:
+    """`text` as a state of `state_format`; `StateFileError` naming `what` otherwise."""
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(f"{what} cannot be read ({type(exc).__name__}: {exc}); {recovery}") from None
     if not isinstance(state, dict) or state.get("format") != state_format:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise StateFileError(f"{what} {path} is not a {state_format!r} state file (format {found!r}); {recovery}")
+        raise StateFileError(f"{what} is not a {state_format!r} state file (format {found!r}); {recovery}")
     return state
 
 
@@ -89,33 +99,44 @@ def check_before_resume(experiment: str | Path, journal_dir: str | Path) -> None
 
 
 def publish_journals(journal_dir: str | Path, checkpoint_dir: str | Path) -> None:
-    """Copy every file of `journal_dir` (journals and rungs) into `checkpoint_dir`/optuna, replacing what was there.
+    """Make `checkpoint_dir`/optuna a copy of `journal_dir` (journals and rungs), for Tune to upload.
 
-    The searcher calls this, on the driver's one thread, as it writes a checkpoint for
-    an experiment in remote storage: no journal grows during the copy, and Tune
-    uploads the checkpoint's folder whole, so the remote copy is one moment's state.
+    The copy is what optuna-dashboard reads from a synced experiment and what a resume
+    on a new head node starts its local copy from; what the resume trusts is the
+    searcher checkpoint itself, which holds the same journals and rungs (`CellSearcher.save`).
+    Each file is replaced whole, so an upload still running from the previous
+    checkpoint reads either the old file or the new one, never a half-written one.
     """
-    target = Path(checkpoint_dir) / JOURNALS
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    source = Path(journal_dir)
-    for name in files_in(str(source)):
-        shutil.copyfile(source / name, target / name)
+    _mirror(files_in(str(journal_dir)), lambda name: (Path(journal_dir) / name).read_text(),
+            Path(checkpoint_dir) / JOURNALS_DIR)
+
+
+def unpublish_journals(journal_dir: str | Path, checkpoint_dir: str | Path) -> None:
+    """Remove a copy that an earlier, remote run of the same Tune session left beside the checkpoint: for a
+    local experiment Tune would upload it over the live journals. Never the journals themselves."""
+    copy = Path(checkpoint_dir) / JOURNALS_DIR
+    if copy.is_dir() and copy.resolve() != Path(journal_dir).resolve():
+        shutil.rmtree(copy)
 
 
 def fetch_journals(experiment_uri: str, journal_dir: str | Path) -> int:
     """Make the driver's local copy of a remote experiment's journals and rungs the experiment's own.
 
-    `journal_dir` is emptied, then filled from ``EXPERIMENT/optuna/`` (empty for a new
-    experiment), so a resume on any head node starts from the state the experiment
-    last saved, and a new experiment never inherits an old copy. Returns how many
-    files were fetched.
+    `journal_dir` becomes a copy of ``EXPERIMENT/optuna/`` (empty for a new experiment),
+    so a new experiment never inherits an old copy, and a resume on any head node
+    starts from what the experiment last published (the searcher's checkpoint then
+    puts back the journals and rungs it holds). Returns how many files were fetched.
     """
-    local = Path(journal_dir)
-    shutil.rmtree(local, ignore_errors=True)
-    local.mkdir(parents=True)
-    remote = f"{experiment_uri}/{JOURNALS}"
+    remote = f"{experiment_uri}/{JOURNALS_DIR}"
     names = files_in(remote)
-    for name in names:
-        (local / name).write_text(read_text(remote, name) or "")
+    _mirror(names, lambda name: read_text(remote, name) or "", Path(journal_dir))
     return len(names)
+
+
+def _mirror(names: list[str], content, target: Path) -> None:
+    """`target` holds exactly the files `names`, each `content(name)`, each written whole."""
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in set(files_in(str(target))) - set(names):
+        (target / stale).unlink()
+    for name in names:
+        write_text(str(target), name, content(name))

@@ -19,7 +19,7 @@ CV_TESTS = "cv_tests.csv"  # stage 2: the best configuration against each other 
 CV_RECORD = "cv.json"
 FINAL = "final.csv"  # one row per final-evaluation seed
 FINAL_RECORD = "final.json"
-JOURNALS = "optuna"  # the search's folder: one Optuna journal per cell (<cell>.log) and the ASHA rungs
+JOURNALS_DIR = "optuna"  # the search's folder: one Optuna journal per cell (<cell>.log) and the ASHA rungs
 
 # Settings every search trial shares with its cell's others (from the budget and the space).
 FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")

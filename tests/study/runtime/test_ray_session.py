@@ -87,6 +87,8 @@ def test_an_address_is_a_host_and_a_port_ipv6_in_brackets(address, expected):
 def test_an_ipv6_address_without_brackets_is_refused_with_the_form_to_use():
     with pytest.raises(ray_session.RayConnectionError, match=r"in brackets, e.g. \[fd00::5\]:6379"):
         ray_session.host_and_port("fd00::5:6379")
+    with pytest.raises(ray_session.RayConnectionError, match=r"'\[::1\]' has no port"):
+        ray_session.host_and_port("[::1]")
 
 
 def test_a_listening_ipv6_loopback_address_in_brackets_is_reachable():

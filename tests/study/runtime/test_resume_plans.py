@@ -39,6 +39,9 @@ def _resume(experiment):
 
 @pytest.mark.parametrize("broken, content, named", [
     ("study.json", b"{not json", "study.json, the settings this run was started with, cannot be read (JSONDecodeError"),
+    ("study.json", b"", "study.json, the settings this run was started with, cannot be read (JSONDecodeError"),
+    ("study.json", b"[]", "(ValueError: it holds a JSON list, not an object)"),
+    ("study.json", b"\xff\xfe", "cannot be read (UnicodeDecodeError"),
     ("experiment_state-2026-12-01_10-00-00.json", b'{"trial_data": [["{\\"tri', "newest snapshot of this run, cannot"),
     ("experiment_state-2026-12-01_10-00-00.json", b'{"runner_data": {}}', "(ValueError: it has no list of trials)"),
     ("tuner.pkl", b"", "tuner.pkl, Ray Tune's record of this run, cannot be read (EOFError"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,14 @@ def test_a_resume_that_lost_trials_does_not_overwrite_trials_csv(tmp_path):
     refuse_fewer_rows(str(tmp_path / "new"), 1)  # no table yet
     with pytest.raises(StudyError, match="returned 1 trials, but its trials.csv holds 5.*nothing was overwritten"):
         refuse_fewer_rows(str(tmp_path), 1)
+
+
+def test_only_a_remote_experiment_keeps_a_local_copy_of_its_journals(options, tmp_path):
+    local = plan_study(options())
+    assert not local.is_remote and local.journal_dir() == Path(local.experiment_uri) / "optuna"
+    assert local.lock_dir() == local.experiment_uri
+    remote = plan_study(options(storage=f"file://{tmp_path}/bucket"))
+    assert remote.is_remote and remote.journal_dir().parent.name.startswith(remote.options.experiment_name() + "-")
+    assert remote.lock_dir() == str(remote.journal_dir().parent)  # object storage has no locks
+    elsewhere = plan_study(options(storage=f"file://{tmp_path}/other-bucket"))
+    assert elsewhere.journal_dir() != remote.journal_dir()  # same name, another experiment: another copy

@@ -101,7 +101,7 @@ def test_a_remote_experiments_journals_and_rungs_travel_with_its_checkpoints(tmp
     """Published beside each searcher checkpoint (the folder Tune syncs), fetched back on a new head node."""
     remote = tmp_path / "bucket" / "experiment"  # what Tune's sync makes of the checkpoint's folder
     head_one, head_two = tmp_path / "head1" / "optuna", tmp_path / "head2" / "optuna"
-    searcher = _searcher("default", n=2, journal_dir=head_one, n_cells=2, publish_journals=True)
+    searcher = _searcher("default", n=2, journal_dir=head_one, n_cells=2, publish_copy=True)
     searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
     CellScheduler(max_t=3, grace_period=1, reduction_factor=2).save(str(head_one / RUNGS_FILE))
@@ -119,12 +119,49 @@ def test_a_remote_experiments_journals_and_rungs_travel_with_its_checkpoints(tmp
     assert not list(head_two.iterdir())  # a new experiment starts with no journal
 
 
-def test_a_local_experiment_does_not_publish_its_journals(tmp_path):
-    """Tune's sync would otherwise copy a snapshot over the live journals in EXPERIMENT/optuna."""
-    searcher = _searcher("default", n=2, journal_dir=tmp_path / "optuna", n_cells=2)
+def test_a_local_experiment_publishes_no_copy_and_removes_one_a_remote_run_left(tmp_path):
+    """Tune's sync would otherwise copy a snapshot over the live journals in EXPERIMENT/optuna:
+    also when the same Tune session resumed the experiment after it was brought back from S3."""
+    journals, staging = tmp_path / "experiment" / "optuna", tmp_path / "staging"
+    searcher = _searcher("default", n=2, journal_dir=tmp_path / "head" / "optuna", n_cells=2, publish_copy=True)
     searcher.suggest("t0")
-    searcher.save(str(tmp_path / "staging" / "searcher-state-1.json"))
-    assert not (tmp_path / "staging" / "optuna").exists()
+    searcher.save(str(staging / "searcher-state-1.json"))
+    assert (staging / "optuna").is_dir()
+    searcher.retarget(journals, publish_copy=False)  # as `study.tuning.run.follow_moves` does for a local plan
+    searcher.suggest("t1")
+    searcher.save(str(staging / "searcher-state-2.json"))
+    assert not (staging / "optuna").exists()
+    searcher.save(str(journals.parent / "searcher-state-3.json"))  # beside the journals themselves: kept
+    assert any(journals.glob("*.log"))
+
+
+def test_the_checkpoint_holds_the_rungs_and_a_resume_puts_them_back(tmp_path):
+    """Rungs written after the checkpoint (by trials Tune will replay or forget) do not survive the resume."""
+    journals = tmp_path / "optuna"
+    searcher = _searcher("default", n=2, journal_dir=journals, n_cells=2)
+    searcher.suggest("t0")
+    at_checkpoint = CellScheduler(max_t=3, grace_period=1, reduction_factor=2)
+    at_checkpoint.save(str(journals / RUNGS_FILE))
+    rungs_then = (journals / RUNGS_FILE).read_text()
+    searcher.save(str(tmp_path / "searcher-state-1.json"))
+    (journals / RUNGS_FILE).write_text(rungs_then.replace('"stopped": []', '"stopped": ["after-the-checkpoint"]'))
+
+    _searcher("default", n=2, journal_dir=journals, n_cells=2).restore(str(tmp_path / "searcher-state-1.json"))
+    assert (journals / RUNGS_FILE).read_text() == rungs_then
+
+
+def test_broken_rungs_inside_a_searcher_state_are_refused_before_anything_is_rewritten(tmp_path):
+    journals = tmp_path / "optuna"
+    searcher = _searcher("default", n=2, journal_dir=journals, n_cells=2)
+    searcher.suggest("t0")
+    searcher.save(str(tmp_path / "searcher-state-1.json"))
+    state = json.loads((tmp_path / "searcher-state-1.json").read_text())
+    state["rungs"] = '{"format": "cell-scheduler/1", "rungs": [1]}'
+    (tmp_path / "searcher-state-1.json").write_text(json.dumps(state))
+    files = {p.name: p.read_bytes() for p in journals.iterdir()}
+    with pytest.raises(StateFileError, match="the ASHA rungs in searcher state .* does not hold rungs per cell"):
+        check_before_resume(tmp_path, journals)
+    assert {p.name: p.read_bytes() for p in journals.iterdir()} == files
 
 
 def test_a_planted_searcher_state_in_remote_storage_is_refused_before_the_resume(tmp_path):
