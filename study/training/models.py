@@ -78,6 +78,26 @@ def _check_choice(name: str, value, allowed: tuple) -> None:
         raise ValueError(f"{name} has invalid value {value!r}: expected one of {', '.join(allowed)}")
 
 
+class Uout(nn.Module):
+    """Variance-stable Dropout (Li et al., CVPR 2019): ``x + x * r`` with ``r ~ U(-beta, beta)`` in
+    training, the identity at inference. Its train/test variance ratio on unit-variance input is
+    ``1 + beta**2 / 3``, against ``1 / (1 - p)`` for inverted Dropout(p)."""
+
+    def __init__(self, beta: float):
+        super().__init__()
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta <= 1.0:
+            raise ValueError(f"Uout beta has invalid value {beta!r}: expected a number in [0, 1]")
+        self.beta = float(beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.beta == 0.0:
+            return x
+        return x + x * torch.empty_like(x).uniform_(-self.beta, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
+
+
 def _check_rate(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} has invalid value {value!r}: expected a drop probability in [0, 1)")
