@@ -45,6 +45,9 @@ def test_epochs_csv_agrees_with_trials_csv(smoke_study):
     assert per_trial["val_acc"].max().round(6).equals(trials.loc[list(per_trial.groups), "best_val_acc"].round(6))
     last = epochs.sort_values("epoch").groupby("trial_id").last()
     assert (last["val_loss"].round(6) == trials.loc[last.index, "val_loss"].round(6)).all()
+    # Calibration of the validation predictions, every epoch: an error and a confidence, both in [0, 1].
+    assert epochs["ece"].between(0, 1).all() and epochs["conf_wrong"].dropna().between(0, 1).all()
+    assert (last["ece"].round(6) == trials.loc[last.index, "ece"].round(6)).all()
 
 
 def test_every_cell_gets_the_same_budget_and_a_report(smoke_study):

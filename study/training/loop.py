@@ -28,6 +28,7 @@ from study.vocabulary.config import ConfigError
 from study.vocabulary.config import OptimConfig, TrialConfig
 from study.data.device_data import DeviceSplit, augment, batch_indices, normalize
 from study.vocabulary.factors import is_diverged
+from study.training.mechanism import CalibrationBins
 from study.training.models import build_model
 
 EVAL_BATCH_SIZE = 2048  # evaluation holds no activations for backward: big batches are cheap
@@ -210,8 +211,10 @@ def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` in eval mode on uint8 images [N,1,28,28]."""
+def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: torch.device,
+             calibration: CalibrationBins | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of `model` in eval mode on uint8 images [N,1,28,28];
+    each batch's class probabilities also go into `calibration` when given."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -221,6 +224,8 @@ def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: t
             logits = model(_prepare(xb, device)).float()
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
+        if calibration is not None:
+            calibration.add(logits.softmax(1), yb)
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
@@ -239,7 +244,9 @@ def train_eval_metrics(state: TrainingState, split: DeviceSplit) -> dict:
 def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -> dict:
     """Train one epoch, evaluate, and return the epoch's metrics.
 
-    Evaluation (eval mode) is on the validation images (val_loss, val_acc) and on a
+    Evaluation (eval mode) is on the validation images (val_loss, val_acc, and the
+    calibration of its predictions: ece over 15 equal-width confidence bins, and
+    conf_wrong, the mean confidence of the wrong ones; `study.training.mechanism`) and on a
     fixed subset of the training images (train_eval_loss, train_eval_acc, see
     TRAIN_EVAL_SIZE); gap = val_loss - train_eval_loss, both clean eval-mode losses,
     so a regulariser cannot "close the gap" by inflating the train-mode train_loss.
@@ -258,9 +265,12 @@ def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -
     start = time.perf_counter()
     metrics = train_one_epoch(state, split)
     if validate:
-        val_loss, val_acc = evaluate(state.model, split.val_x, split.val_y, state.device)
+        histogram = CalibrationBins(state.device)
+        val_loss, val_acc = evaluate(state.model, split.val_x, split.val_y, state.device, histogram)
+        ece, conf_wrong = histogram.result()
         metrics.update(train_eval_metrics(state, split))
-        metrics.update(val_loss=val_loss, val_acc=val_acc, gap=val_loss - metrics["train_eval_loss"])
+        metrics.update(val_loss=val_loss, val_acc=val_acc, gap=val_loss - metrics["train_eval_loss"], ece=ece,
+                       conf_wrong=conf_wrong)
     metrics["diverged"] = is_diverged(metrics["train_loss"], None)
     state.epoch += 1
     metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start)

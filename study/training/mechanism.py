@@ -13,8 +13,9 @@ over its channels. 1 means no shift.
 running statistics on training images with Dropout off (eval-mode Dropout,
 train-mode BN, an exact average instead of a moving one).
 
-`calibration` gives the expected calibration error (equal-width confidence bins) and
-the mean confidence of wrong predictions.
+`calibration` (and `CalibrationBins`, batch by batch on the device) gives the expected
+calibration error (equal-width confidence bins) and the mean confidence of wrong
+predictions.
 
 All three read the model without changing its weights, and put every module back
 in the mode it was in.
@@ -113,22 +114,40 @@ def reestimate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 512)
             layer.momentum = momentum
 
 
-def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> tuple[float, float]:
-    """(expected calibration error, mean confidence of the wrong predictions) of class probabilities.
+class CalibrationBins:
+    """A histogram of top-class confidence, accumulated on the device batch by batch (no host read per
+    batch): per bin the count, the summed confidence and the number right, and the wrong predictions'
+    count and summed confidence. Bins are equal-width over [0, 1], bin i holding (i/bins, (i+1)/bins]."""
 
-    ECE: over `bins` equal-width bins of the top probability, the sample-weighted mean
-    of |accuracy - mean confidence|. The second is NaN when no prediction is wrong.
-    """
-    confidence, predicted = probabilities.max(dim=1)
-    correct = (predicted == labels).double()
-    confidence = confidence.double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    which = torch.bucketize(confidence, edges[1:-1], right=True)  # bin i holds (edge i, edge i+1]
-    ece = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += float(in_bin.double().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs())
-    wrong = correct == 0
-    conf_wrong = float(confidence[wrong].mean()) if wrong.any() else float("nan")
-    return ece, conf_wrong
+    def __init__(self, device: torch.device | str = "cpu", bins: int = ECE_BINS):
+        self._inner_edges = torch.linspace(0, 1, bins + 1, device=device)[1:-1]
+        self._bins = torch.zeros(3, bins, device=device)  # count, summed confidence, number right
+        self._wrong = torch.zeros(2, device=device)  # count, summed confidence
+
+    def add(self, probabilities: torch.Tensor, labels: torch.Tensor) -> None:
+        confidence, predicted = probabilities.float().max(dim=1)
+        right = (predicted == labels).float()
+        which = torch.bucketize(confidence, self._inner_edges)
+        self._bins.index_add_(1, which, torch.stack([torch.ones_like(confidence), confidence, right]))
+        self._wrong += torch.stack([(1 - right).sum(), ((1 - right) * confidence).sum()])
+
+    def result(self) -> tuple[float, float]:
+        """(expected calibration error, mean confidence of the wrong predictions), with one host read.
+
+        ECE is the sample-weighted mean over bins of |accuracy - mean confidence|; the
+        second is NaN when no prediction is wrong.
+        """
+        values = torch.cat([self._bins.flatten(), self._wrong]).tolist()
+        bins = len(self._inner_edges) + 1
+        counts, confidence, right = values[:bins], values[bins:2 * bins], values[2 * bins:3 * bins]
+        n_wrong, wrong_confidence = values[3 * bins:]
+        total = sum(counts)
+        ece = sum(abs(r - c) for r, c in zip(right, confidence)) / total if total else float("nan")
+        return ece, (wrong_confidence / n_wrong if n_wrong else float("nan"))
+
+
+def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> tuple[float, float]:
+    """(expected calibration error, mean confidence of the wrong predictions) of class probabilities."""
+    histogram = CalibrationBins(probabilities.device, bins)
+    histogram.add(probabilities, labels)
+    return histogram.result()

@@ -46,6 +46,8 @@ EPOCH_METRICS = (
     "val_loss",
     "val_acc",
     "gap",
+    "ece",
+    "conf_wrong",
     "lr",
     "epoch_s",
     "samples_per_s",

@@ -30,7 +30,7 @@ RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
 
 # Final-epoch metrics of a search trial in trials.csv.
 TRIAL_METRICS = (
-    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap",
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "ece", "conf_wrong",
     "epoch_s", "samples_per_s",
 )
 # Metrics of a stage-2 replicate in cv.csv (after its last epoch).

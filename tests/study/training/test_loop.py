@@ -89,9 +89,9 @@ def _spy_on_evaluate(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     calls = []
     real = training.evaluate
 
-    def spy(model, x, y, device):
+    def spy(model, x, y, device, calibration=None):
         calls.append((x.clone(), y.clone()))
-        return real(model, x, y, device)
+        return real(model, x, y, device, calibration)
 
     monkeypatch.setattr(training, "evaluate", spy)
     return calls

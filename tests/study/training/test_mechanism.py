@@ -117,3 +117,17 @@ def test_a_calibrated_predictor_has_no_calibration_error_and_an_overconfident_on
 def test_no_wrong_prediction_has_no_confidence_of_wrong_ones():
     ece, conf_wrong = calibration(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))
     assert math.isnan(conf_wrong) and ece == pytest.approx(0.15)
+
+
+def test_the_histogram_batch_by_batch_gives_what_one_call_gives():
+    from study.training.mechanism import CalibrationBins
+
+    generator = torch.Generator().manual_seed(1)
+    probabilities = torch.softmax(3 * torch.randn(5000, 10, generator=generator), dim=1)
+    labels = torch.randint(0, 10, (5000,), generator=generator)
+    histogram = CalibrationBins()
+    for start in range(0, 5000, 512):
+        histogram.add(probabilities[start:start + 512], labels[start:start + 512])
+    assert histogram.result() == pytest.approx(calibration(probabilities, labels), abs=1e-6)
+    ece, conf_wrong = histogram.result()
+    assert 0 < ece < 1 and 0 < conf_wrong < 1  # random labels: confident and mostly wrong
