@@ -20,6 +20,7 @@ import torch
 from study.vocabulary.config import TrialConfig
 from study.data.device_data import DeviceSplit, load_full_train_and_test
 from study.data.split import stratified_subset
+from study.training.mechanism import CalibrationBins
 from study.training.loop import (
     TrainingState,
     evaluate,
@@ -49,10 +50,14 @@ def final_split(cfg: TrialConfig, device: torch.device) -> DeviceSplit:
 
 
 def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
-    """test_loss, test_acc, and train_eval_loss, train_eval_acc (eval mode, the fixed
-    training images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against."""
-    test_loss, test_acc = evaluate(state.model, split.val_x, split.val_y, state.device)
-    return {**train_eval_metrics(state, split), "test_loss": test_loss, "test_acc": test_acc}
+    """test_loss, test_acc, the calibration of the test predictions (test_ece, test_conf_wrong: see
+    `study.training.mechanism`), and train_eval_loss, train_eval_acc (eval mode, the fixed training
+    images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against."""
+    histogram = CalibrationBins(state.device)
+    test_loss, test_acc = evaluate(state.model, split.val_x, split.val_y, state.device, histogram)
+    test_ece, test_conf_wrong = histogram.result()
+    return {**train_eval_metrics(state, split), "test_loss": test_loss, "test_acc": test_acc, "test_ece": test_ece,
+            "test_conf_wrong": test_conf_wrong}
 
 
 def train_and_test(

@@ -38,7 +38,9 @@ REPLICATE_METRICS = (
     "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s",
 )
 # Metrics of a final-evaluation seed in final.csv.
-FINAL_METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc")
+FINAL_METRICS = (
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc", "test_ece", "test_conf_wrong",
+)
 
 
 def is_uri(location: str) -> bool:

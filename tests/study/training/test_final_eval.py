@@ -60,6 +60,7 @@ def test_final_training_reads_the_test_set_once_and_tests_after_the_last_epoch(f
     assert [m["epoch"] for m in epochs] == [1, 2]
     assert "test_acc" not in epochs[0]  # no test evaluation while training
     assert epochs[-1] == metrics and 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_loss"] > 0
+    assert 0.0 <= metrics["test_ece"] <= 1.0 and 0.0 <= metrics["test_conf_wrong"] <= 1.0  # test-set calibration
     # The eval-mode loss on the fixed training images, to set the test loss against; after the last epoch only.
     assert "train_eval_loss" not in epochs[0] and metrics["train_eval_loss"] > 0 and 0 <= metrics["train_eval_acc"] <= 1
     assert metrics["diverged"] is False
