@@ -267,17 +267,19 @@ class CellSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """The routing state and each cell's journal, as JSON (Tune names the file with `CKPT_FILE_TMPL`)."""
+        journals, rungs = self._journal_texts(), self._rungs_text()
         write_state(checkpoint_path, SEARCHER_FORMAT, {  # the keys of SEARCHER_STATE
             "cells": [c.name for c in self._cells], "metric": self._metric, "mode": self._mode,
             "counts": self._counts, "next": self._next,
-            "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": self._journal_texts(),
+            "trial_cell": self._trial_cell, "live": self._live, "told": self._told, "journals": journals,
             "samplers": {name: optuna_private.random_states(sampler) for name, sampler in self._samplers.items()},
-            "rungs": self._rungs_text(),
+            "rungs": rungs,
         })
         if self._journal_dir is None:
             return
-        if self._publish_copy:
-            publish_journals(self._journal_dir, Path(checkpoint_path).parent)
+        if self._publish_copy:  # what the checkpoint holds, as files: read once
+            files = {journal_path(self._journal_dir, name).name: text for name, text in journals.items()}
+            publish_journals({**files, **({RUNGS_FILE: rungs} if rungs is not None else {})}, Path(checkpoint_path).parent)
         else:
             unpublish_journals(self._journal_dir, Path(checkpoint_path).parent)
 

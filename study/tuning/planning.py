@@ -256,10 +256,10 @@ def check_storage(storage: str, uri: str) -> None:
 
 def _check_remote_storage(storage: str, uri: str) -> None:
     """Write and delete a probe object, as every node will write there (credentials, bucket, region)."""
-    import pyarrow.fs  # not at import: the planning of a local study needs no pyarrow
+    from study.runtime.results import filesystem_for  # not at import: planning a local study needs no pyarrow
 
     try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+        fs, root = filesystem_for(uri)
         fs.create_dir(root, recursive=True)
         probe = f"{root}/.study-write-check"
         with fs.open_output_stream(probe) as stream:

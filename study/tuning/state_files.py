@@ -98,17 +98,17 @@ def check_before_resume(experiment: str | Path, journal_dir: str | Path) -> None
         read_rungs(rungs)
 
 
-def publish_journals(journal_dir: str | Path, checkpoint_dir: str | Path) -> None:
-    """Make `checkpoint_dir`/optuna a copy of `journal_dir` (journals and rungs), for Tune to upload.
+def publish_journals(files: dict[str, str], checkpoint_dir: str | Path) -> None:
+    """Make `checkpoint_dir`/optuna hold exactly `files` (file name -> text: the journals and the rungs the
+    searcher checkpoint beside it holds), for Tune to upload.
 
     The copy is what optuna-dashboard reads from a synced experiment and what a resume
     on a new head node starts its local copy from; what the resume trusts is the
-    searcher checkpoint itself, which holds the same journals and rungs (`CellSearcher.save`).
-    Each file is replaced whole, so an upload still running from the previous
-    checkpoint reads either the old file or the new one, never a half-written one.
+    searcher checkpoint itself (`CellSearcher.save`). Each file is replaced whole, so an
+    upload still running from the previous checkpoint reads either the old file or the
+    new one, never a half-written one.
     """
-    _mirror(files_in(str(journal_dir)), lambda name: (Path(journal_dir) / name).read_text(),
-            Path(checkpoint_dir) / JOURNALS_DIR)
+    _mirror(sorted(files), files.__getitem__, Path(checkpoint_dir) / JOURNALS_DIR)
 
 
 def unpublish_journals(journal_dir: str | Path, checkpoint_dir: str | Path) -> None:
