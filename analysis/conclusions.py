@@ -34,6 +34,8 @@ from analysis.effects import FactorEffect, factor_effects, search_effects
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
 from analysis.importance import hyperparameter_importance
+from analysis.mechanism import METHOD as MECHANISM_METHOD
+from analysis.mechanism import summarise_mechanism
 from analysis.interaction import Interaction, interaction_test, means_table, pair_for
 from analysis.io import (
     Tables,
@@ -172,6 +174,7 @@ def run_analysis(
     rates_from = design if rate_source == REPLICATES else search
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     claims = check_claims(design, ranking)
+    mechanism = summarise_mechanism(design, ranking.source)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
         importance_result, importance_reason = hyperparameter_importance(search)
@@ -182,7 +185,7 @@ def run_analysis(
         warnings.append(importance_reason[0].upper() + importance_reason[1:] + "; the importance plot is skipped.")
     conclusions = build_conclusions(
         design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance_result,
-        warnings, tables.trials,
+        warnings, tables.trials, mechanism,
     )
     return Analysis(
         tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
@@ -244,7 +247,7 @@ def replicate_notes(cv: pd.DataFrame | None, rows: pd.DataFrame | None) -> list[
 
 
 def build_conclusions(design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance,
-                      warnings, trials) -> Conclusions:
+                      warnings, trials, mechanism) -> Conclusions:
     conclusions = Conclusions(
         source=ranking.source,
         metric=ranking.metric,
@@ -269,6 +272,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         diverged_by_bn=diverged_by(trials, "bn") if "bn" in trials else {},
         final=final_results(final),
         importance=importance,
+        mechanism=mechanism,
     )
     # Through the file's form once: a number that could not be computed is None from here on, in memory as in
     # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
@@ -414,6 +418,8 @@ def methods(c: Conclusions) -> dict[str, str]:
         out["final"] = FINAL_METHOD
     if c.importance is not None:
         out["importance"] = c.importance.method
+    if c.mechanism is not None and c.mechanism.cells:
+        out["mechanism"] = MECHANISM_METHOD
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.final import MEANS as FINAL_MEANS
 from study.vocabulary import tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
@@ -344,7 +345,7 @@ def validate_final(frame: pd.DataFrame) -> pd.DataFrame:
     _check_columns("final", frame, REQUIRED_FINAL_COLUMNS)
     df = frame.copy()
     df["config_id"] = df["config_id"].astype(str)
-    for column in ("seed", "test_acc", "test_loss"):
+    for column in ("seed", "test_acc", *FINAL_MEANS):
         if column in df.columns:
             df[column] = _numeric("final", df, column)
     _check_fraction("final", df, "test_acc")

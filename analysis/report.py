@@ -15,7 +15,7 @@ from pathlib import Path
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Conclusions, RankedCell
 from analysis.summary import claim_evidence, metric_words
-from analysis.text import ci_pct, num, pct, pvalue
+from analysis.text import ci_pct, num, ok, pct, pp, pvalue
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,63 @@ def _importance(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
 def _final(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     if not c.final:
         return [Block("p", "No final.csv: the winners have not been evaluated on the test set yet.")]
-    return [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
-                  [[f.config_id, f.cell, f.n_seeds, pct(f.test_acc), ci_pct(f.ci_low, f.ci_high)] for f in c.final])]
+    blocks = [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
+                    [[f.config_id, f.cell, f.n_seeds, pct(f.test_acc), ci_pct(f.ci_low, f.ci_high)] for f in c.final])]
+    measured = [f for f in c.final if ok(f.test_ece)]
+    if measured:
+        blocks.append(Block("p", "The same networks' calibration and variance shift, and with their BN statistics "
+                            "re-estimated (Dropout off, after training): means over the seeds."))
+        blocks.append(Block("table", ["config", "variance shift", "test ECE", "test ECE, BN re-estimated",
+                                      "test accuracy, BN re-estimated", "conf. wrong"],
+                            [[f.config_id, num(f.var_shift_max), num(f.test_ece), num(f.test_ece_bn_reestimated),
+                              pct(f.test_acc_bn_reestimated), num(f.test_conf_wrong)] for f in measured]))
+    return blocks
+
+
+def _mechanism(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    m = c.mechanism
+    if m is None or not m.cells:
+        why = "; ".join(m.skipped) if m else "this analysis predates the measurements"
+        return [Block("p", f"Not measured: {why}.")]
+    blocks = [Block("p", (
+        "Why each placement scores what it scores, measured on the same stage-2 networks. Variance shift: for "
+        "each BN layer, how far the variance BN learnt in training is from the variance it meets at inference "
+        "(max(running_var / real_var, real_var / running_var), 1 = none; the largest over the layers). Dropout "
+        "right before a BN layer makes it about 1/keep-rate. Re-estimating the BN statistics with Dropout off "
+        "after training is the fix that needs no retraining; its gain is paired (the same network before and "
+        "after). ECE and conf. wrong: calibration of the validation predictions (expected calibration error over "
+        "15 bins; mean confidence of the wrong predictions)."
+    ))]
+    rows = []
+    for cell in m.cells:
+        rows.append([
+            cell.cell, cell.var_shift.n if cell.var_shift else (cell.ece.n if cell.ece else ""),
+            _estimate(cell.var_shift, num), _estimate(cell.accuracy_gap, pp), cell.reference_cell or "",
+            _estimate(cell.reestimation_gain, pp), _estimate(cell.ece, num), _estimate(cell.conf_wrong, num),
+        ])
+    blocks.append(Block("table", ["cell", "replicates", "variance shift (95% CI)", "accuracy vs no Dropout (95% CI)",
+                                  "cell without Dropout", "gain from BN re-estimation (95% CI)", "ECE (95% CI)",
+                                  "conf. wrong (95% CI)"], rows))
+    blocks += _image(plots, skipped, "variance_shift", "Left: each BN cell's variance shift. Right: accuracy lost "
+                     "against the cell without Dropout, by variance shift, one point per configuration, with the "
+                     "least-squares line and its 95% band (colour: where the Dropout sits; square: Uout).")
+    if m.shift_line is not None:
+        blocks.append(Block("p", "Line: " + claim_evidence(m.shift_line) + "."))
+    if m.calibration_by_bn:
+        blocks.append(Block("table", ["bn", "ECE (95% CI)", "conf. wrong (95% CI)", "replicates"], [
+            [bn, _estimate(e.get("ece"), num), _estimate(e.get("conf_wrong"), num),
+             max((x.n for x in e.values()), default="")] for bn, e in m.calibration_by_bn.items()
+        ]))
+    if m.skipped:
+        blocks.append(Block("ul", [f"Skipped: {s}" for s in m.skipped]))
+    return blocks + [Block("p", f"Method: {m.method}.")]
+
+
+def _estimate(e, fmt) -> str:
+    if e is None:
+        return ""
+    interval = f" ({fmt(e.ci_low)} to {fmt(e.ci_high)})" if ok(e.ci_low) and ok(e.ci_high) else ""
+    return f"{fmt(e.mean)}{interval}"
 
 
 def _warnings(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
@@ -212,6 +267,7 @@ SECTION_BUILDERS = (
     ("Learning curves", _learning_curves),
     ("The post's eight experiments", _blog_experiments),
     ("Hyperparameter importance", _importance),
+    ("Why: variance shift, BN re-estimation and calibration", _mechanism),
     ("Final evaluation on the test set", _final),
     ("Warnings", _warnings),
     ("Methods", _methods),

@@ -156,11 +156,26 @@ class GroupEvidence:
 
 
 @dataclass(frozen=True)
+class LineEvidence:
+    """A straight line fitted through one point per configuration: y against x, with the slope's interval."""
+
+    x: str
+    y: str
+    slope: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    intercept: float | None
+    r_squared: float | None
+    n_points: int
+
+
+@dataclass(frozen=True)
 class Claim:
     id: str
     text: str
     verdict: str
-    evidence: BestCellEvidence | GroupEvidence | None = None
+    evidence: BestCellEvidence | GroupEvidence | LineEvidence | None = None
     reason: str = ""
     method: str = ""
 
@@ -250,6 +265,47 @@ class FinalResult:
     sd: float | None
     method: str
     test_loss: float | None = None
+    # Means over the seeds (None where final.csv lacks them, or without BN).
+    test_ece: float | None = None
+    test_conf_wrong: float | None = None
+    var_shift_max: float | None = None
+    test_acc_bn_reestimated: float | None = None
+    test_ece_bn_reestimated: float | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% interval, over `n` replicates (or matched cells)."""
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class MechanismCell:
+    """One cell's trained networks, measured: why it scores what it scores."""
+
+    cell: str
+    factors: dict[str, object]
+    var_shift: Estimate | None  # var_shift_max; None without BN
+    accuracy_gap: Estimate | None  # val_acc minus the same cell without Dropout's; None for those cells
+    reference_cell: str | None  # that cell
+    reestimation_gain: Estimate | None  # acc_gain_bn_reestimated: val_acc_bn_reestimated - val_acc; None without BN
+    ece: Estimate | None
+    conf_wrong: Estimate | None
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """The variance-shift mechanism and calibration, from stage-2 replicates (`analysis.mechanism`)."""
+
+    cells: list[MechanismCell]
+    shift_line: LineEvidence | None  # accuracy_gap against var_shift over BN cells with Dropout
+    calibration_by_bn: dict[str, dict[str, Estimate]]  # bn -> {"ece": ..., "conf_wrong": ...}
+    skipped: list[str]  # what could not be computed, and why
+    method: str
 
 
 @dataclass(frozen=True)
@@ -287,6 +343,7 @@ class Conclusions:
     diverged_by_bn: dict[str, DivergedCount]
     final: list[FinalResult] | None
     importance: Importance | None
+    mechanism: Mechanism | None = None  # None in an analysis from before it was measured
     methods: dict[str, str] = field(default_factory=dict)  # what each part was computed with
     summary: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name

@@ -7,7 +7,7 @@ Reads the typed `analysis.results.Conclusions` (rebuilt from conclusions.json by
 from __future__ import annotations
 
 from analysis.rates import NEAR_OPTIMAL
-from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, Setting
+from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, LineEvidence, Setting
 from analysis.text import CONFIRM, ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
 
 METRIC_WORDS = {
@@ -15,6 +15,10 @@ METRIC_WORDS = {
     "val_acc": "final validation accuracy",
     "val_loss": "validation loss",
     "gap": "generalization gap (val_loss - train_eval_loss)",
+    "var_shift_max": "variance shift (largest over the BN layers; 1 is none)",
+    "acc_gain_bn_reestimated": "validation accuracy gained by re-estimating BN statistics",
+    "conf_wrong": "mean confidence of wrong predictions",
+    "ece": "expected calibration error",
 }
 CLAIM_NAMES = {
     "bn_before_dropout": "BatchNorm before Dropout",
@@ -22,6 +26,12 @@ CLAIM_NAMES = {
     "bn_dropout_improves_loss": "BatchNorm + Dropout lowers validation loss",
     "all_three_generalize_best": "BN + Dropout + augmentation generalizes best",
     "large_model_all_three_best": "the large model with all three is best",
+    "dropout_before_bn_shifts_variance": "Dropout before BN causes variance shift",
+    "variance_shift_explains_loss": "variance shift explains the accuracy lost",
+    "dropout_after_last_bn_no_shift": "Dropout only after the last BN is free of variance shift",
+    "bn_reestimation_recovers": "re-estimating BN statistics recovers the loss",
+    "uout_removes_shift": "Uout removes the variance shift",
+    "bn_lowers_wrong_confidence": "BatchNorm lowers the confidence of wrong predictions",
 }
 
 
@@ -228,7 +238,12 @@ def _claims(c: Conclusions) -> list[str]:
     return out
 
 
-def claim_evidence(ev: BestCellEvidence | GroupEvidence) -> str:
+def claim_evidence(ev: BestCellEvidence | GroupEvidence | LineEvidence) -> str:
+    if isinstance(ev, LineEvidence):
+        return (
+            f"slope of the {ev.y} on {metric_words(ev.x)}: {pp(ev.slope)} per unit of shift "
+            f"({ci_pp(ev.ci_low, ev.ci_high)}, {pvalue(ev.p_value)}, R² {num(ev.r_squared, 2)}, {ev.n_points} configurations)"
+        )
     acc = is_accuracy(ev.metric)
     val = pct if acc else num
     diff = pp if acc else (lambda x: f"{x:+.3g}" if ok(x) else "n/a")

@@ -4,7 +4,8 @@
     python -m benchmarks --only throughput --repeats 5
     python -m benchmarks --smoke --data-dir DIR --results none   # seconds; what the tests run
 
-On a CPU machine: throughput, profile and accuracy (CPU) and study overhead. With a
+On a CPU machine: throughput, profile and accuracy (CPU), study overhead and the cost of measuring
+the mechanism (variance shift, BN re-estimation). With a
 CUDA GPU: throughput, profile and accuracy on the GPU, and GPU sharing; study overhead
 too when Ray is installed. RESULTS.md keeps one section per device and benchmark, so a
 run replaces only the sections it measured (a CPU run keeps the GPU numbers, an
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import accuracy, gpu_sharing, profile_step, study_overhead, throughput
+from benchmarks import accuracy, gpu_sharing, mechanism_overhead, profile_step, study_overhead, throughput
 from benchmarks.common import Measured, machine, markdown_table, versions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-BENCHMARKS = ("throughput", "profile", "accuracy", "overhead", "sharing")
+BENCHMARKS = ("throughput", "profile", "accuracy", "overhead", "mechanism", "sharing")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Settings:
     overhead_trials: int
     sharing_counts: list
     sharing_epochs: int
+    # Mechanism overhead: (model, training images or None for all, validation images, batch size, max_epochs).
+    mechanism_sizes: list = ()
     val_images: int = 6000  # the fixed validation split
 
 
@@ -50,14 +53,19 @@ SETTINGS = {
     # A 2-core machine: the whole run takes 3 minutes when it is idle, up to 30 when busy.
     "cpu": Settings({"small": 2048, "medium": 1024, "large": 256}, batch_size=64, repeats=3, workers=[0, 2],
                     accuracy_seeds=3, accuracy_epochs=3, accuracy_images=3000, overhead_trials=12,
-                    sharing_counts=[], sharing_epochs=0),
+                    sharing_counts=[], sharing_epochs=0,
+                    # The quick budget's sizes, and the full budget's for the medium model.
+                    mechanism_sizes=[("medium", 1500, 1000, 64, 4), ("large", 1500, 1000, 64, 4),
+                                     ("medium", None, 6000, 256, 30)]),
     "cuda": Settings({"small": None, "medium": None, "large": None}, batch_size=256, repeats=5, workers=[4, 8],
                      accuracy_seeds=3, accuracy_epochs=10, accuracy_images=None, overhead_trials=12,
-                     sharing_counts=[1, 2, 4, 8], sharing_epochs=3),
+                     sharing_counts=[1, 2, 4, 8], sharing_epochs=3,
+                     mechanism_sizes=[("medium", None, 6000, 256, 30), ("large", None, 6000, 256, 30)]),
     # Tests: tiny synthetic data, one repeat; checks that everything runs, not speed.
     "smoke": Settings({"small": 128, "medium": 128, "large": 64}, batch_size=32, repeats=1, workers=[0],
                       accuracy_seeds=2, accuracy_epochs=1, accuracy_images=128, overhead_trials=12,
-                      sharing_counts=[1, 2], sharing_epochs=1, val_images=100),
+                      sharing_counts=[1, 2], sharing_epochs=1, mechanism_sizes=[("small", 128, 100, 32, 3)],
+                      val_images=100),
 }
 
 
@@ -132,6 +140,18 @@ def overhead_section(result: study_overhead.OverheadResult) -> str:
             f"{result.trials}-trial study's).\n\n" + table)
 
 
+def mechanism_section(rows: list[mechanism_overhead.OverheadRow]) -> str:
+    return ("Dropout2d before BN in every conv block. The variance shift is measured in the train-eval pass "
+            "of every validated epoch (hooks on the BN layers' inputs); its cost is that pass with the hooks "
+            "minus without, as a share of the whole epoch (target: under 5%). BN re-estimation runs once, "
+            "after the last epoch: its share is of a whole run.\n\n" + markdown_table(
+                ["model", "training images", "validation images", "train-eval images", "epoch s",
+                 "variance shift ms", "share of the epoch", "re-estimation ms", "share of a run (epochs)"],
+                [[r.model, f"{r.train_images:,}", f"{r.val_images:,}", f"{r.train_eval_images:,}",
+                  f"{r.epoch_s.median:.3f}", f"{1000 * r.shift_s.median:.1f}", f"{r.shift_share:.1%}",
+                  f"{1000 * r.reestimate_s.median:.0f}", f"{r.reestimate_share:.1%} ({r.max_epochs})"] for r in rows]))
+
+
 def sharing_section(rows: list[gpu_sharing.SharingRow]) -> str:
     return "Medium model, each trial capped at 1/N of the GPU's memory.\n\n" + markdown_table(
         ["trials on the GPU", "aggregate img/s", "per trial img/s", "vs 1 trial"],
@@ -141,7 +161,7 @@ def sharing_section(rows: list[gpu_sharing.SharingRow]) -> str:
 
 TITLES = {"throughput": "throughput (training images per second)", "profile": "where an epoch's time goes",
           "accuracy": "accuracy, same configuration both ways", "overhead": "study overhead",
-          "sharing": "GPU sharing"}
+          "mechanism": "cost of measuring the mechanism", "sharing": "GPU sharing"}
 
 
 def update_results(path: Path, key: str, body: str) -> None:
@@ -172,6 +192,8 @@ def measure(name: str, args, device: str, settings: Settings, repeats: int) -> s
             return overhead_section(study_overhead.run(args.data_dir, settings.overhead_trials, repeats))
         except ImportError as exc:  # a GPU machine without Ray
             return f"not measured: {exc}"
+    if name == "mechanism":
+        return mechanism_section(mechanism_overhead.run(args.data_dir, device, settings.mechanism_sizes, repeats))
     return sharing_section(gpu_sharing.run(
         args.data_dir, "medium", settings.batch_size, settings.sharing_counts, settings.sharing_epochs, repeats,
         args.compile))

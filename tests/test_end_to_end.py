@@ -50,6 +50,26 @@ def test_epochs_csv_agrees_with_trials_csv(smoke_study):
     assert (last["ece"].round(6) == trials.loc[last.index, "ece"].round(6)).all()
 
 
+def test_the_mechanism_is_measured_where_there_is_bn_and_empty_where_there_is_none(smoke_study):
+    trials = pd.read_csv(smoke_study / "trials.csv").set_index("trial_id")
+    epochs = pd.read_csv(smoke_study / "epochs.csv").join(trials[["bn", "status", "max_epochs"]], on="trial_id")
+    per_layer = [c for c in epochs.columns if c.startswith("var_shift_bn")]
+    assert per_layer == ["var_shift_bn0", "var_shift_bn1"]  # the small model: two conv blocks, one BN each
+    with_bn, without = epochs[epochs["bn"] != "none"], epochs[epochs["bn"] == "none"]
+    assert (with_bn[per_layer].max(axis=1).round(9) == with_bn["var_shift_max"].round(9)).all()
+    assert (with_bn["var_shift_max"] >= 1).all() and (with_bn["var_shift_mean"] <= with_bn["var_shift_max"]).all()
+    assert without[[*per_layer, "var_shift_max", "val_acc_bn_reestimated"]].isna().all().all()
+    # Re-estimated BN after the last epoch only, so only in trials that trained it.
+    reestimated = with_bn[with_bn["val_acc_bn_reestimated"].notna()]
+    assert len(reestimated) and (reestimated["epoch"] == reestimated["max_epochs"]).all()
+    completed = set(trials.index[(trials["bn"] != "none") & (trials["status"] == "completed")])
+    assert completed and completed <= set(reestimated["trial_id"])
+    cv = pd.read_csv(smoke_study / "cv.csv")
+    assert cv.loc[cv["bn"] != "none", ["var_shift_max", "val_acc_bn_reestimated"]].notna().all().all()
+    mechanism = json.loads((smoke_study / "report" / "conclusions.json").read_text())["mechanism"]
+    assert {c["cell"] for c in mechanism["cells"] if c["var_shift"]} == {"bn=pre_act"}
+
+
 def test_every_cell_gets_the_same_budget_and_a_report(smoke_study):
     trials = pd.read_csv(smoke_study / "trials.csv")
     assert trials.groupby("cell").size().to_dict() == {"bn=none": 4, "bn=pre_act": 4}

@@ -22,6 +22,7 @@ from analysis.plots.experiments import ExperimentsInfo, experiments_info, plot_e
 from analysis.plots.diverged import DivergedInfo, diverged_info, plot_diverged
 from analysis.plots.ranking import RankingInfo, ranking_info, plot_ranking
 from analysis.plots.importance import ImportanceInfo, importance_info, plot_importance
+from analysis.plots.variance_shift import VarianceShiftInfo, plot_variance_shift, variance_shift_info
 
 
 @dataclass
@@ -41,6 +42,7 @@ PLOT_FILES = {
     "blog_curves": "blog_curves.png",
     "ranking": "ranking.png",
     "importance": "importance.png",
+    "variance_shift": "variance_shift.png",
 }
 
 
@@ -79,6 +81,9 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
         draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
     draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
+    mechanism = analysis.conclusions.mechanism
+    draw("variance_shift", variance_shift_info(mechanism), plot_variance_shift,
+         "; ".join(mechanism.skipped) if mechanism and mechanism.skipped else "no replicate with BN measured a variance shift")
     return plots
 
 
@@ -95,6 +100,7 @@ __all__ = [
     "RankingInfo",
     "RateCurve",
     "RateInteractionInfo",
+    "VarianceShiftInfo",
     "blog_curves_info",
     "diverged_info",
     "experiments_info",
@@ -112,7 +118,9 @@ __all__ = [
     "plot_placement_interaction",
     "plot_ranking",
     "plot_rate_interaction",
+    "plot_variance_shift",
     "ranking_info",
     "rate_interaction_info",
+    "variance_shift_info",
     "write_plots",
 ]

@@ -11,6 +11,7 @@ import fnmatch
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -21,7 +22,9 @@ import pyarrow.fs
 from study.vocabulary.config import TrialConfig
 from study.vocabulary import tables
 from study.vocabulary.tables import is_uri
-from study.vocabulary.factors import EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, cell_name, is_diverged
+from study.vocabulary.factors import (
+    EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, VAR_SHIFT_LAYER_PREFIX, cell_name, is_diverged,
+)
 
 
 def trial_row(
@@ -104,6 +107,9 @@ def _epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
     columns = ["trial_id", *EPOCH_METRICS]
     if frame is None or "epoch" not in frame:
         return pd.DataFrame(columns=columns)
+    # One column per BN layer the trial has (var_shift_bn0, ...): a model without BN has none.
+    columns += sorted((c for c in frame.columns if re.fullmatch(rf"{VAR_SHIFT_LAYER_PREFIX}\d+", str(c))),
+                      key=lambda c: int(c[len(VAR_SHIFT_LAYER_PREFIX):]))
     frame = frame.dropna(subset=["epoch"]).assign(trial_id=trial_id)
     frame["epoch"] = frame["epoch"].astype(int)
     # A trial resumed from a checkpoint may have logged an epoch twice; keep the last.

@@ -20,12 +20,12 @@ import torch
 from study.vocabulary.config import TrialConfig
 from study.data.device_data import DeviceSplit, load_full_train_and_test
 from study.data.split import stratified_subset
-from study.training.mechanism import CalibrationBins
 from study.training.loop import (
     TrainingState,
-    evaluate,
+    bn_reestimated,
     resolve_device,
     run_epoch,
+    scored,
     start_training,
     steps_per_epoch,
     train_eval_metrics,
@@ -52,12 +52,17 @@ def final_split(cfg: TrialConfig, device: torch.device) -> DeviceSplit:
 def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     """test_loss, test_acc, the calibration of the test predictions (test_ece, test_conf_wrong: see
     `study.training.mechanism`), and train_eval_loss, train_eval_acc (eval mode, the fixed training
-    images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against."""
-    histogram = CalibrationBins(state.device)
-    test_loss, test_acc = evaluate(state.model, split.val_x, split.val_y, state.device, histogram)
-    test_ece, test_conf_wrong = histogram.result()
-    return {**train_eval_metrics(state, split), "test_loss": test_loss, "test_acc": test_acc, "test_ece": test_ece,
-            "test_conf_wrong": test_conf_wrong}
+    images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against, with the variance
+    shift measured on them. A model with BN is tested once more with its BN statistics re-estimated
+    (`study.training.loop.bn_reestimated`): test_acc_bn_reestimated, test_ece_bn_reestimated."""
+    test = scored(state.model, split.val_x, split.val_y, state.device)
+    metrics = {**train_eval_metrics(state, split), "test_loss": test["loss"], "test_acc": test["acc"],
+               "test_ece": test["ece"], "test_conf_wrong": test["conf_wrong"]}
+    reestimated = bn_reestimated(state, split)
+    if reestimated is not None:
+        after = scored(reestimated, split.val_x, split.val_y, state.device)
+        metrics.update(test_acc_bn_reestimated=after["acc"], test_ece_bn_reestimated=after["ece"])
+    return metrics
 
 
 def train_and_test(

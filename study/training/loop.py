@@ -28,7 +28,7 @@ from study.vocabulary.config import ConfigError
 from study.vocabulary.config import OptimConfig, TrialConfig
 from study.data.device_data import DeviceSplit, augment, batch_indices, normalize
 from study.vocabulary.factors import is_diverged
-from study.training.mechanism import CalibrationBins
+from study.training.mechanism import BNInputMoments, CalibrationBins, bn_layers, reestimated_copy, summarise_shift
 from study.training.models import build_model
 
 EVAL_BATCH_SIZE = 2048  # evaluation holds no activations for backward: big batches are cheap
@@ -236,9 +236,34 @@ def train_eval_images(split: DeviceSplit) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_eval_metrics(state: TrainingState, split: DeviceSplit) -> dict:
-    """`train_eval_loss`, `train_eval_acc`: eval mode, clean images, the same ones every epoch."""
-    loss, acc = evaluate(state.model, *train_eval_images(split), state.device)
-    return {"train_eval_loss": loss, "train_eval_acc": acc}
+    """`train_eval_loss`, `train_eval_acc`: eval mode, clean images, the same ones every epoch.
+
+    The same pass measures the variance shift of every BN layer (`study.training.mechanism`:
+    var_shift_max, var_shift_mean, var_shift_bn0, ...; absent without BN), since its
+    ``real_var`` is exactly this: eval mode, training images. So the shift costs the hooks'
+    per-channel moments and no forward pass of its own.
+    """
+    with BNInputMoments(state.model) as moments:
+        loss, acc = evaluate(state.model, *train_eval_images(split), state.device)
+    return {"train_eval_loss": loss, "train_eval_acc": acc, **summarise_shift(moments.variance_shift())}
+
+
+def scored(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: torch.device) -> dict:
+    """loss, acc, ece and conf_wrong of `model` in eval mode on these images (`evaluate` with calibration)."""
+    histogram = CalibrationBins(device)
+    loss, acc = evaluate(model, x_uint8, y, device, histogram)
+    ece, conf_wrong = histogram.result()
+    return {"loss": loss, "acc": acc, "ece": ece, "conf_wrong": conf_wrong}
+
+
+def bn_reestimated(state: TrainingState, split: DeviceSplit) -> nn.Module | None:
+    """A copy of the model with its BN statistics recomputed, Dropout off, on the fixed training images
+    of `train_eval_images` (clean, as evaluation sees them), in batches of the training batch size;
+    None for a model without BN. The model itself keeps the statistics it learnt."""
+    if not bn_layers(state.model):
+        return None
+    images, _ = train_eval_images(split)
+    return reestimated_copy(state.model, _prepare(images, state.device), state.cfg.data.batch_size)
 
 
 def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -> dict:
@@ -247,9 +272,12 @@ def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -
     Evaluation (eval mode) is on the validation images (val_loss, val_acc, and the
     calibration of its predictions: ece over 15 equal-width confidence bins, and
     conf_wrong, the mean confidence of the wrong ones; `study.training.mechanism`) and on a
-    fixed subset of the training images (train_eval_loss, train_eval_acc, see
-    TRAIN_EVAL_SIZE); gap = val_loss - train_eval_loss, both clean eval-mode losses,
-    so a regulariser cannot "close the gap" by inflating the train-mode train_loss.
+    fixed subset of the training images (train_eval_loss, train_eval_acc and the
+    variance shift of the BN layers, see TRAIN_EVAL_SIZE and `train_eval_metrics`);
+    gap = val_loss - train_eval_loss, both clean eval-mode losses, so a regulariser
+    cannot "close the gap" by inflating the train-mode train_loss. After the last epoch
+    (`cfg.max_epochs`) a model with BN is validated once more with its BN statistics
+    re-estimated (`bn_reestimated`): val_acc_bn_reestimated.
 
     With `validate=False` both evaluations are skipped (no val_*, train_eval_*, gap):
     for runs scored only after their last epoch, where the validation images (a 12,000
@@ -264,14 +292,17 @@ def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -
     """
     start = time.perf_counter()
     metrics = train_one_epoch(state, split)
-    if validate:
-        histogram = CalibrationBins(state.device)
-        val_loss, val_acc = evaluate(state.model, split.val_x, split.val_y, state.device, histogram)
-        ece, conf_wrong = histogram.result()
-        metrics.update(train_eval_metrics(state, split))
-        metrics.update(val_loss=val_loss, val_acc=val_acc, gap=val_loss - metrics["train_eval_loss"], ece=ece,
-                       conf_wrong=conf_wrong)
     metrics["diverged"] = is_diverged(metrics["train_loss"], None)
+    if validate:
+        val = scored(state.model, split.val_x, split.val_y, state.device)
+        metrics.update(train_eval_metrics(state, split))
+        metrics.update(val_loss=val["loss"], val_acc=val["acc"], gap=val["loss"] - metrics["train_eval_loss"],
+                       ece=val["ece"], conf_wrong=val["conf_wrong"])
+        reestimated = None
+        if state.epoch + 1 >= state.cfg.max_epochs and not metrics["diverged"]:
+            reestimated = bn_reestimated(state, split)
+        if reestimated is not None:
+            metrics["val_acc_bn_reestimated"] = evaluate(reestimated, split.val_x, split.val_y, state.device)[1]
     state.epoch += 1
     metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start)
     state.history.append(metrics)

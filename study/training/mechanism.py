@@ -24,10 +24,13 @@ in the mode it was in.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from copy import deepcopy
 from typing import Iterator
 
 import torch
 from torch import nn
+
+from study.vocabulary.factors import var_shift_layer
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 ECE_BINS = 15
@@ -57,40 +60,81 @@ def _batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield images[start:start + batch_size]
 
 
+class BNInputMoments:
+    """While open (a context manager), the per-channel count, mean and centred sum of squares of every
+    BN layer's input, over all the batches the model sees, accumulated on the device.
+
+    Each batch's moments come from `torch.var_mean` in float32 (stable within a batch) and are merged
+    into float64 totals (Chan et al.'s pairwise update), so a large mean never swamps a small variance.
+    No host read until `variance_shift`.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = bn_layers(model)
+        self._moments: list[tuple | None] = [None] * len(self.layers)  # (count, mean, M2) per channel
+        self._hooks: list = []
+
+    def __enter__(self) -> "BNInputMoments":
+        self._hooks = [layer.register_forward_hook(self._recorder(i)) for i, layer in enumerate(self.layers)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+
+    def _recorder(self, index: int):
+        def record(_module, inputs, _output):
+            x = inputs[0].detach().float()
+            dims = [d for d in range(x.ndim) if d != 1]  # all but channels: batch (and positions)
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            batch = (x.numel() // x.shape[1], mean.double(), var.double() * (x.numel() // x.shape[1]))
+            self._moments[index] = batch if self._moments[index] is None else _merge(self._moments[index], batch)
+        return record
+
+    def variance_shift(self) -> list[float]:
+        """Each layer's shift, ``mean over channels of max(running_var / real_var, real_var / running_var)``,
+        with real_var the unbiased variance of the inputs seen; NaN for a layer that saw none. One host read."""
+        shifts = []
+        for layer, moments in zip(self.layers, self._moments):
+            if moments is None:
+                shifts.append(torch.tensor(float("nan"), dtype=torch.float64, device=layer.running_var.device))
+                continue
+            count, _, m2 = moments
+            real_var = m2 / max(count - 1, 1)  # unbiased, as BN's running_var
+            ratio = layer.running_var.double() / real_var
+            shifts.append(torch.maximum(ratio, 1 / ratio).mean())
+        return torch.stack(shifts).tolist() if shifts else []
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    """Pooled (count, mean, M2) of two sets of per-channel moments."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n)
+
+
+def summarise_shift(shifts: list[float]) -> dict[str, float]:
+    """var_shift_max, var_shift_mean and var_shift_bn0, var_shift_bn1, ... of a model's per-layer shifts;
+    none of them for a model without BN (empty in the tables, not zero)."""
+    if not shifts:
+        return {}
+    return {"var_shift_max": max(shifts), "var_shift_mean": sum(shifts) / len(shifts),
+            **{var_shift_layer(i): shift for i, shift in enumerate(shifts)}}
+
+
 @torch.no_grad()
 def variance_shift(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> list[float]:
     """Each BN layer's variance shift on `images` (float, the model's input), in `bn_layers` order.
 
-    One forward pass over `images` in eval mode, with a hook on every BN layer that
-    sums its input per channel; no gradient, no change to the model.
+    One forward pass over `images` in eval mode, with `BNInputMoments` recording each
+    BN layer's input; no gradient, no change to the model.
     """
-    layers = bn_layers(model)
-    sums = [None] * len(layers)  # per layer: (count, sum, sum of squares) per channel
-
-    def recorder(index: int):
-        def record(_module, inputs, _output):
-            x = inputs[0].detach().double()
-            per_channel = x.transpose(0, 1).reshape(x.shape[1], -1)  # channels x (batch and positions)
-            total = (per_channel.shape[1], per_channel.sum(1), (per_channel ** 2).sum(1))
-            sums[index] = total if sums[index] is None else tuple(a + b for a, b in zip(sums[index], total))
-        return record
-
-    hooks = [layer.register_forward_hook(recorder(i)) for i, layer in enumerate(layers)]
-    try:
-        with _modes(model, bn_training=False):
-            for batch in _batches(images, batch_size):
-                model(batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    shifts = []
-    for layer, (count, total, squares) in zip(layers, sums):
-        mean = total / count
-        real_var = (squares / count - mean ** 2) * count / max(count - 1, 1)  # unbiased, as BN's running_var
-        running_var = layer.running_var.double()
-        ratio = running_var / real_var
-        shifts.append(float(torch.maximum(ratio, 1 / ratio).mean()))
-    return shifts
+    with _modes(model, bn_training=False), BNInputMoments(model) as moments:
+        for batch in _batches(images, batch_size):
+            model(batch)
+    return moments.variance_shift()
 
 
 @torch.no_grad()
@@ -112,6 +156,14 @@ def reestimate_bn(model: nn.Module, images: torch.Tensor, batch_size: int = 512)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+
+
+def reestimated_copy(model: nn.Module, images: torch.Tensor, batch_size: int) -> nn.Module:
+    """A copy of `model` whose BN statistics `reestimate_bn` recomputed on `images`; `model` is untouched
+    (its running statistics are what a checkpoint and every other metric keep)."""
+    copy = deepcopy(model)
+    reestimate_bn(copy, images, batch_size)
+    return copy
 
 
 class CalibrationBins:

@@ -17,6 +17,12 @@ block; a stage is one or more blocks, and the stage's max-pool closes its last b
 
     classifier: Flatten -> Linear -> ReLU -> [Dropout] (dropout fc/all) -> Linear(10)
 
+`dropout_kind` picks the Dropout layer: `bernoulli` is PyTorch's inverted Dropout2d
+(conv blocks) and Dropout (classifier); `uout` puts `Uout` in the same places, with
+the rate as its beta. Uout's noise is drawn per sample and channel in the conv blocks,
+as Dropout2d's mask is, and per unit in the classifier, so the two kinds differ in the
+noise's distribution only, not in its granularity.
+
 BatchNorm sits in the conv blocks only; the classifier never has BN. With
 `bn_first` a block's Dropout2d still reaches the *next* block's BN through a conv,
 so only Dropout after the last BN (the classifier's) is free of variance shift.
@@ -36,6 +42,7 @@ from study.vocabulary.config import ModelConfig
 from study.vocabulary.factors import (
     BN_PLACEMENTS,
     CONV_DROPOUT,
+    DROPOUT_KINDS,
     DROPOUT_PLACEMENTS,
     FC_DROPOUT,
     MODELS,
@@ -81,21 +88,36 @@ def _check_choice(name: str, value, allowed: tuple) -> None:
 class Uout(nn.Module):
     """Variance-stable Dropout (Li et al., CVPR 2019): ``x + x * r`` with ``r ~ U(-beta, beta)`` in
     training, the identity at inference. Its train/test variance ratio on unit-variance input is
-    ``1 + beta**2 / 3``, against ``1 / (1 - p)`` for inverted Dropout(p)."""
+    ``1 + beta**2 / 3``, against ``1 / (1 - p)`` for inverted Dropout(p).
 
-    def __init__(self, beta: float):
+    `channelwise` draws one r per sample and channel of a [B, C, H, W] input (as Dropout2d draws
+    its mask); otherwise one per element.
+    """
+
+    def __init__(self, beta: float, channelwise: bool = False):
         super().__init__()
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta <= 1.0:
             raise ValueError(f"Uout beta has invalid value {beta!r}: expected a number in [0, 1]")
         self.beta = float(beta)
+        self.channelwise = channelwise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.beta == 0.0:
             return x
-        return x + x * torch.empty_like(x).uniform_(-self.beta, self.beta)
+        shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.channelwise else x.shape
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device).uniform_(-self.beta, self.beta)
+        return x + x * noise
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}"
+        return f"beta={self.beta}" + (", channelwise" if self.channelwise else "")
+
+
+def dropout_layer(kind: str, rate: float, conv: bool) -> nn.Module:
+    """The Dropout of `kind` at `rate`: for a conv block (per channel) or for the classifier (per unit)."""
+    _check_choice("dropout_kind", kind, DROPOUT_KINDS)
+    if kind == "uout":
+        return Uout(rate, channelwise=conv)
+    return nn.Dropout2d(rate) if conv else nn.Dropout(rate)
 
 
 def _check_rate(name: str, value) -> None:
@@ -111,6 +133,7 @@ def conv_block(
     conv_dropout: bool = False,
     p_conv: float = 0.0,
     order: str = "bn_first",
+    dropout_kind: str = "bernoulli",
     pool: bool = False,
     kernel_size: int = 3,
 ) -> nn.Sequential:
@@ -125,7 +148,7 @@ def conv_block(
     # A conv followed by BN needs no bias: BN subtracts the mean and adds its own shift.
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=(bn == "none"))
     layers: list[nn.Module] = [conv]
-    drop = [nn.Dropout2d(p_conv)] if conv_dropout else []
+    drop = [dropout_layer(dropout_kind, p_conv, conv=True)] if conv_dropout else []
     if bn == "none":
         # `order` cannot matter without BN (study.vocabulary.factors normalises it to bn_first).
         layers += [nn.ReLU(inplace=True), *drop]
@@ -143,8 +166,9 @@ def conv_block(
         else:
             layers += [nn.ReLU(inplace=True), *drop, nn.BatchNorm2d(out_channels)]
     if pool:
-        # Last in the block. Dropout2d zeroes whole channels and scales by 1/(1-p) > 0,
-        # which commutes with max-pooling, so dropping before pooling changes nothing.
+        # Last in the block. Dropout2d zeroes whole channels and scales by 1/(1-p) > 0, and
+        # Uout scales whole channels by 1 + r > 0: both commute with max-pooling, so
+        # dropping before pooling changes nothing.
         layers.append(nn.MaxPool2d(2, ceil_mode=True))
     return nn.Sequential(*layers)
 
@@ -165,6 +189,7 @@ class ConvNet(nn.Module):
         bn: str = "none",
         dropout: str = "none",
         order: str = "bn_first",
+        dropout_kind: str = "bernoulli",
         p_conv: float = 0.0,
         p_fc: float = 0.0,
         kernel_size: int = 3,
@@ -176,10 +201,11 @@ class ConvNet(nn.Module):
         _check_choice("bn", bn, BN_PLACEMENTS)
         _check_choice("dropout", dropout, DROPOUT_PLACEMENTS)
         _check_choice("order", order, ORDERS)
+        _check_choice("dropout_kind", dropout_kind, DROPOUT_KINDS)
         _check_rate("p_conv", p_conv)
         _check_rate("p_fc", p_fc)
         _check_shape(stages, fc_width)
-        self.bn, self.dropout, self.order = bn, dropout, order
+        self.bn, self.dropout, self.order, self.dropout_kind = bn, dropout, order, dropout_kind
         conv_dropout = dropout in CONV_DROPOUT
         fc_dropout = dropout in FC_DROPOUT
 
@@ -196,6 +222,7 @@ class ConvNet(nn.Module):
                         conv_dropout=conv_dropout,
                         p_conv=p_conv,
                         order=order,
+                        dropout_kind=dropout_kind,
                         pool=last,
                         kernel_size=kernel_size,
                     )
@@ -207,7 +234,7 @@ class ConvNet(nn.Module):
 
         head: list[nn.Module] = [nn.Flatten(), nn.Linear(self.flat_features, fc_width), nn.ReLU(inplace=True)]
         if fc_dropout:
-            head.append(nn.Dropout(p_fc))
+            head.append(dropout_layer(dropout_kind, p_fc, conv=False))
         head.append(nn.Linear(fc_width, num_classes))
         self.classifier = nn.Sequential(*head)  # [B, C, size, size] -> [B, num_classes]
 
@@ -236,6 +263,7 @@ def build_model(cfg: ModelConfig) -> ConvNet:
         bn=cfg.bn,
         dropout=cfg.dropout,
         order=cfg.order,
+        dropout_kind=cfg.dropout_kind,
         p_conv=cfg.p_conv,
         p_fc=cfg.p_fc,
         kernel_size=spec.kernel_size,
@@ -262,6 +290,8 @@ def _label(m: nn.Module) -> str:
         return f"Linear({m.in_features}->{m.out_features})"
     if isinstance(m, (nn.Dropout, nn.Dropout2d)):
         return f"{type(m).__name__}({m.p:g})"
+    if isinstance(m, Uout):
+        return f"Uout({m.beta:g}{', per channel' if m.channelwise else ''})"
     if isinstance(m, nn.MaxPool2d):
         return f"MaxPool{m.kernel_size}"
     return type(m).__name__
@@ -305,7 +335,8 @@ def describe_model(cfg: ModelConfig) -> str:
     model = build_model(cfg).eval()
     lines = [
         f"{cfg.model}: bn={cfg.bn} dropout={cfg.dropout} order={cfg.order} "
-        f"p_conv={cfg.p_conv:g} p_fc={cfg.p_fc:g} ({count_parameters(model):,} parameters)"
+        + (f"dropout_kind={cfg.dropout_kind} " if cfg.dropout_kind != "bernoulli" else "")
+        + f"p_conv={cfg.p_conv:g} p_fc={cfg.p_fc:g} ({count_parameters(model):,} parameters)"
     ]
     x = torch.zeros(1, IN_CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():

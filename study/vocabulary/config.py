@@ -15,6 +15,7 @@ from typing import Any
 from study.vocabulary.errors import UserError
 from study.vocabulary.factors import (
     BN_PLACEMENTS,
+    DROPOUT_KINDS,
     DROPOUT_PLACEMENTS,
     MODELS,
     ORDERS,
@@ -78,6 +79,7 @@ class ModelConfig:
     bn: str = "none"
     dropout: str = "none"
     order: str = "bn_first"
+    dropout_kind: str = "bernoulli"  # with "uout", p_conv and p_fc are Uout's beta
     p_conv: float = 0.0
     p_fc: float = 0.0
 
@@ -86,6 +88,7 @@ class ModelConfig:
         _choice("bn", self.bn, BN_PLACEMENTS)
         _choice("dropout", self.dropout, DROPOUT_PLACEMENTS)
         _choice("order", self.order, ORDERS)
+        _choice("dropout_kind", self.dropout_kind, DROPOUT_KINDS)
         _number("p_conv", self.p_conv, 0.0, 1.0, high_open=True)
         _number("p_fc", self.p_fc, 0.0, 1.0, high_open=True)
 

@@ -13,14 +13,17 @@ MODELS = ("small", "medium", "large")
 BN_PLACEMENTS = ("none", "pre_act", "post_act")
 DROPOUT_PLACEMENTS = ("none", "fc", "conv", "all")
 ORDERS = ("bn_first", "dropout_first")
+# The Dropout used: inverted Bernoulli, or the variance-stable Uout (x + x*r, r ~ U(-rate, rate)).
+DROPOUT_KINDS = ("bernoulli", "uout")
 
 # Scientific factors in the order they appear in tables and cell names.
-SCIENTIFIC_FACTORS = ("model", "bn", "dropout", "order", "p_conv", "p_fc", "augment")
+SCIENTIFIC_FACTORS = ("model", "bn", "dropout", "order", "dropout_kind", "p_conv", "p_fc", "augment")
 CATEGORICAL_VALUES = {
     "model": MODELS,
     "bn": BN_PLACEMENTS,
     "dropout": DROPOUT_PLACEMENTS,
     "order": ORDERS,
+    "dropout_kind": DROPOUT_KINDS,
     "augment": (False, True),
 }
 
@@ -48,10 +51,23 @@ EPOCH_METRICS = (
     "gap",
     "ece",
     "conf_wrong",
+    "var_shift_max",
+    "var_shift_mean",
+    "val_acc_bn_reestimated",
     "lr",
     "epoch_s",
     "samples_per_s",
 )
+
+# Per BN layer (numbered in the order of the network's modules, from 0), its variance
+# shift in epochs.csv: var_shift_bn0, var_shift_bn1, ...
+VAR_SHIFT_LAYER_PREFIX = "var_shift_bn"
+
+
+def var_shift_layer(index: int) -> str:
+    """The epochs.csv column of the variance shift of BN layer `index` (0 = the first)."""
+    return f"{VAR_SHIFT_LAYER_PREFIX}{index}"
+
 
 # Statuses of a trial: trained the full budget, stopped by the
 # scheduler, diverged (see `is_diverged`), or raised.
@@ -80,14 +96,16 @@ def normalise_factors(factors: dict[str, Any]) -> dict[str, Any]:
     """Return a copy where factors that cannot matter take their canonical value.
 
     Two configurations that build the same network must land in the same cell:
-    `order` only matters when a conv block has both BN and Dropout2d, and a drop
-    rate only matters where its Dropout layer exists.
+    `order` only matters when a conv block has both BN and Dropout2d, `dropout_kind`
+    only where there is Dropout, and a drop rate only where its Dropout layer exists.
     """
     out = dict(factors)
     bn = out.get("bn", "none")
     dropout = out.get("dropout", "none")
     if bn == "none" or dropout not in CONV_DROPOUT:
         out["order"] = "bn_first"
+    if dropout == "none" and "dropout_kind" in out:
+        out["dropout_kind"] = "bernoulli"
     for rate, layer in RATE_LAYER.items():
         if dropout not in layer:
             out[rate] = 0.0

@@ -28,18 +28,23 @@ TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, *FIXED_COLUMNS)
 # Settings cv.csv and final.csv record beside the factors and nuisance values.
 RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
 
+# What a trained network's mechanism looks like (README, 'Why a placement works'): the variance
+# shift of its BN layers, and its validation accuracy once their statistics are re-estimated.
+MECHANISM_METRICS = ("var_shift_max", "var_shift_mean", "val_acc_bn_reestimated")
 # Final-epoch metrics of a search trial in trials.csv.
 TRIAL_METRICS = (
     "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "ece", "conf_wrong",
-    "epoch_s", "samples_per_s",
+    *MECHANISM_METRICS, "epoch_s", "samples_per_s",
 )
 # Metrics of a stage-2 replicate in cv.csv (after its last epoch).
 REPLICATE_METRICS = (
-    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "epoch_s",
+    "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "gap", "ece", "conf_wrong",
+    *MECHANISM_METRICS, "epoch_s",
 )
 # Metrics of a final-evaluation seed in final.csv.
 FINAL_METRICS = (
     "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc", "test_ece", "test_conf_wrong",
+    "var_shift_max", "var_shift_mean", "test_acc_bn_reestimated", "test_ece_bn_reestimated",
 )
 
 

@@ -1,4 +1,4 @@
-"""The source post's five claims: verdicts follow the planted truth, or say why not.
+"""The source post's five claims and the mechanism's six: verdicts follow the planted truth, or say why not.
 
 Claims are checked on stage-2 replicates (`as_replicates` turns a synthetic trials
 table into seed replicates with the same scores); on search trials alone every
@@ -12,7 +12,10 @@ from analysis.claims import NEGLIGIBLE, REFUTED, SUPPORTED, _verdict
 from synthetic import as_replicates, blog_trials, cells, make_trials
 
 CLAIM_IDS = ["bn_before_dropout", "dropout_fc_only_with_bn", "bn_dropout_improves_loss",
-             "all_three_generalize_best", "large_model_all_three_best"]
+             "all_three_generalize_best", "large_model_all_three_best",
+             # the mechanism's (tests/analysis/test_variance_shift_analysis.py)
+             "dropout_before_bn_shifts_variance", "variance_shift_explains_loss", "dropout_after_last_bn_no_shift",
+             "bn_reestimation_recovers", "uout_removes_shift", "bn_lowers_wrong_confidence"]
 
 
 def claims_of(df, **kw):
@@ -20,7 +23,7 @@ def claims_of(df, **kw):
     return {claim["id"]: claim for claim in c["claims"]}, c
 
 
-def test_all_five_claims_are_always_reported_and_say_why_they_cannot_be_checked():
+def test_every_claim_is_always_reported_and_says_why_it_cannot_be_checked():
     claims, c = claims_of(make_trials(0, n_per_cell=3))
     assert [claim["id"] for claim in c["claims"]] == CLAIM_IDS
     assert all(claim["text"] for claim in c["claims"])
@@ -29,6 +32,9 @@ def test_all_five_claims_are_always_reported_and_say_why_they_cannot_be_checked(
     assert "augmentation" in claims["all_three_generalize_best"]["reason"]
     assert "large model was not run" in claims["large_model_all_three_best"]["reason"]
     assert claims["dropout_fc_only_with_bn"]["evidence"]["n_cells"] == 4  # fc and all, with pre_act and post_act
+    # The synthetic table measured no mechanism: every such claim says what it lacks.
+    assert "var_shift_max" in claims["dropout_after_last_bn_no_shift"]["reason"]
+    assert "conf_wrong" in claims["bn_lowers_wrong_confidence"]["reason"]
 
 
 @pytest.mark.parametrize("sign, verdict", [(1, "supported"), (-1, "refuted")])

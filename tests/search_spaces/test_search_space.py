@@ -7,7 +7,7 @@ import pytest
 from search_spaces import Range, SpaceError, list_spaces, load_space, parse_space
 from study.vocabulary.config import TrialConfig
 
-SHIPPED = ("default", "blog_ablation", "blog_ablation_post", "placement", "dropout_rate", "full")
+SHIPPED = ("default", "blog_ablation", "blog_ablation_post", "placement", "dropout_rate", "full", "variance_shift")
 
 
 def _error(data: dict) -> str:
@@ -46,6 +46,8 @@ def test_cell_counts_after_normalisation():
     assert len(load_space("default").cells()) == 12
     assert len(load_space("dropout_rate").cells()) == 12
     assert len(load_space("full").cells()) == 96
+    # variance_shift: bn none: 1 + 2 kinds x (fc, conv); pre_act: 1 + 2 (fc) + 2 orders x 2 kinds (conv).
+    assert len(load_space("variance_shift").cells()) == 12
 
 
 def test_default_space_names_cells_by_their_factors():

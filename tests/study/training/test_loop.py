@@ -106,12 +106,15 @@ def test_train_eval_measures_the_same_clean_training_images_every_epoch(fake_dat
     state = fit(cfg, split)
     val_calls = [c for c in calls if len(c[1]) == split.n_val]
     train_calls = [c for c in calls if len(c[1]) == 50]
-    assert len(val_calls) == len(train_calls) == cfg.max_epochs and len(calls) == 2 * cfg.max_epochs
+    # The validation images once per epoch, and once more after the last with BN re-estimated.
+    assert len(val_calls) == cfg.max_epochs + 1 and len(train_calls) == cfg.max_epochs
+    assert len(calls) == 2 * cfg.max_epochs + 1
     for x, y in train_calls:  # the first 50 rows, as stored: no augmentation, no shuffle
         assert torch.equal(x, split.train_x[:50]) and torch.equal(y, split.train_y[:50])
     # Eval mode and no RNG: the same model gives the same numbers on a second pass.
     again = training.train_eval_metrics(state, split)
-    assert again == {k: state.history[-1][k] for k in ("train_eval_loss", "train_eval_acc")}
+    assert {"train_eval_loss", "train_eval_acc", "var_shift_max", "var_shift_bn1"} <= set(again)
+    assert again == {k: state.history[-1][k] for k in again}
 
 
 @pytest.mark.parametrize(("val_size", "cap", "expected"), [(100, 2000, 100), (300, 200, 200), (550, 2000, 50)])
@@ -180,3 +183,30 @@ def test_weight_decay_applies_to_weights_only():
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     for p in model.parameters():
         assert (id(p) in decayed) == (p.ndim > 1)
+
+
+def test_mechanism_metrics_come_with_bn_only_and_reestimation_leaves_the_model_alone(fake_data_dir):
+    cfg = _config(fake_data_dir, max_epochs=2, dropout="conv", order="dropout_first", p_conv=0.5)
+    split = load_split(cfg.data, torch.device("cpu"))
+    state = fit(cfg, split, epochs=1)
+    first = state.history[0]
+    # Per BN layer (small: two conv blocks), their max and mean; no re-estimation before the last epoch.
+    assert first["var_shift_max"] == max(first["var_shift_bn0"], first["var_shift_bn1"]) >= 1
+    assert "var_shift_bn2" not in first and "val_acc_bn_reestimated" not in first
+    running = [b.running_var.clone() for b in training.bn_layers(state.model)]
+    weights = {k: v.clone() for k, v in state.model.state_dict().items()}
+    last = run_epoch(state, split)
+    assert 0 <= last["val_acc_bn_reestimated"] <= 1
+    # The copy was re-estimated; the trained model kept its statistics: measured again, the same shift.
+    after = training.train_eval_metrics(state, split)
+    assert after["var_shift_max"] == last["var_shift_max"]
+    assert any(not torch.equal(a, b.running_var) for a, b in zip(running, training.bn_layers(state.model)))
+    assert set(weights) == set(state.model.state_dict())
+    reestimated = training.bn_reestimated(state, split)
+    shift_after = training.train_eval_metrics(
+        training.TrainingState(**{**vars(state), "model": reestimated}), split)["var_shift_max"]
+    # Dropout(0.5) before BN: the learnt statistics are shifted (about 2x); re-estimated, barely.
+    assert last["var_shift_max"] > 1.5 > 1.2 > shift_after
+
+    plain = fit(_config(fake_data_dir, max_epochs=1, bn="none"), split).history[-1]
+    assert not [k for k in plain if k.startswith("var_shift") or k.endswith("bn_reestimated")]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from study.training.mechanism import bn_layers, calibration, reestimate_bn, variance_shift
+from study.training.mechanism import BNInputMoments, bn_layers, calibration, reestimate_bn, summarise_shift, variance_shift
 from study.training.models import Uout
 
 CHANNELS, BATCH, BATCHES, EVAL = 64, 1000, 20, 20000
@@ -131,3 +131,35 @@ def test_the_histogram_batch_by_batch_gives_what_one_call_gives():
     assert histogram.result() == pytest.approx(calibration(probabilities, labels), abs=1e-6)
     ece, conf_wrong = histogram.result()
     assert 0 < ece < 1 and 0 < conf_wrong < 1  # random labels: confident and mostly wrong
+
+
+def test_moments_merged_over_batches_equal_one_pass_and_survive_a_large_mean():
+    # Per-channel inputs with a large mean and a small spread: E[x^2] - E[x]^2 in float32 would lose it.
+    torch.manual_seed(3)
+    scale = torch.tensor([0.01, 1.0, 5.0])
+    x = 1000.0 + scale * torch.randn(30000, 3)
+    net = nn.Sequential(nn.BatchNorm1d(3)).eval()
+    net[0].running_var.copy_(2 * scale.double().float() ** 2)  # a known shift of 2 in every channel
+    with BNInputMoments(net) as moments:
+        for batch in x.split(700):  # unequal last batch
+            net(batch)
+    [shift] = moments.variance_shift()
+    assert shift == pytest.approx(2.0, rel=0.03)  # the sample variance of 30,000 draws is within 1.6%
+    assert variance_shift(net, x, batch_size=30000) == pytest.approx([shift], rel=1e-4)  # float32 batch moments
+
+
+def test_shift_summary_is_empty_without_bn_and_names_each_layer():
+    assert summarise_shift([]) == {}
+    assert summarise_shift([1.5, 1.1]) == {"var_shift_max": 1.5, "var_shift_mean": pytest.approx(1.3),
+                                           "var_shift_bn0": 1.5, "var_shift_bn1": 1.1}
+
+
+def test_channelwise_uout_scales_whole_channels():
+    torch.manual_seed(0)
+    layer = Uout(0.5, channelwise=True).train()
+    x = torch.ones(64, 8, 5, 5)
+    y = layer(x)
+    factors = y[:, :, :1, :1]
+    assert torch.equal(y, factors.expand_as(y))  # one factor per sample and channel
+    assert 0.5 <= float(factors.min()) and float(factors.max()) <= 1.5 and float(factors.std()) > 0.2
+    assert torch.equal(layer.eval()(x), x)

@@ -14,6 +14,7 @@ from study.vocabulary.config import ModelConfig
 from study.vocabulary.factors import BN_PLACEMENTS, DROPOUT_PLACEMENTS, MODELS, ORDERS
 from study.training.models import (
     LENET5_PARAMS,
+    Uout,
     SIZES,
     ConvNet,
     build_model,
@@ -220,3 +221,29 @@ def test_describe_and_summary_agree_with_the_built_models():
     table = model_summary_table().splitlines()
     assert len(table) == 2 + len(MODELS)
     assert all(line.count("|") == table[0].count("|") for line in table)  # no stray cell separators
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_uout_takes_the_places_of_dropout_with_the_rate_as_beta(order):
+    cfg = ModelConfig(model="medium", bn="post_act", dropout="all", order=order, dropout_kind="uout",
+                      p_conv=P_CONV, p_fc=P_FC)
+    uout = build_model(cfg)
+    bernoulli = build_model(ModelConfig(**{**vars(cfg), "dropout_kind": "bernoulli"}))
+    assert not [m for m in uout.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d))]
+    # Layer by layer the same network, with Uout where Dropout2d / Dropout were.
+    swap = {"Dropout2d": "Uout", "Dropout": "Uout"}
+    for a, b in zip([*uout.features, uout.classifier], [*bernoulli.features, bernoulli.classifier]):
+        assert layer_types(a) == [swap.get(name, name) for name in layer_types(b)]
+    conv_uout = [m for m in uout.features.modules() if isinstance(m, Uout)]
+    [head_uout] = [m for m in uout.classifier.modules() if isinstance(m, Uout)]
+    assert all(m.channelwise and m.beta == P_CONV for m in conv_uout) and len(conv_uout) == len(convs(uout))
+    assert not head_uout.channelwise and head_uout.beta == P_FC
+    assert count_parameters(uout) == count_parameters(bernoulli)
+
+
+def test_dropout_kind_is_normalised_away_without_dropout():
+    from study.vocabulary.factors import normalise_factors
+    assert normalise_factors({"bn": "pre_act", "dropout": "none", "dropout_kind": "uout"})["dropout_kind"] == "bernoulli"
+    assert normalise_factors({"bn": "pre_act", "dropout": "fc", "dropout_kind": "uout"})["dropout_kind"] == "uout"
+    with pytest.raises(ValueError, match="dropout_kind.*'gaussian'"):
+        ModelConfig(dropout="fc", dropout_kind="gaussian")
