@@ -1,8 +1,12 @@
-"""The source post's advice, checked against the study: a verdict with numbers per claim.
+"""The source post's advice, and the variance-shift mechanism, checked against the study: a verdict with
+numbers per claim.
 
-Every check is a difference between two groups of cells, oriented so that a
-positive difference is what the post claims, with a 95% Satterthwaite interval
-(`analysis.stats.linear_contrast`). The margin (0.1 percentage point for accuracy
+Nearly every check is a difference between two groups of cells, oriented so that a
+positive difference is what the claim says, with a 95% Satterthwaite interval
+(`analysis.stats.linear_contrast`); "variance shift explains the accuracy lost" is
+the slope of a line through the configurations (`analysis.mechanism.shift_line`), and
+"Dropout only after the last BN layer is free of variance shift" an equivalence
+(supported when the interval lies within ±SHIFT_MARGIN). The margin (0.1 percentage point for accuracy
 claims) applies the same way in both directions, so a claim and its mirror image
 get mirrored verdicts:
 
@@ -107,7 +111,7 @@ def check_claims(design: Design, ranking: Ranking) -> list[Claim]:
     ]
 
 
-def _shift_cells(design: Design, column: str, cid: str) -> tuple[pd.DataFrame | None, Claim | None]:
+def _bn_cells(design: Design, column: str, cid: str) -> tuple[pd.DataFrame | None, Claim | None]:
     """Cells with BN and at least 2 replicates measuring `column`, or the inconclusive claim saying why not."""
     trials = mechanism.with_gain(design.trials)
     if not mechanism.measured(trials, column):
@@ -116,21 +120,24 @@ def _shift_cells(design: Design, column: str, cid: str) -> tuple[pd.DataFrame | 
     return cells[(cells["df"] >= 1) & (cells["bn"] != "none")].reset_index(drop=True), None
 
 
-def _conv_dropout(cells: pd.DataFrame) -> pd.DataFrame:
-    return cells[cells["dropout"].isin(CONV_DROPOUT)].reset_index(drop=True)
+def _with_conv_dropout(cells: pd.DataFrame, **where) -> pd.DataFrame:
+    """The cells with Dropout2d in the conv blocks, and each factor of `where` at its value where recorded."""
+    keep = cells["dropout"].isin(CONV_DROPOUT)
+    for factor, value in where.items():
+        if factor in cells:
+            keep &= cells[factor] == value
+    return cells[keep].reset_index(drop=True)
 
 
 def dropout_before_bn_shifts_variance(design: Design) -> Claim:
     cid = "dropout_before_bn_shifts_variance"
     if "order" not in design.cell_factors:
         return _inconclusive(cid, "order (bn_first vs dropout_first) did not vary")
-    cells, why = _shift_cells(design, mechanism.SHIFT, cid)
+    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
     if why:
         return why
-    cells = _conv_dropout(cells)
-    if "dropout_kind" in cells:
-        cells = cells[cells["dropout_kind"] == "bernoulli"].reset_index(drop=True)
-    return _matched(cid, design, cells, "order", {"dropout_first": ["dropout_first"], "bn_first": ["bn_first"]},
+    return _matched(cid, design, _with_conv_dropout(cells, dropout_kind="bernoulli"), "order",
+                    {"dropout_first": ["dropout_first"], "bn_first": ["bn_first"]},
                     metric=mechanism.SHIFT, higher_is_better=True, margin=None)
 
 
@@ -148,7 +155,7 @@ def variance_shift_explains_loss(design: Design) -> Claim:
 
 def dropout_after_last_bn_no_shift(design: Design) -> Claim:
     cid = "dropout_after_last_bn_no_shift"
-    cells, why = _shift_cells(design, mechanism.SHIFT, cid)
+    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
     if why:
         return why
     if not {"fc", "none"} <= set(cells["dropout"]):
@@ -160,12 +167,10 @@ def dropout_after_last_bn_no_shift(design: Design) -> Claim:
 
 def bn_reestimation_recovers(design: Design) -> Claim:
     cid = "bn_reestimation_recovers"
-    cells, why = _shift_cells(design, mechanism.GAIN, cid)
+    cells, why = _bn_cells(design, mechanism.GAIN, cid)
     if why:
         return why
-    if "order" in cells:
-        cells = _conv_dropout(cells)
-        cells = cells[cells["order"] == "dropout_first"].reset_index(drop=True)
+    cells = _with_conv_dropout(cells, order="dropout_first")
     if cells.empty:
         return _inconclusive(cid, "no cell with Dropout2d before BN (dropout_first) has 2 replicates re-estimated")
     w = np.full(len(cells), 1.0 / len(cells))
@@ -185,13 +190,11 @@ def uout_removes_shift(design: Design) -> Claim:
     cid = "uout_removes_shift"
     if "dropout_kind" not in design.cell_factors:
         return _inconclusive(cid, "dropout_kind (bernoulli vs uout) did not vary")
-    cells, why = _shift_cells(design, mechanism.SHIFT, cid)
+    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
     if why:
         return why
-    cells = _conv_dropout(cells)
-    if "order" in cells and (cells["order"] == "dropout_first").any():
-        cells = cells[cells["order"] == "dropout_first"].reset_index(drop=True)
-    return _matched(cid, design, cells, "dropout_kind", {"uout": ["uout"], "bernoulli": ["bernoulli"]},
+    return _matched(cid, design, _with_conv_dropout(cells, order="dropout_first"), "dropout_kind",
+                    {"uout": ["uout"], "bernoulli": ["bernoulli"]},
                     metric=mechanism.SHIFT, higher_is_better=False, margin=None)
 
 

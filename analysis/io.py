@@ -236,6 +236,8 @@ def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
         if "order" in df.columns:
             irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(CONV_DROPOUT)
             df.loc[irrelevant, "order"] = "bn_first"
+        if "dropout_kind" in df.columns:
+            df.loc[df["dropout"] == "none", "dropout_kind"] = "bernoulli"
         for rate, layers in RATE_LAYER.items():
             if rate in df.columns:
                 df.loc[~df["dropout"].isin(layers), rate] = 0.0

@@ -81,6 +81,12 @@ def test_final_csv_tests_the_cv_winner_once_per_seed(experiment):
     assert set(final["config_id"]) == {summary["config_id"].iloc[0]}
     assert final["test_acc"].between(0, 1).all() and (final["test_loss"] > 0).all()
     assert final["train_size"].isna().all()  # the whole training set
+    # Calibration of the test predictions; with BN, the shift and the same networks re-estimated.
+    assert final["test_ece"].between(0, 1).all()
+    mechanism = ["var_shift_max", "test_acc_bn_reestimated", "test_ece_bn_reestimated"]
+    with_bn = final["bn"] != "none"
+    assert final.loc[with_bn, mechanism].notna().all().all() and final.loc[~with_bn, mechanism].isna().all().all()
+    assert (final.loc[with_bn, "var_shift_max"] >= 1).all()
 
 
 def test_final_reads_the_test_set(experiment, smoke_data_dirs, capsys):

@@ -241,7 +241,7 @@ def train_eval_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     The same pass measures the variance shift of every BN layer (`study.training.mechanism`:
     var_shift_max, var_shift_mean, var_shift_bn0, ...; absent without BN), since its
     ``real_var`` is exactly this: eval mode, training images. So the shift costs the hooks'
-    per-channel moments and no forward pass of its own.
+    per-channel sums and no forward pass of its own.
     """
     with BNInputMoments(state.model) as moments:
         loss, acc = evaluate(state.model, *train_eval_images(split), state.device)
@@ -298,9 +298,8 @@ def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -
         metrics.update(train_eval_metrics(state, split))
         metrics.update(val_loss=val["loss"], val_acc=val["acc"], gap=val["loss"] - metrics["train_eval_loss"],
                        ece=val["ece"], conf_wrong=val["conf_wrong"])
-        reestimated = None
-        if state.epoch + 1 >= state.cfg.max_epochs and not metrics["diverged"]:
-            reestimated = bn_reestimated(state, split)
+        last = state.epoch + 1 >= state.cfg.max_epochs
+        reestimated = bn_reestimated(state, split) if last and not metrics["diverged"] else None
         if reestimated is not None:
             metrics["val_acc_bn_reestimated"] = evaluate(reestimated, split.val_x, split.val_y, state.device)[1]
     state.epoch += 1

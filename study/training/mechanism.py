@@ -61,17 +61,21 @@ def _batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 
 
 class BNInputMoments:
-    """While open (a context manager), the per-channel count, mean and centred sum of squares of every
-    BN layer's input, over all the batches the model sees, accumulated on the device.
+    """While open (a context manager), every BN layer's input summed per channel over all the batches the
+    model sees, on the device: the count, the sum and the sum of squares, with no host read until
+    `variance_shift`.
 
-    Each batch's moments come from `torch.var_mean` in float32 (stable within a batch) and are merged
-    into float64 totals (Chan et al.'s pairwise update), so a large mean never swamps a small variance.
-    No host read until `variance_shift`.
+    Positions are summed in float32, per image and channel (contiguous reductions: on CPU several
+    times faster than `torch.var_mean` over batch and positions, and no centred copy of the input,
+    which costs as much again), images and batches in float64. The variance is then
+    ``(sum of squares - sum**2 / n) / (n - 1)``, whose relative error is about 1e-7 x sqrt(positions)
+    x (1 + mean**2 / variance): far below the shifts measured for a BN layer's input, whose mean is
+    within a few standard deviations of 0 (a bias-free conv's output, or a ReLU's).
     """
 
     def __init__(self, model: nn.Module):
         self.layers = bn_layers(model)
-        self._moments: list[tuple | None] = [None] * len(self.layers)  # (count, mean, M2) per channel
+        self._sums: list[tuple | None] = [None] * len(self.layers)  # (count, sum, sum of squares) per channel
         self._hooks: list = []
 
     def __enter__(self) -> "BNInputMoments":
@@ -85,34 +89,30 @@ class BNInputMoments:
 
     def _recorder(self, index: int):
         def record(_module, inputs, _output):
-            x = inputs[0].detach().float()
-            dims = [d for d in range(x.ndim) if d != 1]  # all but channels: batch (and positions)
-            var, mean = torch.var_mean(x, dim=dims, correction=0)
-            batch = (x.numel() // x.shape[1], mean.double(), var.double() * (x.numel() // x.shape[1]))
-            self._moments[index] = batch if self._moments[index] is None else _merge(self._moments[index], batch)
+            x = inputs[0].detach().float()  # [B, C] or [B, C, H, W]
+            positions = tuple(range(2, x.ndim))
+            if positions:
+                first, second = x.sum(positions), torch.linalg.vector_norm(x, dim=positions).square()
+            else:
+                first, second = x, x.square()
+            batch = (x.numel() // x.shape[1], first.double().sum(0), second.double().sum(0))
+            previous = self._sums[index]
+            self._sums[index] = batch if previous is None else tuple(a + b for a, b in zip(previous, batch))
         return record
 
     def variance_shift(self) -> list[float]:
         """Each layer's shift, ``mean over channels of max(running_var / real_var, real_var / running_var)``,
         with real_var the unbiased variance of the inputs seen; NaN for a layer that saw none. One host read."""
         shifts = []
-        for layer, moments in zip(self.layers, self._moments):
-            if moments is None:
+        for layer, sums in zip(self.layers, self._sums):
+            if sums is None:
                 shifts.append(torch.tensor(float("nan"), dtype=torch.float64, device=layer.running_var.device))
                 continue
-            count, _, m2 = moments
-            real_var = m2 / max(count - 1, 1)  # unbiased, as BN's running_var
+            count, first, second = sums
+            real_var = (second - first ** 2 / count) / max(count - 1, 1)  # unbiased, as BN's running_var
             ratio = layer.running_var.double() / real_var
             shifts.append(torch.maximum(ratio, 1 / ratio).mean())
         return torch.stack(shifts).tolist() if shifts else []
-
-
-def _merge(a: tuple, b: tuple) -> tuple:
-    """Pooled (count, mean, M2) of two sets of per-channel moments."""
-    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n)
 
 
 def summarise_shift(shifts: list[float]) -> dict[str, float]:

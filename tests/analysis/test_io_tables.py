@@ -64,11 +64,14 @@ def test_budget_defaults_to_the_longest_trial_and_cell_is_built():
 def test_factors_that_cannot_matter_are_normalised():
     df = small()
     df["order"] = "dropout_first"  # only meaningful with BN and Dropout2d
+    df["dropout_kind"] = "uout"  # only meaningful with Dropout
     out = validate_trials(df)
     relevant = (out["bn"] != "none") & out["dropout"].isin(["conv", "all"])
     assert (out.loc[~relevant, "order"] == "bn_first").all()
     assert (out.loc[relevant, "order"] == "dropout_first").all()
     assert (out.loc[out["dropout"] == "none", "p_fc"] == 0).all()
+    assert (out.loc[out["dropout"] == "none", "dropout_kind"] == "bernoulli").all()
+    assert (out.loc[out["dropout"] != "none", "dropout_kind"] == "uout").all()
 
 
 def test_load_experiment_errors(tmp_path):

