@@ -148,8 +148,11 @@ def variance_shift_explains_loss(design: Design) -> Claim:
     line = mechanism.shift_line(mechanism.summarise_mechanism(design, "replicates").cells)
     if line is None:
         return _inconclusive(cid, "fewer than 3 configurations with BN and Dropout have a cell without Dropout to compare with")
-    verdict, reason = _verdict(-line.slope, *sorted((-line.ci_low, -line.ci_high)), None, False)
-    reason = reason.replace("interval", "interval of the slope", 1)
+    verdict, _ = _verdict(-line.slope, *sorted((-line.ci_low, -line.ci_high)), None, False)
+    reason = {
+        SUPPORTED: "the slope's 95% interval lies below 0: the larger the shift, the more accuracy is lost",
+        REFUTED: "the slope's 95% interval lies above 0: the larger the shift, the less accuracy is lost",
+    }.get(verdict, "the slope's 95% interval includes 0" if math.isfinite(line.ci_low) else "too few points for an interval")
     return Claim(cid, CLAIM_TEXT[cid], verdict, line, reason, LINE_METHOD)
 
 
@@ -392,9 +395,9 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
     threshold = -margin if non_inferiority else 0.0
     where = f"a loss of {_margin_text(margin)}" if non_inferiority else "0"
     if low > threshold:
-        return SUPPORTED, f"the 95% interval lies above {where}, in the claimed direction"
+        return SUPPORTED, f"the 95% interval lies wholly on the claimed side of {where}"
     if high < threshold:
-        return REFUTED, f"the 95% interval lies below {where}, against the claim"
+        return REFUTED, f"the 95% interval lies wholly on the other side of {where}, against the claim"
     return INCONCLUSIVE, f"the 95% interval includes {where}"
 
 

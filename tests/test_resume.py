@@ -148,6 +148,39 @@ def start_and_kill(argv: list[str], ray_address: str, experiment: Path, log: Pat
         process.wait()
 
 
+def start_and_stop(argv: list[str], ray_address: str, watched: Path, log: Path, finished: int,
+                   signum: int) -> tuple[int, str, list[str]]:
+    """Run the study until `watched` records `finished` finished trials, then stop it: SIGKILL to its whole
+    process group (nothing can be saved), or `signum` to the driver alone (as `kill` or a job manager
+    sends it). Returns the exit code, the driver's output and the argv it ran with."""
+    process, full_argv = start(argv, ray_address, log)
+    try:
+        wait_until_finished(process, watched, log, finished)
+        if signum == signal.SIGKILL:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(signum)
+        exit_code = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return exit_code, driver_output(log.read_text()), full_argv
+
+
+def assert_interrupted(exit_code: int, output: str, signum: int, full_argv: list[str]) -> None:
+    """Exit 128 + signal, said so without a traceback, and the printed resume command is the one that ran."""
+    assert exit_code == 128 + signum, output[-3000:]
+    assert f"interrupted by {signal.Signals(signum).name}" in output and "Traceback" not in output
+    resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
+    assert shlex.split(resume) == ["study", *full_argv]
+
+
+def finished_epochs(watched: Path) -> dict[str, list[dict]]:
+    """The reported epochs of the trials the last snapshot in `watched` records as finished: what a resume keeps."""
+    finished = terminated(watched)
+    return {trial_id: epochs for trial_id, epochs in reported_epochs(watched).items() if trial_id in finished}
+
+
 def rung_entries(experiment: Path) -> dict[tuple[str, int, str], float]:
     """(cell, rung index, trial_id) -> recorded score, from the experiment's ASHA rungs file."""
     rungs = json.loads((experiment / "optuna" / RUNGS_FILE).read_text())["rungs"]
@@ -211,80 +244,68 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tm
     assert set(cv["replicate"]) == {0, 1} and (cv["replicate_kind"] == "seed").all()
 
 
-def test_killed_in_stage_two_the_same_command_finishes_it(study_argv, tmp_path, ray_session):
-    """Killed while retraining the selected configurations: the same command skips the
-    finished search and continues stage 2 without retraining a finished replicate."""
+def test_stage_two_stopped_twice_the_same_command_finishes_it(study_argv, tmp_path, ray_session):
+    """Stopped while retraining the selected configurations, first by SIGTERM (it says so, exits 143 and
+    prints the command that resumes it), then, resumed, by SIGKILL (nothing saved): the same command
+    skips the finished search and continues stage 2 without retraining a finished replicate."""
     experiment = tmp_path / "experiments" / "resume"
-    # 2 trials per cell, then 2 cells x 6 seeds one at a time: stage 2 runs long enough to be caught.
+    # 2 trials per cell, then 2 cells x 6 seeds one at a time: stage 2 runs long enough to be caught twice.
     argv = [*study_argv, "--seeds", "6"]
     argv[argv.index("--num-samples") + 1] = "4"
     ray_address = ray_session.get_runtime_context().gcs_address
-    start_and_kill(argv, ray_address, experiment / "cv", tmp_path / "first_run.log", finished_before_kill=2)
+    exit_code, output, full_argv = start_and_stop(argv, ray_address, experiment / "cv", tmp_path / "first_run.log",
+                                                  2, signal.SIGTERM)
+    assert_interrupted(exit_code, output, signal.SIGTERM, full_argv)
     assert (experiment / "trials.csv").exists() and not (experiment / "cv.csv").exists()
-    finished = terminated(experiment / "cv")
-    before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment / "cv").items() if trial_id in finished}
+    before = finished_epochs(experiment / "cv")
     assert len(before) >= 2
+
+    start_and_stop(argv, ray_address, experiment / "cv", tmp_path / "second_run.log", len(before) + 2, signal.SIGKILL)
+    assert not (experiment / "cv.csv").exists(), "a killed stage wrote its results table"
+    kept = finished_epochs(experiment / "cv")
+    for trial_id, epochs in before.items():
+        assert kept[trial_id] == epochs  # the second run resumed them, and did not train them again
 
     assert main(argv) == 0  # the same command: the search is done, stage 2 resumes
 
     cv = pd.read_csv(experiment / "cv.csv", dtype={"config_id": str})
     assert len(cv) == 12 and not cv.duplicated(["config_id", "replicate"]).any()
     assert sorted(cv["replicate"].unique()) == list(range(6))
+    assert not (cv["status"] == "error").any(), cv["error"].dropna().tolist()[:3]
     after = reported_epochs(experiment / "cv")
-    for trial_id, epochs in before.items():
+    for trial_id, epochs in kept.items():
         assert after[trial_id] == epochs  # kept, not trained again
 
 
-@pytest.mark.parametrize("signum, stage", [(signal.SIGINT, "search"), (signal.SIGTERM, "stage 2")])
-def test_interrupted_study_says_so_and_the_command_it_prints_resumes_it(signum, stage, study_argv, tmp_path, ray_session,
-                                                                       monkeypatch):
-    """Ctrl-C (or SIGTERM) mid-stage: exit 128 + signal, no table of the stage, no analysis, and the
-    printed command finishes the study without retraining what had finished.
+def test_interrupted_search_says_so_and_the_command_it_prints_resumes_it(study_argv, tmp_path, ray_session,
+                                                                        monkeypatch):
+    """Ctrl-C mid-search: exit 130, no trials.csv, no analysis, and the printed command finishes the
+    study without retraining what had finished.
 
-    Interrupted in the search, the experiment and the dataset are then moved and the
-    space is named by a relative path: a resume compares what the study is, not where
-    its files lie, and the resumed trials read the dataset where it is now."""
+    The experiment and the dataset are then moved and the space is named by a relative
+    path: a resume compares what the study is, not where its files lie, and the resumed
+    trials read the dataset where it is now."""
     experiment = tmp_path / "experiments" / "resume"
-    argv = list(study_argv)
-    if stage == "stage 2":
-        argv[argv.index("--num-samples") + 1] = "4"
-        argv += ["--seeds", "6"]
-    watched = experiment if stage == "search" else experiment / "cv"
-    log = tmp_path / "first_run.log"
-    process, full_argv = start(argv, ray_session.get_runtime_context().gcs_address, log)
-    try:
-        wait_until_finished(process, watched, log, 2)
-        process.send_signal(signum)  # to the driver alone, as `kill` or a job manager sends it
-        exit_code = process.wait(timeout=300)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    output = driver_output(log.read_text())
-    assert exit_code == 128 + signum, output[-3000:]
-    assert f"interrupted by {signal.Signals(signum).name}" in output and "Traceback" not in output
-    resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
-    assert shlex.split(resume) == ["study", *full_argv]
-    table = experiment / ("trials.csv" if stage == "search" else "cv.csv")
-    assert not table.exists(), "an interrupted stage wrote its results table"
-    if stage == "search":
-        argv, experiment = move_study(argv, tmp_path, monkeypatch)
-        watched, table = experiment, experiment / "trials.csv"
-    finished = terminated(watched)
-    before = {trial_id: epochs for trial_id, epochs in reported_epochs(watched).items() if trial_id in finished}
+    exit_code, output, full_argv = start_and_stop(study_argv, ray_session.get_runtime_context().gcs_address,
+                                                  experiment, tmp_path / "first_run.log", 2, signal.SIGINT)
+    assert_interrupted(exit_code, output, signal.SIGINT, full_argv)
+    assert not (experiment / "trials.csv").exists(), "an interrupted stage wrote its results table"
+    argv, experiment = move_study(study_argv, tmp_path, monkeypatch)
+    before = finished_epochs(experiment)
 
     assert main(argv) == 0  # the printed command, run where Ray already is
 
-    rows = pd.read_csv(table, dtype={"config_id": str})
-    assert len(rows) == (TRIALS if stage == "search" else 12)
+    rows = pd.read_csv(experiment / "trials.csv")
+    assert len(rows) == TRIALS
     assert not (rows["status"] == "error").any(), rows["error"].dropna().tolist()[:3]
-    after = reported_epochs(watched)
+    after = reported_epochs(experiment)
     for trial_id, epochs in before.items():
         assert after[trial_id] == epochs  # kept, not trained again
-    if stage == "search":  # the journals moved with the experiment, and are the ones the resumed search kept
-        assert not (tmp_path / "experiments").exists()
-        studies = load_cell_studies(experiment / "optuna")
-        told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
-        assert sorted(told) == sorted(rows["trial_id"])
+    # The journals moved with the experiment, and are the ones the resumed search kept.
+    assert not (tmp_path / "experiments").exists()
+    studies = load_cell_studies(experiment / "optuna")
+    told = [t.user_attrs.get("tune_trial_id") for s in studies.values() for t in s.trials if t.state in FINISHED]
+    assert sorted(told) == sorted(rows["trial_id"])
 
 
 def move_study(argv: list[str], tmp_path: Path, monkeypatch) -> tuple[list[str], Path]:
@@ -301,43 +322,35 @@ def move_study(argv: list[str], tmp_path: Path, monkeypatch) -> tuple[list[str],
     return argv, tmp_path / "moved_experiments" / argv[argv.index("--name") + 1]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-def test_study_final_interrupted_or_killed_resumes_without_retraining_a_seed(signum, smoke_study, smoke_data_dirs,
-                                                                            tmp_path, ray_session):
-    """`study final` stopped once its first seed has finished: Ctrl-C says so and exits 130
-    with no final.csv; a SIGKILL says nothing. Either way the same command then trains
-    only the seeds left."""
+def test_study_final_interrupted_then_killed_resumes_without_retraining_a_seed(smoke_study, smoke_data_dirs,
+                                                                             tmp_path, ray_session):
+    """`study final` stopped once its first seed has finished: Ctrl-C says so and exits 130 with no
+    final.csv. Resumed, and killed (SIGKILL) once a second seed has finished, it says nothing. Each
+    time the same command trains only the seeds left."""
     full, _ = smoke_data_dirs
     experiment = tmp_path / "smoke"
     shutil.copytree(smoke_study, experiment, ignore=shutil.ignore_patterns("final", "final.*", "report"))
-    argv = ["final", str(experiment), "--seeds", "3", "--data-dir", str(full), "--no-analyze"]
-    log = tmp_path / "first_run.log"
-    process, full_argv = start(argv, ray_session.get_runtime_context().gcs_address, log)
-    try:
-        wait_until_finished(process, experiment / "final", log, 1)
-        if signum == signal.SIGKILL:
-            os.killpg(process.pid, signal.SIGKILL)  # the driver and everything it started, with no chance to save
-        else:
-            process.send_signal(signum)
-        exit_code = process.wait(timeout=300)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    output = driver_output(log.read_text())
-    assert exit_code == (-signum if signum == signal.SIGKILL else 128 + signum), output[-3000:]
-    if signum != signal.SIGKILL:
-        resume = output.split("Resume with the same command:\n")[1].splitlines()[0].strip()
-        assert shlex.split(resume) == ["study", *full_argv]
+    # 4 seeds one at a time: after the first stop (one or two finished) some are left to be caught.
+    argv = ["final", str(experiment), "--seeds", "4", "--data-dir", str(full), "--no-analyze"]
+    ray_address = ray_session.get_runtime_context().gcs_address
+    exit_code, output, full_argv = start_and_stop(argv, ray_address, experiment / "final", tmp_path / "first_run.log",
+                                                  1, signal.SIGINT)
+    assert_interrupted(exit_code, output, signal.SIGINT, full_argv)
     assert not (experiment / "final.csv").exists()
-    finished = terminated(experiment / "final")
-    before = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment / "final").items()
-              if trial_id in finished}
+    before = finished_epochs(experiment / "final")
     assert before
+
+    exit_code, _, _ = start_and_stop(argv, ray_address, experiment / "final", tmp_path / "second_run.log",
+                                     len(before) + 1, signal.SIGKILL)
+    assert exit_code == -signal.SIGKILL and not (experiment / "final.csv").exists()
+    kept = finished_epochs(experiment / "final")
+    for trial_id, epochs in before.items():
+        assert kept[trial_id] == epochs  # that seed kept, not trained again
 
     assert main(argv) == 0
 
     final = pd.read_csv(experiment / "final.csv")
-    assert sorted(final["seed"]) == [0, 1, 2] and final["test_acc"].notna().all()
+    assert sorted(final["seed"]) == [0, 1, 2, 3] and final["test_acc"].notna().all()
     after = reported_epochs(experiment / "final")
-    for trial_id, epochs in before.items():
-        assert after[trial_id] == epochs  # that seed kept, not trained again
+    for trial_id, epochs in kept.items():
+        assert after[trial_id] == epochs  # those seeds kept, not trained again
