@@ -31,6 +31,7 @@ from analysis.claims import check_claims
 from analysis.design import Design, diverged_counts, make_design
 from analysis.errors import AnalysisError
 from analysis.effects import FactorEffect, factor_effects, search_effects
+from analysis.fidelity import asha_fidelity
 from analysis.final import METHOD as FINAL_METHOD
 from analysis.final import summarise_final
 from analysis.importance import hyperparameter_importance
@@ -175,17 +176,20 @@ def run_analysis(
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     claims = check_claims(design, ranking)
     mechanism = summarise_mechanism(design, ranking.source)
+    fidelity, fidelity_warning = asha_fidelity(tables.trials, tables.epochs)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
         importance_result, importance_reason = hyperparameter_importance(search)
     else:
         importance_result, importance_reason = None, "hyperparameter importance was not requested"
     warnings = collect_warnings(tables, search, design, rows, unit, rate_fits, effects, stage_two_notes)
+    if fidelity_warning:
+        warnings.append(fidelity_warning)
     if importance_reason and importance:
         warnings.append(importance_reason[0].upper() + importance_reason[1:] + "; the importance plot is skipped.")
     conclusions = build_conclusions(
         design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance_result,
-        warnings, tables.trials, mechanism,
+        warnings, tables.trials, mechanism, fidelity,
     )
     return Analysis(
         tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
@@ -247,7 +251,7 @@ def replicate_notes(cv: pd.DataFrame | None, rows: pd.DataFrame | None) -> list[
 
 
 def build_conclusions(design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance,
-                      warnings, trials, mechanism) -> Conclusions:
+                      warnings, trials, mechanism, fidelity) -> Conclusions:
     conclusions = Conclusions(
         source=ranking.source,
         metric=ranking.metric,
@@ -273,6 +277,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         final=final_results(final),
         importance=importance,
         mechanism=mechanism,
+        asha_fidelity=fidelity,
     )
     # Through the file's form once: a number that could not be computed is None from here on, in memory as in
     # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
@@ -418,6 +423,8 @@ def methods(c: Conclusions) -> dict[str, str]:
         out["final"] = FINAL_METHOD
     if c.importance is not None:
         out["importance"] = c.importance.method
+    if c.asha_fidelity is not None and c.asha_fidelity.rungs:
+        out["asha_fidelity"] = c.asha_fidelity.method
     if c.mechanism is not None and c.mechanism.cells:
         out["mechanism"] = MECHANISM_METHOD
     return out

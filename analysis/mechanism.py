@@ -49,14 +49,17 @@ METHOD = (
 
 
 def with_gain(trials: pd.DataFrame) -> pd.DataFrame:
-    """The table with `acc_gain_bn_reestimated` (val_acc_bn_reestimated - val_acc, per run) where both exist."""
+    """The table with `acc_gain_bn_reestimated` (val_acc_bn_reestimated - val_acc, per run) where both exist,
+    and a non-finite measure (a diverged network's) missing, as if not measured."""
+    present = [c for c in (SHIFT, REESTIMATED, *CALIBRATION) if c in trials]
+    trials = trials.assign(**{c: trials[c].where(np.isfinite(trials[c].astype(float))) for c in present})
     if REESTIMATED not in trials or "val_acc" not in trials:
         return trials
     return trials.assign(**{GAIN: trials[REESTIMATED] - trials["val_acc"]})
 
 
 def measured(trials: pd.DataFrame, column: str) -> bool:
-    return column in trials and trials[column].notna().any()
+    return column in trials and bool(np.isfinite(trials[column].astype(float)).any())
 
 
 def missing_measures(trials: pd.DataFrame) -> list[str]:

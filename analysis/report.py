@@ -142,6 +142,26 @@ def _final(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     return blocks
 
 
+def _asha_fidelity(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    f = c.asha_fidelity
+    if f is None or not f.rungs:
+        return [Block("p", f"Not measured: {f.reason if f else 'this analysis predates it'}.")]
+    rows = [[r.epoch, f"{num(r.tau, 2)} ({num(r.ci_low, 2)} to {num(r.ci_high, 2)})", r.n_trials, r.n_cells,
+             f"{r.best_stopped} of {r.cells_judged}"] for r in f.rungs]
+    return [
+        Block("p", "ASHA stops a trial at a rung when its score there is below the best 1/reduction-factor of "
+              "the scores recorded at that rung; that is only as good as the agreement of early and final scores. "
+              "Among the trials that trained the full budget: Kendall's tau between val_acc at each rung and the "
+              "final best_val_acc (pairs within cells), and the cells whose eventual best trial would have been "
+              "stopped there in hindsight."),
+        Block("table", ["rung (epoch)", "Kendall tau (95% CI)", "full-budget trials", "cells",
+                        "best trial stopped in hindsight"], rows),
+        *_image(plots, skipped, "asha_fidelity", "Kendall tau of early against final scores at each rung, with "
+                "its 95% bootstrap interval; below 0.5 the first rung's judgement is weak."),
+        Block("p", f"Method: {f.method}."),
+    ]
+
+
 def _mechanism(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     m = c.mechanism
     if m is None or not m.cells:
@@ -267,6 +287,7 @@ SECTION_BUILDERS = (
     ("Learning curves", _learning_curves),
     ("The post's eight experiments", _blog_experiments),
     ("Hyperparameter importance", _importance),
+    ("Is ASHA's early judgement trustworthy?", _asha_fidelity),
     ("Why: variance shift, BN re-estimation and calibration", _mechanism),
     ("Final evaluation on the test set", _final),
     ("Warnings", _warnings),

@@ -309,6 +309,27 @@ class Mechanism:
 
 
 @dataclass(frozen=True)
+class RungFidelity:
+    """One ASHA rung: how well its scores foretell the final ones (`analysis.fidelity`)."""
+
+    epoch: int
+    tau: float | None  # Kendall tau, pairs within cells
+    ci_low: float | None
+    ci_high: float | None
+    n_trials: int  # full-budget trials with a score at this epoch
+    n_cells: int  # cells with at least two of them
+    best_stopped: int  # cells whose eventual best trial would have been stopped here
+    cells_judged: int
+
+
+@dataclass(frozen=True)
+class AshaFidelity:
+    rungs: list[RungFidelity]
+    reason: str  # why nothing was measured, or ""
+    method: str
+
+
+@dataclass(frozen=True)
 class Importance:
     values: dict[str, float]  # parameter -> importance, largest first
     method: str
@@ -344,6 +365,7 @@ class Conclusions:
     final: list[FinalResult] | None
     importance: Importance | None
     mechanism: Mechanism | None = None  # None in an analysis from before it was measured
+    asha_fidelity: AshaFidelity | None = None
     methods: dict[str, str] = field(default_factory=dict)  # what each part was computed with
     summary: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name

@@ -13,6 +13,7 @@ import argparse
 import os
 import shlex
 import sys
+import tempfile
 import textwrap
 import traceback
 from pathlib import Path
@@ -34,6 +35,8 @@ BUG = (
 
 ADDRESS_HELP = ("Ray address HOST:PORT ([IPv6]:PORT); 'auto' joins a running cluster (default: RAY_ADDRESS when it "
                 "names a Ray, as inside `ray job submit`; else an embedded local Ray)")
+VERBOSE_HELP = ("Ray Tune's own output (a table per trial, the status every few seconds) instead of one progress "
+                "line per stage")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +86,7 @@ def _add_run(commands) -> None:
     run.add_argument("--search-only", action="store_true",
                      help="stop after the search (its report is preliminary: ranked by best trial, nothing tested)")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
+    run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def _add_cv(commands) -> None:
@@ -129,6 +133,7 @@ def _add_retraining_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--address", help=ADDRESS_HELP)
     command.add_argument("--data-dir", help="directory with the FashionMNIST IDX files (default: the study's)")
     command.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
+    command.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -145,7 +150,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from study.tuning.run import run_study
 
     with experiment_lock(plan.lock_dir(), "study run", create=True, named=plan.experiment_uri):  # a second one stops
-        experiment, trials = run_study(plan)
+        _ray_log_beside(plan.lock_dir(), args.verbose)
+        experiment, trials = run_study(plan, verbose=args.verbose)
         print_summary(experiment, trials)
         if not args.search_only:
             print(f"\nStage 2: each cell's best configuration on {plan.budget.confirm_seeds} seeds, to the full budget")
@@ -153,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
             print_cv(run_cv(CVOptions(
                 experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
-                address=args.address, data_dir=plan.param_space["data_dir"],
+                address=args.address, data_dir=plan.param_space["data_dir"], verbose=args.verbose,
             )))
     _analyze_after(experiment, args.no_analyze)
 
@@ -163,7 +169,7 @@ def _retraining_options(args: argparse.Namespace) -> dict:
     return dict(
         experiment=args.path, train_size=args.train_size, max_epochs=args.max_epochs,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir,
+        max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir, verbose=args.verbose,
     )
 
 
@@ -171,6 +177,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     from study.retraining.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
 
     with experiment_lock(args.path, "study cv"):
+        _ray_log_beside(args.path, args.verbose)
         outcome = run_cv(CVOptions(
             top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
         ))
@@ -219,9 +226,20 @@ def cmd_final(args: argparse.Namespace) -> None:
     from study.retraining.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
 
     with experiment_lock(args.path, "study final"):
+        _ray_log_beside(args.path, args.verbose)
         outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
     print_final(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
+
+
+def _ray_log_beside(experiment: str, verbose: bool) -> None:
+    """Without --verbose, Ray's own log lines go to EXPERIMENT/ray.log (a local folder for a remote
+    experiment), so the console shows the stages' progress lines and the tool's own output."""
+    if verbose:
+        return
+    from study.runtime.progress import ray_log_to_file
+
+    ray_log_to_file(experiment if not is_uri(experiment) else Path(tempfile.gettempdir()) / "bn-dropout-study")
 
 
 def paragraph(text: str) -> str:

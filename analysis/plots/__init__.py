@@ -23,6 +23,7 @@ from analysis.plots.diverged import DivergedInfo, diverged_info, plot_diverged
 from analysis.plots.ranking import RankingInfo, ranking_info, plot_ranking
 from analysis.plots.importance import ImportanceInfo, importance_info, plot_importance
 from analysis.plots.variance_shift import VarianceShiftInfo, plot_variance_shift, variance_shift_info
+from analysis.plots.asha_fidelity import FidelityInfo, fidelity_info, plot_fidelity
 
 
 @dataclass
@@ -43,6 +44,7 @@ PLOT_FILES = {
     "ranking": "ranking.png",
     "importance": "importance.png",
     "variance_shift": "variance_shift.png",
+    "asha_fidelity": "asha_fidelity.png",
 }
 
 
@@ -81,6 +83,8 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
         draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
     draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
+    fidelity = analysis.conclusions.asha_fidelity
+    draw("asha_fidelity", fidelity_info(fidelity), plot_fidelity, fidelity.reason if fidelity else "not measured")
     mechanism = analysis.conclusions.mechanism
     draw("variance_shift", variance_shift_info(mechanism), plot_variance_shift,
          "; ".join(mechanism.skipped) if mechanism and mechanism.skipped else "no replicate with BN measured a variance shift")
@@ -91,6 +95,7 @@ __all__ = [
     "CurvesInfo",
     "DivergedInfo",
     "ExperimentsInfo",
+    "FidelityInfo",
     "HeatmapInfo",
     "ImportanceInfo",
     "IsolationInfo",
@@ -104,6 +109,7 @@ __all__ = [
     "blog_curves_info",
     "diverged_info",
     "experiments_info",
+    "fidelity_info",
     "heatmap_info",
     "importance_info",
     "isolation_info",
@@ -111,6 +117,7 @@ __all__ = [
     "placement_interaction_info",
     "plot_diverged",
     "plot_experiments",
+    "plot_fidelity",
     "plot_heatmap",
     "plot_importance",
     "plot_isolation",

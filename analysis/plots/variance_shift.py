@@ -44,7 +44,7 @@ def variance_shift_info(mechanism: Mechanism | None) -> VarianceShiftInfo | None
     """What to draw, or None when no cell measured a variance shift."""
     if mechanism is None:
         return None
-    measured = [c for c in mechanism.cells if c.var_shift is not None]
+    measured = [c for c in mechanism.cells if c.var_shift is not None and c.var_shift.mean is not None]
     if not measured:
         return None
     cells, points = [], []

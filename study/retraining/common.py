@@ -29,7 +29,8 @@ from study.vocabulary.factors import NUISANCE, SCIENTIFIC_FACTORS, is_diverged
 from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
 from study.runtime import interruption
-from study.tuning.ray_private import MovableFIFOScheduler
+from study.runtime.progress import StageProgress
+from study.tuning.ray_private import MovableFIFOScheduler, show_progress
 from study.runtime.results import one_line, read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
@@ -50,6 +51,7 @@ class RetrainingOptions:
     max_concurrent: int | None = None
     address: str | None = None
     data_dir: str | None = None
+    verbose: bool = False  # Tune's own console output instead of the one-line progress display
 
 
 class RetrainError(UserError):
@@ -185,8 +187,10 @@ class Resources:
 
 
 def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, trainable: Callable,
-                  param_space: dict, resources: Resources, command: str):
+                  param_space: dict, resources: Resources, command: str, display: StageProgress | None):
     """Run (or resume) `experiment/folder`: every configuration of `param_space` to the end; then fit.
+
+    The console shows `display` (`study.runtime.progress`), or Tune's own output when it is None.
 
     No searcher and no scheduler: stage 2 and final evaluation train everything to
     the full budget. `plan` is what must match for a resume (it is stored in
@@ -210,6 +214,7 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
         error=RetrainError,
     )
+    show_progress(tuner, display)
     return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
 
 

@@ -59,6 +59,7 @@ from study.retraining.common import (
 )
 from study.retraining.selection import pick_configs
 from study.runtime.trainable import replicate_key, train_cv_trial
+from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect
 
 FOLDER = "cv"
@@ -243,7 +244,10 @@ def run_cv(options: CVOptions) -> CVOutcome:
     connect(options.address, plan.resources.cpus_per_trial, plan.resources.gpus_per_trial)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
-    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv")
+    display = None if options.verbose else StageProgress(
+        "stage 2", len(plan.configs) * plan.n_replicates, int(next(iter(plan.configs.values()))["max_epochs"]))
+    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv",
+                            display)
     cv = cv_table(results, plan)
     summary = summarise_cv(cv, plan.kind)
     tests = paired_tests(cv, plan.kind)

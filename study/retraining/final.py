@@ -41,6 +41,7 @@ from study.retraining.common import (
 )
 from study.retraining.selection import find_trial
 from study.runtime.trainable import train_final_trial
+from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect
 
 FOLDER = "final"
@@ -160,7 +161,10 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     connect(options.address, plan.resources.cpus_per_trial, plan.resources.gpus_per_trial)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_final_trial, data_dir=plan.config["data_dir"]))
-    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "final")
+    # The test accuracy is no score to rank seeds by: no "best so far".
+    display = None if options.verbose else StageProgress("final", len(plan.seeds), int(plan.config["max_epochs"]), None)
+    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources,
+                            "final", display)
     final = final_table(results, plan)
     write_csv(uri, tables.FINAL, final)
     acc = final["test_acc"].dropna()

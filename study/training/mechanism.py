@@ -110,7 +110,10 @@ class BNInputMoments:
                 continue
             count, first, second = sums
             real_var = (second - first ** 2 / count) / max(count - 1, 1)  # unbiased, as BN's running_var
-            ratio = layer.running_var.double() / real_var
+            # BN divides by sqrt(var + eps), so eps joins both sides: a dead channel (no variance in
+            # training or at inference, e.g. a ReLU that never fires) has ratio 1, not 0/0; elsewhere
+            # eps (1e-5) is far below the variances compared.
+            ratio = (layer.running_var.double() + layer.eps) / (real_var.clamp(min=0) + layer.eps)
             shifts.append(torch.maximum(ratio, 1 / ratio).mean())
         return torch.stack(shifts).tolist() if shifts else []
 

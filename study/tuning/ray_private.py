@@ -17,6 +17,9 @@ The searcher and scheduler come back from ``tuner.pkl`` too, with the journal fo
 of the first run; `tune_config_of` reaches them (`Tuner._local_tuner._tune_config`)
 so `study.tuning.run` can point them at the experiment's current place.
 
+`show_progress` sets the console output of a fit, restored Tuners' included
+(`Tuner._local_tuner.get_run_config()`).
+
 `tests/study/tuning/test_private_apis.py` pins what these helpers rely on (and
 tests/test_resume.py the move), and pyproject.toml bounds Ray to the versions tested.
 """
@@ -27,6 +30,8 @@ import copy
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from study.runtime.progress import StageProgress, tune_console_output
 
 
 def rungs(asha: ASHAScheduler) -> list[tuple[float, dict]]:
@@ -77,3 +82,18 @@ class MovableFIFOScheduler(FIFOScheduler):
 def tune_config_of(tuner) -> "tune.TuneConfig":
     """The TuneConfig a (restored) Tuner will run with: its searcher and scheduler are the ones `fit` uses."""
     return tuner._local_tuner._tune_config
+
+
+def show_progress(tuner: tune.Tuner, display: tune.Callback | None) -> None:
+    """The console output of `tuner`'s fit: `display` alone (Tune's own output off: verbose 0), or Tune's
+    own (verbose 1) when it is None.
+
+    A restored Tuner brings back the run config pickled with it, callbacks and verbosity
+    included (`Tuner._local_tuner.get_run_config()`: no public API changes them), so this
+    runs for new and restored Tuners alike and replaces a display a first run pickled.
+    """
+    config = tuner._local_tuner.get_run_config()
+    kept = [callback for callback in (config.callbacks or []) if not isinstance(callback, StageProgress)]
+    config.callbacks = kept + ([display] if display is not None else [])
+    config.verbose = 0 if display is not None else 1
+    tune_console_output(on=display is None)

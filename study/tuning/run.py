@@ -24,6 +24,7 @@ from study.tuning.cell_search import CellSearcher
 from study.tuning.state_files import RUNGS_FILE, check_before_resume, fetch_journals
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime import interruption
+from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.runtime.results import read_text, tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
@@ -111,8 +112,11 @@ def refuse_fewer_rows(uri: str, rows: int) -> None:
         )
 
 
-def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
-    """Run (or resume) a planned study (see `plan_study`); return the experiment URI and the trials table."""
+def run_study(plan: StudyPlan, verbose: bool = False) -> tuple[str, pd.DataFrame]:
+    """Run (or resume) a planned study (see `plan_study`); return the experiment URI and the trials table.
+
+    The console shows one progress line (`study.runtime.progress`), or Tune's own output with `verbose`.
+    """
     options = plan.options
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per cell study otherwise
     uri = plan.experiment_uri
@@ -127,6 +131,7 @@ def run_study(plan: StudyPlan) -> tuple[str, pd.DataFrame]:
         start_over="start a new study with --name NEW_NAME", error=StudyError,
     )
     follow_moves(tuner, plan)
+    ray_private.show_progress(tuner, None if verbose else StageProgress("search", plan.num_samples, plan.budget.max_epochs))
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
     trials, epochs = tables_from_results(results, plan.space.factors)
     refuse_fewer_rows(uri, len(trials))

@@ -175,3 +175,15 @@ def test_channelwise_uout_scales_whole_channels():
     assert torch.equal(y, factors.expand_as(y))  # one factor per sample and channel
     assert 0.5 <= float(factors.min()) and float(factors.max()) <= 1.5 and float(factors.std()) > 0.2
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_a_dead_channel_has_no_shift_rather_than_none_at_all():
+    # A ReLU that never fires feeds BN zeros in training and at inference: 0/0 without BN's eps.
+    net = nn.Sequential(nn.BatchNorm2d(2)).eval()
+    net[0].running_var.copy_(torch.tensor([2.0, 0.0]))
+    x = torch.randn(100, 2, 5, 5)
+    x[:, 1] = 0.0
+    [shift] = variance_shift(net, x)
+    real = float(x[:, 0].var())
+    assert math.isfinite(shift)
+    assert shift == pytest.approx((max(2 / real, real / 2) + 1) / 2, rel=1e-3)  # channel 1 counts as unshifted

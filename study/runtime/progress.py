@@ -1,0 +1,192 @@
+"""One glance at a running stage: trials done of planned, running, pruned, diverged, failed, the best so far.
+
+`StageProgress` is a Tune callback that replaces Tune's own console output (one boxed
+configuration table per trial and a status table every few seconds). It reads the
+state of every trial from the list Tune hands each callback, so a resumed stage shows
+the trials finished before the interruption too. On a terminal it redraws one line in
+place, a few times a second at most:
+
+    search   23/48 ━━━━━━━━━━━━──────────── · running 2 · pruned 9 · diverged 0 · failed 0 · best val_acc 0.8120 (bn=pre_act,dropout=fc) · 1m12s, ~1m15s left
+
+Elsewhere (CI, `ray job logs`, a file) it prints such a line at every tenth of the
+planned trials and at least once a minute, so a log stays short and shows progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from typing import TextIO
+
+from pathlib import Path
+
+from ray import tune
+
+from study.vocabulary.factors import is_diverged
+
+BAR_WIDTH = 24
+REDRAW_S = 0.25  # on a terminal
+PLAIN_PERIOD_S = 60.0  # elsewhere, a line at least this often while trials run
+PLAIN_STEPS = 10  # ... and one at every tenth of the planned trials
+
+
+RAY_LOG = "ray.log"  # where Ray's own log lines go while the display runs
+
+
+def ray_log_to_file(folder: str | Path) -> Path:
+    """Send Ray's own log lines (its start, its warnings, Tune's notes) to `folder`/ray.log instead of the
+    console, where they would break up the display; errors still reach the console too. Returns the file."""
+    path = Path(folder) / RAY_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("ray")
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in logger.handlers):
+        handler = logging.FileHandler(path, delay=True)  # written when Ray first logs
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    for handler in logger.handlers:
+        if type(handler) is not logging.FileHandler:  # Ray's console handler
+            handler.setLevel(logging.ERROR)
+    return path
+
+
+def tune_console_output(on: bool) -> None:
+    """Tune's own console output on or off (with the run config's verbosity 0). Off needs Tune's older
+    output engine: the newer one prints each experiment's configuration box even at verbosity 0."""
+    if on:
+        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+    else:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+
+
+def duration(seconds: float) -> str:
+    """'45s', '3m07s', '2h05m'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def outcome(trial, max_epochs: int) -> str:
+    """running, completed, pruned, diverged, failed or pending, from a Tune trial's status and last result."""
+    if trial.status == "ERROR":
+        return "failed"
+    if trial.status == "RUNNING":
+        return "running"
+    if trial.status != "TERMINATED":
+        return "pending"
+    last = trial.last_result or {}
+    epoch = int(last.get("epoch") or 0)
+    if last.get("diverged") or is_diverged(float(last.get("train_loss", 0.0)), last.get("val_acc"), epoch >= max_epochs):
+        return "diverged"
+    return "completed" if epoch >= max_epochs else "pruned"
+
+
+class StageProgress(tune.Callback):
+    """The compact display of one stage (`stage`: 'search', 'stage 2', 'final') of `planned` trials.
+
+    `metric` is the score whose maximum over a trial's results is "best so far" (with the
+    trial's `cell`, or its `config_id` in stage 2), or None for a stage with none to show.
+    """
+
+    def __init__(self, stage: str, planned: int, max_epochs: int, metric: str | None = "val_acc",
+                 stream: TextIO | None = None):
+        self.stage, self.planned, self.max_epochs, self.metric = stage, planned, max_epochs, metric
+        self._stream = stream
+        self._reset()
+
+    def _reset(self) -> None:
+        self._started = time.monotonic()
+        self._done_at_start: int | None = None
+        self._last_draw = self._last_look = -math.inf
+        self._last_step = -1
+        self._line = ""
+
+    # Tune pickles its callbacks with the experiment (tuner.pkl): the stream and clock stay out.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_stream"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _stream=None)
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout
+
+    def setup(self, **info) -> None:
+        self._reset()
+
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self._update(trials)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._update(trials, force=True)
+        if self._terminal():
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def status(self, trials, now: float | None = None) -> tuple[int, str]:
+        """(trials finished, the line the display shows) for these trials."""
+        counts = {name: 0 for name in ("running", "completed", "pruned", "diverged", "failed", "pending")}
+        for trial in trials:
+            counts[outcome(trial, self.max_epochs)] += 1
+        done = counts["completed"] + counts["pruned"] + counts["diverged"] + counts["failed"]
+        if self._done_at_start is None:
+            self._done_at_start = done  # a resumed stage: what was finished before it started
+        elapsed = (now if now is not None else time.monotonic()) - self._started
+        planned = max(self.planned, len(trials))
+        filled = round(BAR_WIDTH * done / planned) if planned else BAR_WIDTH
+        parts = [f"{self.stage:<8} {done:>{len(str(planned))}}/{planned} {'━' * filled}{'─' * (BAR_WIDTH - filled)}",
+                 f"running {counts['running']} · pruned {counts['pruned']} · diverged {counts['diverged']} · "
+                 f"failed {counts['failed']}"]
+        best = self._best(trials)
+        if best is not None:
+            parts.append(f"best {self.metric} {best[0]:.4f} ({best[1]})")
+        parts.append(duration(elapsed) + self._remaining(done, planned, elapsed))
+        return done, " · ".join(parts)
+
+    def _remaining(self, done: int, planned: int, elapsed: float) -> str:
+        finished_here = done - (self._done_at_start or 0)
+        if done >= planned:
+            return ""
+        if finished_here <= 0:
+            return ", time left not known yet"
+        return f", ~{duration(elapsed / finished_here * (planned - done))} left"
+
+    def _best(self, trials) -> tuple[float, str] | None:
+        if self.metric is None:
+            return None
+        best = None
+        for trial in trials:
+            value = (trial.metric_analysis.get(self.metric) or {}).get("max")
+            if value is not None and math.isfinite(value) and (best is None or value > best[0]):
+                config = trial.config or {}
+                best = (value, str(config.get("cell") or config.get("config_id") or trial.trial_id))
+        return best
+
+    def _terminal(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def _update(self, trials, force: bool = False) -> None:
+        # Tune calls on_step_end many times a second: look at most every REDRAW_S.
+        now = time.monotonic()
+        if not force and now - self._last_look < REDRAW_S:
+            return
+        self._last_look = now
+        done, line = self.status(trials, now)
+        if self._terminal():
+            width = shutil.get_terminal_size((120, 20)).columns
+            self.stream.write("\r" + line[: width - 1].ljust(min(len(self._line), width - 1)))
+        else:
+            step = done * PLAIN_STEPS // max(self.planned, 1)
+            if not (force and line != self._line or step > self._last_step or now - self._last_draw >= PLAIN_PERIOD_S):
+                return
+            self.stream.write(line + "\n")
+            self._last_step = step
+        self.stream.flush()
+        self._line, self._last_draw = line, now

@@ -1,0 +1,99 @@
+"""The one-line progress display: what it counts, how it draws on a terminal and in a log, and that it pickles."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from types import SimpleNamespace
+
+from study.runtime import progress
+from study.runtime.progress import StageProgress, duration, outcome
+
+MAX_EPOCHS = 4
+
+
+def trial(status: str, epoch: int = MAX_EPOCHS, best: float | None = None, cell: str = "bn=none", **last):
+    result = {"epoch": epoch, "train_loss": 0.5, "val_acc": best, **last} if status != "PENDING" else {}
+    return SimpleNamespace(status=status, last_result=result, config={"cell": cell}, trial_id=f"t{id(result)}",
+                           metric_analysis={"val_acc": {"max": best}} if best is not None else {})
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def study_trials():
+    return [
+        trial("TERMINATED", best=0.81, cell="bn=pre_act"),  # completed
+        trial("TERMINATED", epoch=2, best=0.70),  # pruned by ASHA
+        trial("TERMINATED", epoch=1, best=0.10, diverged=True, train_loss=float("nan")),
+        trial("TERMINATED", best=0.12),  # the full budget near chance: diverged too
+        trial("ERROR"),
+        trial("RUNNING", epoch=1, best=0.85, cell="bn=post_act"),  # the best result so far, still running
+        trial("PENDING"),
+    ]
+
+
+def test_each_trial_is_counted_once_by_its_outcome():
+    outcomes = [outcome(t, MAX_EPOCHS) for t in study_trials()]
+    assert outcomes == ["completed", "pruned", "diverged", "diverged", "failed", "running", "pending"]
+    display = StageProgress("search", planned=10, max_epochs=MAX_EPOCHS, stream=io.StringIO())
+    display.status([], now=display._started)  # the stage's first look: nothing finished yet
+    done, line = display.status(study_trials(), now=display._started + 75)
+    assert done == 5
+    assert line.startswith("search    5/10 ")
+    assert "running 1 · pruned 1 · diverged 2 · failed 1" in line
+    assert "best val_acc 0.8500 (bn=post_act)" in line
+    assert line.endswith("1m15s, ~1m15s left")  # 5 finished in 75 s, 5 to go
+
+
+def test_a_resumed_stage_estimates_from_what_it_finished_itself():
+    display = StageProgress("stage 2", planned=4, max_epochs=MAX_EPOCHS, stream=io.StringIO())
+    before = [trial("TERMINATED", best=0.8), trial("TERMINATED", best=0.8), trial("PENDING"), trial("PENDING")]
+    assert display.status(before, now=display._started + 1)[1].endswith("1s, time left not known yet")
+    after = [*before[:2], trial("TERMINATED", best=0.8), trial("RUNNING", epoch=1)]
+    assert display.status(after, now=display._started + 30)[1].endswith("30s, ~30s left")  # 1 of its own in 30 s
+
+
+def test_in_a_log_it_prints_a_line_per_tenth_of_the_planned_trials_and_a_last_one(monkeypatch):
+    log = io.StringIO()
+    display = StageProgress("search", planned=100, max_epochs=MAX_EPOCHS, stream=log)
+    clock = iter(range(0, 10_000))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: float(next(clock)))
+    display.setup()
+    trials = [trial("PENDING") for _ in range(100)]
+    for i in range(100):  # one trial ends per step, one second apart
+        trials[i] = trial("TERMINATED", best=0.8)
+        display.on_step_end(iteration=i, trials=trials)
+    display.on_experiment_end(trials=trials)
+    lines = log.getvalue().splitlines()
+    assert 10 <= len(lines) <= 12 and "\r" not in log.getvalue()
+    assert lines[-1].startswith("search   100/100 ")
+
+
+def test_on_a_terminal_it_redraws_one_line_in_place(monkeypatch):
+    screen = Terminal()
+    display = StageProgress("final", planned=3, max_epochs=MAX_EPOCHS, metric=None, stream=screen)
+    clock = iter(range(0, 1000))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: float(next(clock)))
+    display.setup()
+    trials = [trial("RUNNING", epoch=1), trial("PENDING"), trial("PENDING")]
+    for step in range(3):
+        trials[step] = trial("TERMINATED")
+        display.on_step_end(iteration=step, trials=trials)
+    display.on_experiment_end(trials=trials)
+    text = screen.getvalue()
+    assert text.count("\r") == 4 and text.count("\n") == 1 and text.endswith("\n")
+    assert "best" not in text  # no score to rank final seeds by
+    assert text.rstrip().rsplit("\r", 1)[-1].startswith("final    3/3 ")
+
+
+def test_it_pickles_with_the_experiment_without_its_stream():
+    display = StageProgress("search", planned=8, max_epochs=MAX_EPOCHS, stream=Terminal())
+    copy = pickle.loads(pickle.dumps(display))
+    assert copy.stream is not display.stream and copy.planned == 8
+
+
+def test_durations_read_at_a_glance():
+    assert [duration(s) for s in (4.6, 187, 7500)] == ["5s", "3m07s", "2h05m"]
