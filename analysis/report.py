@@ -142,6 +142,23 @@ def _final(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     return blocks
 
 
+def _optuna_views(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    ranks = sorted({int(name.rsplit("_", 1)[1]) for name in plots if name.startswith("optuna_")})
+    if not ranks:
+        return [Block("p", f"Not drawn: {skipped.get('optuna_views', 'no search trials to show')}.")]
+    best = [e.cell for e in c.search.best_trials]
+    blocks = [Block("p", "Each of the best cells' search as Optuna shows it, rebuilt from trials.csv and epochs.csv: "
+                    "the validation accuracy per epoch of every trial (ASHA's pruned trials end early), and the "
+                    "final score over the tuned nuisance values. To browse a cell's own Optuna study, open its "
+                    "journal: `optuna-dashboard 'EXPERIMENT/optuna/CELL.log'` (README, 'Search spaces').")]
+    for rank in ranks:
+        cell = best[rank - 1] if rank <= len(best) else f"cell {rank}"
+        blocks += _image(plots, skipped, f"optuna_curves_{rank}", f"{cell}: learning curves of its search trials.")
+        if f"optuna_nuisance_{rank}" in plots:
+            blocks += _image(plots, skipped, f"optuna_nuisance_{rank}", f"{cell}: final score over the nuisance values.")
+    return blocks
+
+
 def _asha_fidelity(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     f = c.asha_fidelity
     if f is None or not f.rungs:
@@ -157,7 +174,7 @@ def _asha_fidelity(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
         Block("table", ["rung (epoch)", "Kendall tau (95% CI)", "full-budget trials", "cells",
                         "best trial stopped in hindsight"], rows),
         *_image(plots, skipped, "asha_fidelity", "Kendall tau of early against final scores at each rung, with "
-                "its 95% bootstrap interval; below 0.5 the first rung's judgement is weak."),
+                "its 95% jackknife interval; below 0.5 the first rung's judgement is weak."),
         Block("p", f"Method: {f.method}."),
     ]
 
@@ -288,6 +305,7 @@ SECTION_BUILDERS = (
     ("The post's eight experiments", _blog_experiments),
     ("Hyperparameter importance", _importance),
     ("Is ASHA's early judgement trustworthy?", _asha_fidelity),
+    ("Optuna's views of the best cells", _optuna_views),
     ("Why: variance shift, BN re-estimation and calibration", _mechanism),
     ("Final evaluation on the test set", _final),
     ("Warnings", _warnings),

@@ -24,6 +24,7 @@ from analysis.plots.ranking import RankingInfo, ranking_info, plot_ranking
 from analysis.plots.importance import ImportanceInfo, importance_info, plot_importance
 from analysis.plots.variance_shift import VarianceShiftInfo, plot_variance_shift, variance_shift_info
 from analysis.plots.asha_fidelity import FidelityInfo, fidelity_info, plot_fidelity
+from analysis.plots.optuna_views import OptunaViewsInfo, optuna_views_info, plot_optuna_views
 
 
 @dataclass
@@ -83,6 +84,13 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
         draw("blog_curves", blog_curves_info(search, epochs), plot_learning_curves, "no epochs.csv for the experiments")
     draw("ranking", ranking_info(analysis.ranking), plot_ranking, "")
     draw("importance", importance_info(analysis.importance), plot_importance, "hyperparameter importance could not be computed (see warnings)")
+    # The cells in the search's own order (best trial first), as the report names them.
+    views = optuna_views_info(analysis.tables.trials, epochs, [e.cell for e in analysis.conclusions.search.best_trials],
+                              analysis.tables.search_ranges)
+    if views is None:
+        plots.skipped["optuna_views"] = "no epochs.csv, or no nuisance value tuned inside a cell"
+    else:
+        plots.files.update(plot_optuna_views(views, out_dir))
     fidelity = analysis.conclusions.asha_fidelity
     draw("asha_fidelity", fidelity_info(fidelity), plot_fidelity, fidelity.reason if fidelity else "not measured")
     mechanism = analysis.conclusions.mechanism
@@ -99,6 +107,7 @@ __all__ = [
     "HeatmapInfo",
     "ImportanceInfo",
     "IsolationInfo",
+    "OptunaViewsInfo",
     "PLOT_FILES",
     "PlacementInteractionInfo",
     "PlotSet",
@@ -114,6 +123,7 @@ __all__ = [
     "importance_info",
     "isolation_info",
     "learning_curves_info",
+    "optuna_views_info",
     "placement_interaction_info",
     "plot_diverged",
     "plot_experiments",
@@ -122,6 +132,7 @@ __all__ = [
     "plot_importance",
     "plot_isolation",
     "plot_learning_curves",
+    "plot_optuna_views",
     "plot_placement_interaction",
     "plot_ranking",
     "plot_rate_interaction",

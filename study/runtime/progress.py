@@ -8,7 +8,7 @@ place, a few times a second at most:
 
     search   23/48 ━━━━━━━━━━━━──────────── · running 2 · pruned 9 · diverged 0 · failed 0 · best val_acc 0.8120 (bn=pre_act,dropout=fc) · 1m12s, ~1m15s left
 
-Elsewhere (CI, `ray job logs`, a file) it prints such a line at every tenth of the
+Elsewhere (CI, `ray job logs`, a file) it prints such a line at every fifth of the
 planned trials and at least once a minute, so a log stays short and shows progress.
 """
 
@@ -31,7 +31,7 @@ from study.vocabulary.factors import is_diverged
 BAR_WIDTH = 24
 REDRAW_S = 0.25  # on a terminal
 PLAIN_PERIOD_S = 60.0  # elsewhere, a line at least this often while trials run
-PLAIN_STEPS = 10  # ... and one at every tenth of the planned trials
+PLAIN_STEPS = 5  # ... and one at every fifth of the planned trials
 
 
 RAY_LOG = "ray.log"  # where Ray's own log lines go while the display runs
@@ -104,7 +104,7 @@ class StageProgress(tune.Callback):
         self._started = time.monotonic()
         self._done_at_start: int | None = None
         self._last_draw = self._last_look = -math.inf
-        self._last_step = -1
+        self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
 
     # Tune pickles its callbacks with the experiment (tuner.pkl): the stream and clock stay out.

@@ -56,7 +56,7 @@ def test_a_resumed_stage_estimates_from_what_it_finished_itself():
     assert display.status(after, now=display._started + 30)[1].endswith("30s, ~30s left")  # 1 of its own in 30 s
 
 
-def test_in_a_log_it_prints_a_line_per_tenth_of_the_planned_trials_and_a_last_one(monkeypatch):
+def test_in_a_log_it_prints_a_line_per_fifth_of_the_planned_trials_and_a_last_one(monkeypatch):
     log = io.StringIO()
     display = StageProgress("search", planned=100, max_epochs=MAX_EPOCHS, stream=log)
     clock = iter(range(0, 10_000))
@@ -68,7 +68,8 @@ def test_in_a_log_it_prints_a_line_per_tenth_of_the_planned_trials_and_a_last_on
         display.on_step_end(iteration=i, trials=trials)
     display.on_experiment_end(trials=trials)
     lines = log.getvalue().splitlines()
-    assert 10 <= len(lines) <= 12 and "\r" not in log.getvalue()
+    # At 20, 40, 60, 80 and 100 trials, and once a minute: the 60 s line falls on the 60th trial.
+    assert 5 <= len(lines) <= 7 and "\r" not in log.getvalue()
     assert lines[-1].startswith("search   100/100 ")
 
 
