@@ -130,15 +130,9 @@ def _with_conv_dropout(cells: pd.DataFrame, **where) -> pd.DataFrame:
 
 
 def dropout_before_bn_shifts_variance(design: Design) -> Claim:
-    cid = "dropout_before_bn_shifts_variance"
-    if "order" not in design.cell_factors:
-        return _inconclusive(cid, "order (bn_first vs dropout_first) did not vary")
-    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
-    if why:
-        return why
-    return _matched(cid, design, _with_conv_dropout(cells, dropout_kind="bernoulli"), "order",
-                    {"dropout_first": ["dropout_first"], "bn_first": ["bn_first"]},
-                    metric=mechanism.SHIFT, higher_is_better=True, margin=None)
+    return _shift_claim(design, "dropout_before_bn_shifts_variance", "order",
+                        {"dropout_first": ["dropout_first"], "bn_first": ["bn_first"]}, higher_is_better=True,
+                        dropout_kind="bernoulli")
 
 
 def variance_shift_explains_loss(design: Design) -> Claim:
@@ -190,15 +184,19 @@ def bn_reestimation_recovers(design: Design) -> Claim:
 
 
 def uout_removes_shift(design: Design) -> Claim:
-    cid = "uout_removes_shift"
-    if "dropout_kind" not in design.cell_factors:
-        return _inconclusive(cid, "dropout_kind (bernoulli vs uout) did not vary")
+    return _shift_claim(design, "uout_removes_shift", "dropout_kind", {"uout": ["uout"], "bernoulli": ["bernoulli"]},
+                        higher_is_better=False, order="dropout_first")
+
+
+def _shift_claim(design: Design, cid: str, factor: str, groups: dict, *, higher_is_better: bool, **where) -> Claim:
+    """The variance shift of two groups of `factor`'s values, over BN cells with Dropout2d and `where`."""
+    if factor not in design.cell_factors:
+        return _inconclusive(cid, f"{factor} ({' vs '.join(groups)}) did not vary")
     cells, why = _bn_cells(design, mechanism.SHIFT, cid)
     if why:
         return why
-    return _matched(cid, design, _with_conv_dropout(cells, order="dropout_first"), "dropout_kind",
-                    {"uout": ["uout"], "bernoulli": ["bernoulli"]},
-                    metric=mechanism.SHIFT, higher_is_better=False, margin=None)
+    return _matched(cid, design, _with_conv_dropout(cells, **where), factor, groups, metric=mechanism.SHIFT,
+                    higher_is_better=higher_is_better, margin=None)
 
 
 def bn_lowers_wrong_confidence(design: Design) -> Claim:

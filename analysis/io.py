@@ -67,7 +67,11 @@ class Tables:
 
 
 def load_experiment(path: str | Path) -> Tables:
-    """Read an experiment directory, or a trials CSV with the other tables beside it."""
+    """Read an experiment directory (a local path, or a URI such as ``s3://bucket/prefix/NAME``), or a
+    trials CSV with the other tables beside it. The tables come back validated and typed (`Tables`):
+    trials, epochs, cv, cv_summary and final as DataFrames, None where the experiment has no such file."""
+    if tables.is_uri(str(path)):
+        return _load_remote(str(path))
     path = Path(path)
     if path.is_dir():
         folder, trials_path = path, path / FILES["trials"]
@@ -96,6 +100,27 @@ def load_experiment(path: str | Path) -> Tables:
         search_ranges=read_search_ranges(folder / FILES["study"]),
         source=str(path),
     )
+
+
+def _load_remote(uri: str) -> Tables:
+    """An experiment in remote storage: its tables and study.json copied to a temporary folder, then read."""
+    import tempfile
+
+    import pyarrow.fs
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(uri.rstrip("/"))
+        names = [name for name in FILES.values() if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.File]
+    except (OSError, ValueError) as exc:  # an unknown scheme, a missing bucket, no credentials
+        raise AnalysisError(f"cannot read the experiment {uri!r} ({exc}); check the URI and the credentials") from exc
+    if tables.TRIALS not in names:
+        raise AnalysisError(f"experiment {uri!r} has no {tables.TRIALS}; pass the experiment `study run` wrote there")
+    with tempfile.TemporaryDirectory(prefix="bn-dropout-analysis-") as local:
+        for name in names:
+            with fs.open_input_stream(f"{root}/{name}") as source:
+                (Path(local) / name).write_bytes(source.read())
+        loaded = load_experiment(local)
+    return Tables(**{**vars(loaded), "source": uri})
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

@@ -107,7 +107,7 @@ class StageProgress(tune.Callback):
         self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
 
-    # Tune pickles its callbacks with the experiment (tuner.pkl): the stream and clock stay out.
+    # Tune pickles its callbacks with the experiment (tuner.pkl): the stream stays out (`setup` resets the rest).
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_stream"}
 

@@ -134,3 +134,15 @@ def test_empty_factor_values_are_an_error():
     df.loc[3, "bn"] = None
     with pytest.raises(AnalysisError, match="'bn' is empty"):
         validate_trials(df)
+
+
+def test_an_experiment_in_remote_storage_loads_as_the_same_tables(tmp_path):
+    trials = small()
+    folder = write_experiment(tmp_path / "bucket" / "exp", trials,
+                              cv=pd.DataFrame({"config_id": ["a"], "fold": [0], "val_acc": [0.9]}))
+    local, remote = load_experiment(folder), load_experiment(f"file://{folder}")  # file:// as s3:// would be
+    assert remote.source == f"file://{folder}" and remote.epochs is None
+    pd.testing.assert_frame_equal(remote.trials, local.trials)
+    pd.testing.assert_frame_equal(remote.cv, local.cv)
+    with pytest.raises(AnalysisError, match="has no trials.csv"):
+        load_experiment(f"file://{tmp_path}/bucket")

@@ -129,16 +129,16 @@ def test_claims_keep_their_false_positive_rate_when_nothing_was_planted():
 
     claims = (dropout_before_bn_shifts_variance, variance_shift_explains_loss, dropout_after_last_bn_no_shift,
               bn_reestimation_recovers, uout_removes_shift, bn_lowers_wrong_confidence)
-    runs = 40
+    runs = 30
     supported = dict.fromkeys((claim.__name__ for claim in claims), 0)
     for i in range(runs):
         design = replicate_design(*simulate(100 + i, shift=null_shift, slope=0.0, gain=0.0, bn_confidence=0.0,
                                             diverged=False))
         for claim in claims:
             supported[claim.__name__] += claim(design).verdict == "supported"
-    # One-sided 95% intervals: 2.5% expected (less for the equivalence at the margin's edge); 5 of 40 or
-    # more happens with probability under 0.4% at that rate.
-    assert max(supported.values()) <= 4, supported
+    # One-sided 95% intervals: 2.5% expected (less for the equivalence at the margin's edge); 4 of 30 or
+    # more happens with probability under 1% at that rate (fixed seeds: the same draws every run).
+    assert max(supported.values()) <= 3, supported
 
 
 def test_an_experiment_from_before_the_measurements_analyses_and_says_what_it_skipped():
