@@ -239,14 +239,14 @@ def test_fragile_best_placement_first_by_replicates_last_by_search_means(fragile
 
 # --------------------------------------------------------------------------- 2. false positives
 
-NULL_SEEDS = 80
-# If a test is calibrated (P(p < 0.05) = 0.05), P(more than 8 of 80 significant) is about 0.02.
-MAX_NULL_REJECTIONS = 8
+NULL_SEEDS = 60
+# If a test is calibrated (P(p < 0.05) = 0.05), P(more than 7 of 60 significant) is about 0.01.
+MAX_NULL_REJECTIONS = 7
 
 
 @pytest.fixture(scope="module")
 def null_p_values():
-    """p-values of every test on 80 null studies: equal tuned peaks, unequal seed noise, ASHA, divergence."""
+    """p-values of every test on 60 null studies: equal tuned peaks, unequal seed noise, ASHA, divergence."""
     truth = null_truth(noise_by_cell=unequal_noise)
     out = {"omnibus": [], "bn": [], "dropout": [], "interaction": []}
     for seed in range(NULL_SEEDS):
@@ -275,10 +275,10 @@ def test_null_studies_reject_at_the_nominal_rate(null_p_values, test):
     assert np.isfinite(p).all(), f"{test}: missing p-values"
     rejections = int((p < 0.05).sum())
     assert rejections <= MAX_NULL_REJECTIONS, f"{test}: {rejections} of {NULL_SEEDS} null studies significant"
-    # Not degenerate: roughly uniform (the mean of 80 uniform p-values is 0.5 +- 0.03),
+    # Not degenerate: roughly uniform (the mean of 60 uniform p-values is 0.5 +- 0.04),
     # spread over [0, 1], not stuck at 1.
     assert 0.3 < p.mean() < 0.7, f"{test}: mean p {p.mean():.3f}"
-    assert (p < 0.5).sum() >= 20 and (p >= 0.999).sum() < 10
+    assert (p < 0.5).sum() >= 15 and (p >= 0.999).sum() < 8
 
 
 # --------------------------------------------------------------------------- 3. power
