@@ -6,8 +6,9 @@ inverted Dropout with keep rate q on unit-variance input, 1/q in training and 1 
 test. BN's running variance is learnt in training, so at inference it is wrong by
 that factor. Per BN layer and channel the shift is ``max(running_var / real_var,
 real_var / running_var)``, where ``real_var`` is the variance of the layer's input
-with the whole network in eval mode on training images; a layer's shift is the mean
-over its channels. 1 means no shift.
+with the whole network in eval mode on training images, each with BN's eps added (BN
+divides by ``sqrt(var + eps)``, and a dead channel, no variance either way, is then
+unshifted rather than 0/0); a layer's shift is the mean over its channels. 1 means no shift.
 
 `reestimate_bn` is the fix that needs no retraining: recompute every BN layer's
 running statistics on training images with Dropout off (eval-mode Dropout,
