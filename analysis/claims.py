@@ -116,7 +116,7 @@ def _bn_cells(design: Design, column: str, cid: str) -> tuple[pd.DataFrame | Non
     trials = mechanism.with_gain(design.trials)
     if not mechanism.measured(trials, column):
         return None, _inconclusive(cid, f"the replicates have no {column} (an experiment from before it was measured, or no BN)")
-    cells = cell_table(trials[trials[column].notna()], column)
+    cells = cell_table(trials, column)  # over the runs that measured it
     return cells[(cells["df"] >= 1) & (cells["bn"] != "none")].reset_index(drop=True), None
 
 

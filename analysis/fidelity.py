@@ -36,8 +36,7 @@ METHOD = (
 )
 
 
-def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None,
-                  reduction_factor: float | None = None) -> tuple[AshaFidelity, str]:
+def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None) -> tuple[AshaFidelity, str]:
     """Agreement of each rung's scores with the final ones (see the module docstring), and the warning
     to give when the first rung agrees weakly ("" otherwise)."""
     def nothing(reason: str) -> tuple[AshaFidelity, str]:
@@ -53,7 +52,7 @@ def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None,
     if len(full) < 3:
         return nothing("fewer than 3 trials trained the full budget")
     at = epochs.pivot_table(index="trial_id", columns="epoch", values="val_acc", aggfunc="last")
-    rf = reduction_factor or reduction_factor_of(rungs)
+    rf = reduction_factor_of(rungs)
     out = []
     for rung in rungs:
         if rung not in at.columns:

@@ -78,9 +78,9 @@ def summarise_mechanism(design: Design, source: str) -> Mechanism:
         return Mechanism([], None, {}, [f"the mechanism: skipped ({SEARCH_ONLY})"], METHOD)
     trials = with_gain(design.trials)
     skipped = missing_measures(trials)
-    tables = {c: _cells(trials, c) for c in (SHIFT, GAIN, *CALIBRATION) if measured(trials, c)}
+    tables = {c: cell_table(trials, c) for c in (SHIFT, GAIN, *CALIBRATION) if measured(trials, c)}
     by_cell = {c: {r["cell"]: r for r in table.to_dict("records")} for c, table in tables.items()}
-    scores = _cells(trials, "score").to_dict("records")
+    scores = cell_table(trials, "score").to_dict("records")
     references = reference_cells(scores, design.cell_factors)
     score_of = {r["cell"]: r for r in scores}
     cells = []
@@ -175,11 +175,6 @@ def calibration_by_bn(trials: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> 
         if entry:
             out[value_label(bn)] = entry
     return out
-
-
-def _cells(trials: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per cell, the mean of `column` over the runs that have it (with se2 and df for intervals)."""
-    return cell_table(trials[trials[column].notna()], column).reset_index(drop=True)
 
 
 def _estimate(row: dict | None) -> Estimate | None:
