@@ -22,6 +22,7 @@ import pandas as pd
 
 from study.runtime.interruption import Interrupted, stop_on_sigterm
 from study.runtime.lock import experiment_lock
+from study.runtime.tracking import TRACKERS, TRACKING_HELP
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import is_uri
@@ -87,6 +88,7 @@ def _add_run(commands) -> None:
                      help="stop after the search (its report is preliminary: ranked by best trial, nothing tested)")
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
     run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    _add_tracking(run)
 
 
 def _add_cv(commands) -> None:
@@ -134,6 +136,12 @@ def _add_retraining_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--data-dir", help="directory with the FashionMNIST IDX files (default: the study's)")
     command.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
     command.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    _add_tracking(command)
+
+
+def _add_tracking(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--tracking", action="append", default=[], choices=list(TRACKERS), metavar="TOOL",
+                         help=f"{{{','.join(TRACKERS)}}}: {TRACKING_HELP}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -145,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, storage=args.storage,
         name=args.name, address=args.address, data_dir=args.data_dir, seed=args.seed,
-        confirm_seeds=args.confirm_seeds, sampler=args.sampler,
+        confirm_seeds=args.confirm_seeds, sampler=args.sampler, tracking=tuple(args.tracking),
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
     from study.tuning.run import run_study
 
@@ -160,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             print_cv(run_cv(CVOptions(
                 experiment=experiment, seeds=plan.budget.confirm_seeds, max_concurrent=args.max_concurrent,
                 address=args.address, data_dir=plan.param_space["data_dir"], verbose=args.verbose,
+                tracking=tuple(args.tracking),
             )))
     _analyze_after(experiment, args.no_analyze)
 
@@ -170,6 +179,7 @@ def _retraining_options(args: argparse.Namespace) -> dict:
         experiment=args.path, train_size=args.train_size, max_epochs=args.max_epochs,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, address=args.address, data_dir=args.data_dir, verbose=args.verbose,
+        tracking=tuple(args.tracking),
     )
 
 

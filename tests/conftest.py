@@ -59,8 +59,8 @@ def smoke_data_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory, ray_session, smoke_data_dirs):
-    """One `study run --budget smoke` (8 trials, 2 cells, with the analysis) that the
-    end-to-end tests share: Ray's start-up and the workers' imports are the cost, once.
+    """One `study run --budget smoke` (8 trials, 2 cells, with the analysis, logged to TensorBoard) that
+    the end-to-end tests share: Ray's start-up and the workers' imports are the cost, once.
 
     It reads the data directory whose test files are garbage: had anything (driver or
     Ray worker) read the test set, its trials would have failed.
@@ -72,6 +72,24 @@ def smoke_study(tmp_path_factory, ray_session, smoke_data_dirs):
     space = root / "two_cells.yaml"
     space.write_text(TWO_CELL_SPACE)
     argv = ["run", "--space", str(space), "--budget", "smoke", "--num-samples", "8", "--data-dir", str(train_only),
-            "--storage", str(root / "experiments"), "--name", "smoke"]
+            "--storage", str(root / "experiments"), "--name", "smoke", "--tracking", "tensorboard"]
     assert main(argv) == 0
     return root / "experiments" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def cv_final_experiment(smoke_study, smoke_data_dirs, tmp_path_factory):
+    """A copy of `smoke_study` without its stage 2, then `study cv --folds 2 --overall 2` (logged to
+    MLflow) and `study final` (logged to W&B offline) on it."""
+    from study.cli import main
+
+    full, _ = smoke_data_dirs
+    copy = tmp_path_factory.mktemp("cv_folds") / "smoke"
+    shutil.copytree(smoke_study, copy, ignore=shutil.ignore_patterns("cv", "cv*.csv", "cv.json", "report"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "offline")
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert main(["cv", str(copy), "--overall", "2", "--folds", "2", "--no-analyze", "--tracking", "mlflow"]) == 0
+        assert main(["final", str(copy), "--seeds", "2", "--data-dir", str(full), "--no-analyze",
+                     "--tracking", "wandb"]) == 0
+    return copy

@@ -110,7 +110,7 @@ def test_setup_installs_project_and_dataset(prepared, commands):
         "pip install" in c
         and "-c" in c.split()
         and "constraints.txt" in c
-        and any(f"-e {p}" in c for p in spellings)
+        and any(f"-e {p}" in c or f'-e "{p}[download]"' in c for p in spellings)  # the extra: torchvision
         for c in prepared[commands]
     ), f"{commands} do not pip install -e {project} with -c constraints.txt"
     assert "ray[default]" in script, "the nodes need ray[default] (dashboard, jobs, autoscaler)"

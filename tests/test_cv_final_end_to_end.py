@@ -9,7 +9,6 @@ test set; on the real test files it trains and tests every seed.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -23,15 +22,10 @@ CV_METRICS = ("train_loss", "train_acc", "train_eval_loss", "val_loss", "val_acc
 
 
 @pytest.fixture(scope="module")
-def experiment(smoke_study, smoke_data_dirs, tmp_path_factory):
-    """A copy of conftest's `smoke_study` (8 trials, 2 cells) without its stage 2, then
-    `study cv --folds 2 --overall 2` and `study final` on it."""
-    full, _ = smoke_data_dirs
-    copy = tmp_path_factory.mktemp("cv_folds") / "smoke"
-    shutil.copytree(smoke_study, copy, ignore=shutil.ignore_patterns("cv", "cv*.csv", "cv.json", "report"))
-    assert main(["cv", str(copy), "--overall", "2", "--folds", "2", "--no-analyze"]) == 0
-    assert main(["final", str(copy), "--seeds", "2", "--data-dir", str(full), "--no-analyze"]) == 0
-    return copy
+def experiment(cv_final_experiment):
+    """conftest's `smoke_study` (8 trials, 2 cells) without its stage 2, then `study cv --folds 2
+    --overall 2` and `study final` on it."""
+    return cv_final_experiment
 
 
 def test_search_and_cv_ran_without_ever_reading_the_test_set(experiment):

@@ -108,11 +108,13 @@ def _not_found(looked: list[str]) -> DatasetNotFoundError:
         f"(1) pass --data-dir DIR naming a directory that holds them; "
         f"(2) install the Debian package: `sudo apt-get install {DEBIAN_PACKAGE}` "
         f"(it installs to {DEBIAN_DATA_DIR}); "
-        f"(3) run once on a machine with internet access so torchvision downloads it into "
+        f"(3) run once on a machine with internet access and torchvision installed "
+        f"(pip install '{DOWNLOAD_EXTRA}'), which downloads it into "
         f"{cache_dir()} (set {CACHE_ENV} to choose another cache directory)."
     )
 
 
+DOWNLOAD_EXTRA = "bn-dropout-study[download]"  # pyproject.toml: torchvision, for this download only
 # Where torchvision downloads FashionMNIST from (torchvision.datasets.FashionMNIST.mirrors).
 FASHION_MNIST_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
@@ -134,7 +136,10 @@ def download_with_torchvision(cache: Path) -> None:
     processes starting at once never see (or leave) a half-written copy.
     """
     _check_reachable(FASHION_MNIST_MIRROR)  # offline: fail in a second, not after importing torchvision
-    from torchvision.datasets import FashionMNIST  # import here: only this path needs it
+    try:
+        from torchvision.datasets import FashionMNIST  # import here: only this path needs it
+    except ImportError as e:
+        raise ImportError(f"torchvision is not installed (an optional extra: pip install '{DOWNLOAD_EXTRA}')") from e
 
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="download-", dir=cache))

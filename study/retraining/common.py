@@ -30,10 +30,11 @@ from study.vocabulary import tables
 from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, jsonable
 from study.runtime import interruption
 from study.runtime.progress import StageProgress
-from study.tuning.ray_private import MovableFIFOScheduler, show_progress
+from study.tuning.ray_private import MovableFIFOScheduler, set_callbacks
 from study.runtime.results import one_line, read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
+from study.runtime.tracking import tracker_callbacks
 
 # Settings that `TrialConfig.from_flat` accepts as floats with integer values.
 INTEGER_SETTINGS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "split_seed", "n_folds")
@@ -52,6 +53,7 @@ class RetrainingOptions:
     address: str | None = None
     data_dir: str | None = None
     verbose: bool = False  # Tune's own console output instead of the one-line progress display
+    tracking: tuple[str, ...] = ()  # `study.runtime.tracking.TRACKERS` that log every training
 
 
 class RetrainError(UserError):
@@ -187,10 +189,12 @@ class Resources:
 
 
 def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, trainable: Callable,
-                  param_space: dict, resources: Resources, command: str, display: StageProgress | None):
+                  param_space: dict, resources: Resources, command: str, display: StageProgress | None,
+                  tracking: tuple[str, ...] = ()):
     """Run (or resume) `experiment/folder`: every configuration of `param_space` to the end; then fit.
 
-    The console shows `display` (`study.runtime.progress`), or Tune's own output when it is None.
+    The console shows `display` (`study.runtime.progress`), or Tune's own output when it is None;
+    `tracking` names the trackers that log every training (`study.runtime.tracking`).
 
     No searcher and no scheduler: stage 2 and final evaluation train everything to
     the full budget. `plan` is what must match for a resume (it is stored in
@@ -214,7 +218,7 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
         error=RetrainError,
     )
-    show_progress(tuner, display)
+    set_callbacks(tuner, display, tracker_callbacks(tracking, experiment, command))
     return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
 
 

@@ -60,6 +60,7 @@ from study.retraining.common import (
 from study.retraining.selection import pick_configs
 from study.runtime.trainable import replicate_key, train_cv_trial
 from study.runtime.progress import StageProgress
+from study.runtime.tracking import check_trackers
 from study.runtime.ray_session import connect
 
 FOLDER = "cv"
@@ -152,6 +153,7 @@ def _replicates(options: CVOptions, experiment: Experiment) -> tuple[str, int]:
 
 def plan_cv(options: CVOptions) -> CVPlan:
     """Validate the options, pick the configurations and check the data, before Ray starts."""
+    check_trackers(options.tracking)
     experiment = open_experiment(options.experiment)
     kind, n = _replicates(options, experiment)
     picked = pick_configs(experiment.trials, top_k=options.top_k, overall=options.overall)
@@ -247,7 +249,7 @@ def run_cv(options: CVOptions) -> CVOutcome:
     display = None if options.verbose else StageProgress(
         "stage 2", len(plan.configs) * plan.n_replicates, int(next(iter(plan.configs.values()))["max_epochs"]))
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv",
-                            display)
+                            display, options.tracking)
     cv = cv_table(results, plan)
     summary = summarise_cv(cv, plan.kind)
     tests = paired_tests(cv, plan.kind)

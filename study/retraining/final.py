@@ -42,6 +42,7 @@ from study.retraining.common import (
 from study.retraining.selection import find_trial
 from study.runtime.trainable import train_final_trial
 from study.runtime.progress import StageProgress
+from study.runtime.tracking import check_trackers
 from study.runtime.ray_session import connect
 
 FOLDER = "final"
@@ -98,6 +99,7 @@ def plan_final(options: FinalOptions) -> FinalPlan:
     """Choose the configuration and check the data (the test files included) before Ray starts."""
     if isinstance(options.seeds, bool) or not isinstance(options.seeds, int) or options.seeds < 1:
         raise RetrainError(f"--seeds must be a whole number of at least 1, got {options.seeds!r}")
+    check_trackers(options.tracking)
     experiment = open_experiment(options.experiment)
     config_id, chosen_by = choose_config(experiment, options.config_id)
     row = find_trial(experiment.trials, config_id)
@@ -164,7 +166,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     # The test accuracy is no score to rank seeds by: no "best so far".
     display = None if options.verbose else StageProgress("final", len(plan.seeds), int(plan.config["max_epochs"]), None)
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources,
-                            "final", display)
+                            "final", display, options.tracking)
     final = final_table(results, plan)
     write_csv(uri, tables.FINAL, final)
     acc = final["test_acc"].dropna()

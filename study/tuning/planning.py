@@ -19,6 +19,7 @@ from study.vocabulary.config import ModelConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import JOURNALS_DIR, is_uri
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
+from study.runtime.tracking import check_trackers
 
 METRIC, MODE = "val_acc", "max"
 
@@ -102,6 +103,7 @@ class StudyOptions:
     train_size: int | None = None
     confirm_seeds: int | None = None  # stage 2: seeds per selected configuration (default: the budget's)
     sampler: str | None = None  # one of SAMPLERS; None: default_sampler(samples_per_cell)
+    tracking: tuple[str, ...] = ()  # `study.runtime.tracking.TRACKERS` that log every trial (not part of a resume's check)
 
     def experiment_name(self) -> str:
         return self.name or f"{Path(self.space).stem}-{self.budget}"
@@ -210,6 +212,7 @@ def check_options(options: StudyOptions) -> None:
         raise StudyError(
             f"--reduction-factor must be above 1 (ASHA keeps the best 1/F at each rung), got {options.reduction_factor!r}"
         )
+    check_trackers(options.tracking)
     if options.sampler is not None:
         check_sampler(options.sampler)
     if options.name is not None and (options.name in ("", ".", "..") or NOT_IN_A_NAME.search(options.name)):

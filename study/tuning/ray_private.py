@@ -17,8 +17,8 @@ The searcher and scheduler come back from ``tuner.pkl`` too, with the journal fo
 of the first run; `tune_config_of` reaches them (`Tuner._local_tuner._tune_config`)
 so `study.tuning.run` can point them at the experiment's current place.
 
-`show_progress` sets the console output of a fit, restored Tuners' included
-(`Tuner._local_tuner.get_run_config()`).
+`set_callbacks` sets the console output and the trackers of a fit, restored Tuners'
+included (`Tuner._local_tuner.get_run_config()`).
 
 `tests/study/tuning/test_private_apis.py` pins what these helpers rely on (and
 tests/test_resume.py the move), and pyproject.toml bounds Ray to the versions tested.
@@ -32,6 +32,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.runtime.progress import StageProgress, tune_console_output
+from study.runtime.tracking import is_tracker
 
 
 def rungs(asha: ASHAScheduler) -> list[tuple[float, dict]]:
@@ -84,16 +85,17 @@ def tune_config_of(tuner) -> "tune.TuneConfig":
     return tuner._local_tuner._tune_config
 
 
-def show_progress(tuner: tune.Tuner, display: tune.Callback | None) -> None:
-    """The console output of `tuner`'s fit: `display` alone (Tune's own output off: verbose 0), or Tune's
-    own (verbose 1) when it is None.
+def set_callbacks(tuner: tune.Tuner, display: tune.Callback | None, trackers: list | None = None) -> None:
+    """The console output and the trackers of `tuner`'s fit: `display` alone (Tune's own output off:
+    verbose 0), or Tune's own (verbose 1) when it is None; `trackers` (`study.runtime.tracking`) log it.
 
     A restored Tuner brings back the run config pickled with it, callbacks and verbosity
     included (`Tuner._local_tuner.get_run_config()`: no public API changes them), so this
-    runs for new and restored Tuners alike and replaces a display a first run pickled.
+    runs for new and restored Tuners alike and replaces the display and trackers a first run pickled.
     """
     config = tuner._local_tuner.get_run_config()
-    kept = [callback for callback in (config.callbacks or []) if not isinstance(callback, StageProgress)]
-    config.callbacks = kept + ([display] if display is not None else [])
+    kept = [callback for callback in (config.callbacks or [])
+            if not isinstance(callback, StageProgress) and not is_tracker(callback)]
+    config.callbacks = kept + list(trackers or []) + ([display] if display is not None else [])
     config.verbose = 0 if display is not None else 1
     tune_console_output(on=display is None)

@@ -28,6 +28,7 @@ from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.runtime.results import read_text, tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
+from study.runtime.tracking import tracker_callbacks
 from study.runtime.resume import restore_or_build
 from study.vocabulary import tables
 from study.vocabulary.tables import jsonable
@@ -131,7 +132,8 @@ def run_study(plan: StudyPlan, verbose: bool = False) -> tuple[str, pd.DataFrame
         start_over="start a new study with --name NEW_NAME", error=StudyError,
     )
     follow_moves(tuner, plan)
-    ray_private.show_progress(tuner, None if verbose else StageProgress("search", plan.num_samples, plan.budget.max_epochs))
+    display = None if verbose else StageProgress("search", plan.num_samples, plan.budget.max_epochs)
+    ray_private.set_callbacks(tuner, display, tracker_callbacks(options.tracking, uri, "search"))
     results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
     trials, epochs = tables_from_results(results, plan.space.factors)
     refuse_fewer_rows(uri, len(trials))

@@ -179,6 +179,18 @@ def test_download_with_torchvision_renames_into_place(tmp_path, monkeypatch):
     assert sorted(p.name for p in cache.iterdir()) == ["FashionMNIST"]  # no temporary directory left
 
 
+def test_without_torchvision_the_error_names_the_extra_that_installs_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)  # importing it raises ImportError
+    monkeypatch.setattr(datasets, "download_with_torchvision", REAL_DOWNLOAD)  # undo the offline stub
+    monkeypatch.setattr(datasets, "_check_reachable", lambda url: None)  # as if online
+    with pytest.raises(DatasetNotFoundError) as error:
+        find_data_dir()
+    message = " ".join(str(error.value).split())
+    assert "torchvision is not installed" in message and "pip install 'bn-dropout-study[download]'" in message
+
+
 def test_an_unreachable_mirror_fails_in_seconds_before_torchvision_is_imported():
     with pytest.raises(OSError, match=r"cannot reach 127.0.0.1:1 .*offline\?"):
         datasets._check_reachable("http://127.0.0.1:1/")
