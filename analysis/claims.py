@@ -36,7 +36,7 @@ import pandas as pd
 from analysis import mechanism, stats
 from analysis.design import Design, cell_table, ordered_values
 from analysis.effects import NESTED, contrast, group_weights
-from analysis.results import BestCellEvidence, Claim, GroupEvidence
+from analysis.results import BestCellEvidence, Claim, GroupEvidence, Mechanism
 from study.vocabulary.factors import CONV_DROPOUT
 from analysis.text import SEARCH_ONLY, is_accuracy
 from analysis.ranking import SEARCH, Ranking
@@ -92,8 +92,9 @@ BEST_METHOD = (
 )
 
 
-def check_claims(design: Design, ranking: Ranking) -> list[Claim]:
-    """Every claim's verdict; all `inconclusive` when the ranking comes from the search alone."""
+def check_claims(design: Design, ranking: Ranking, mechanism_summary: Mechanism) -> list[Claim]:
+    """Every claim's verdict; all `inconclusive` when the ranking comes from the search alone.
+    `mechanism_summary` is `analysis.mechanism.summarise_mechanism` of the same design."""
     if ranking.source == SEARCH:
         return [_inconclusive(cid, SEARCH_ONLY) for cid in CLAIM_TEXT]
     return [
@@ -103,7 +104,7 @@ def check_claims(design: Design, ranking: Ranking) -> list[Claim]:
         all_three_generalize_best(design),
         large_model_all_three_best(design, ranking),
         dropout_before_bn_shifts_variance(design),
-        variance_shift_explains_loss(design),
+        variance_shift_explains_loss(design, mechanism_summary),
         dropout_after_last_bn_no_shift(design),
         bn_reestimation_recovers(design),
         uout_removes_shift(design),
@@ -135,11 +136,11 @@ def dropout_before_bn_shifts_variance(design: Design) -> Claim:
                         dropout_kind="bernoulli")
 
 
-def variance_shift_explains_loss(design: Design) -> Claim:
+def variance_shift_explains_loss(design: Design, mechanism_summary: Mechanism) -> Claim:
     cid = "variance_shift_explains_loss"
     if not mechanism.measured(design.trials, mechanism.SHIFT):
         return _inconclusive(cid, "the replicates have no var_shift_max (an experiment from before it was measured, or no BN)")
-    line = mechanism.shift_line(mechanism.summarise_mechanism(design, "replicates").cells)
+    line = mechanism.shift_line(mechanism_summary.cells)
     if line is None:
         return _inconclusive(cid, "fewer than 3 configurations with BN and Dropout have a cell without Dropout to compare with")
     verdict, _ = _verdict(-line.slope, *sorted((-line.ci_low, -line.ci_high)), None, False)

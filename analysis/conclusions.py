@@ -174,9 +174,9 @@ def run_analysis(
         rate_source = SEARCH
     rates_from = design if rate_source == REPLICATES else search
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
-    claims = check_claims(design, ranking)
     mechanism = summarise_mechanism(design, ranking.source)
-    fidelity, fidelity_warning = asha_fidelity(tables.trials, tables.epochs)
+    claims = check_claims(design, ranking, mechanism)
+    fidelity, fidelity_warning = asha_fidelity(tables.trials, tables.epochs, tables.reduction_factor)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
         importance_result, importance_reason = hyperparameter_importance(search)

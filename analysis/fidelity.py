@@ -15,7 +15,8 @@ trials of a cell that trained the full budget, this module measures it at every 
 
 The rungs are the epochs at which pruned trials stopped (where ASHA stops them), so a
 table from any scheduler with rungs analyses the same way; without pruned trials, or
-without epochs.csv, there is nothing to measure and the result says why.
+without epochs.csv, there is nothing to measure and the result says why. The reduction
+factor is the one study.json records, or else inferred from the rungs' spacing.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ METHOD = (
 )
 
 
-def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None) -> tuple[AshaFidelity, str]:
+def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None,
+                  reduction_factor: float | None = None) -> tuple[AshaFidelity, str]:
     """Agreement of each rung's scores with the final ones (see the module docstring), and the warning
-    to give when the first rung agrees weakly ("" otherwise)."""
+    to give when the first rung agrees weakly ("" otherwise). `reduction_factor`: ASHA's, as study.json
+    records it; None infers it from the rungs' spacing."""
     def nothing(reason: str) -> tuple[AshaFidelity, str]:
         return AshaFidelity([], reason, METHOD), ""
 
@@ -52,7 +55,7 @@ def asha_fidelity(trials: pd.DataFrame, epochs: pd.DataFrame | None) -> tuple[As
     if len(full) < 3:
         return nothing("fewer than 3 trials trained the full budget")
     at = epochs.pivot_table(index="trial_id", columns="epoch", values="val_acc", aggfunc="last")
-    rf = reduction_factor_of(rungs)
+    rf = reduction_factor or reduction_factor_of(rungs)
     out = []
     for rung in rungs:
         if rung not in at.columns:

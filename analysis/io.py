@@ -63,6 +63,8 @@ class Tables:
     final: pd.DataFrame | None = None
     # Nuisance search ranges from study.json: name -> (low, high, log). None when unknown.
     search_ranges: dict | None = None
+    # ASHA's reduction factor from study.json. None when unknown (the fidelity check infers it).
+    reduction_factor: float | None = None
     source: str = ""
 
 
@@ -98,6 +100,7 @@ def load_experiment(path: str | Path) -> Tables:
         cv_summary=validate_cv_summary(optional["cv_summary"]) if "cv_summary" in optional else None,
         final=validate_final(optional["final"]) if "final" in optional else None,
         search_ranges=read_search_ranges(folder / FILES["study"]),
+        reduction_factor=read_reduction_factor(folder / FILES["study"]),
         source=str(path),
     )
 
@@ -133,15 +136,24 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 def read_search_ranges(path: Path) -> dict | None:
     """Nuisance ranges recorded in study.json (``space.nuisance``), if any."""
+    def ranges(record: dict) -> dict:
+        return {name: (float(r["low"]), float(r["high"]), bool(r.get("log", False)))
+                for name, r in record["space"]["nuisance"].items()}
+
+    return _from_study_record(path, ranges)
+
+
+def read_reduction_factor(path: Path) -> float | None:
+    """ASHA's reduction factor recorded in study.json (``plan.scheduler.reduction_factor``), if any."""
+    return _from_study_record(path, lambda record: float(record["plan"]["scheduler"]["reduction_factor"]))
+
+
+def _from_study_record(path: Path, read):
+    """`read(study.json's record)`, or None when the file is absent or lacks what `read` looks for."""
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text())
-        nuisance = record["space"]["nuisance"]
-        return {
-            name: (float(r["low"]), float(r["high"]), bool(r.get("log", False)))
-            for name, r in nuisance.items()
-        }
+        return read(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

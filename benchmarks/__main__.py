@@ -134,10 +134,18 @@ def overhead_section(result: study_overhead.OverheadResult) -> str:
           seconds(result.per_trial_s, 2), seconds(result.once_s, 1), f"{result.ray_init_s:.1f}",
           f"{result.worker_peak_rss_mb:.0f}"]],
     )
+    display, tune_output = result.display_overhead_s, result.tune_output_overhead_s
+    console = markdown_table(
+        ["console", f"overhead s of a {result.trials}-trial study", "ratio"],
+        [["one-line display (the default)", seconds(display, 1), f"{display.median / tune_output.median:.2f}x"],
+         ["Ray Tune's own output (--verbose)", seconds(tune_output, 1), "1.00x"]],
+    )
     return ("Embedded Ray, smoke budget, one trial at a time on every core. Overhead is wall time minus the "
             f"trials' training time; per trial and once per study from a {result.trials}-trial and a "
             f"{larger}-trial study in each repeat (the wall and training columns are the "
-            f"{result.trials}-trial study's).\n\n" + table)
+            f"{result.trials}-trial study's).\n\n" + table +
+            f"\n\nThe console's cost: a third {result.trials}-trial study per repeat shows Ray Tune's own output "
+            "instead of the display, the two in alternating order.\n\n" + console)
 
 
 def mechanism_section(rows: list[mechanism_overhead.OverheadRow]) -> str:

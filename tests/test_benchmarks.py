@@ -108,6 +108,8 @@ def test_study_overhead_splits_into_per_trial_and_once():
 
 def test_overhead_section_names_both_study_sizes():
     seconds = Measured.of([1.0, 2.0])
-    result = study_overhead.OverheadResult(12, 5.0, seconds, seconds, seconds, seconds, 900.0)
+    result = study_overhead.OverheadResult(12, 5.0, seconds, seconds, seconds, seconds, 900.0, seconds,
+                                           Measured.of([2.0, 4.0]))
     text = overhead_section(result)
     assert "12-trial and a 36-trial study" in text and "overhead s once per study" in text
+    assert "| one-line display (the default) | 1.5 (1.0-2.0, n=2) | 0.50x |" in text

@@ -130,8 +130,9 @@ class StageProgress(tune.Callback):
             self.stream.write("\n")
             self.stream.flush()
 
-    def status(self, trials, now: float | None = None) -> tuple[int, str]:
-        """(trials finished, the line the display shows) for these trials."""
+    def status(self, trials, now: float | None = None, width: int | None = None) -> tuple[int, str]:
+        """(trials finished, the line the display shows) for these trials; within `width` columns when given,
+        the bar and the zero counts go first, so the counts, the best and the time left stay on screen."""
         counts = {name: 0 for name in ("running", "completed", "pruned", "diverged", "failed", "pending")}
         for trial in trials:
             counts[outcome(trial, self.max_epochs)] += 1
@@ -141,14 +142,22 @@ class StageProgress(tune.Callback):
         elapsed = (now if now is not None else time.monotonic()) - self._started
         planned = max(self.planned, len(trials))
         filled = round(BAR_WIDTH * done / planned) if planned else BAR_WIDTH
-        parts = [f"{self.stage:<8} {done:>{len(str(planned))}}/{planned} {'━' * filled}{'─' * (BAR_WIDTH - filled)}",
-                 f"running {counts['running']} · pruned {counts['pruned']} · diverged {counts['diverged']} · "
-                 f"failed {counts['failed']}"]
+        head = f"{self.stage:<8} {done:>{len(str(planned))}}/{planned}"
+        bar = f" {'━' * filled}{'─' * (BAR_WIDTH - filled)}"
+        shown = ("running", "pruned", "diverged", "failed")
         best = self._best(trials)
-        if best is not None:
-            parts.append(f"best {self.metric} {best[0]:.4f} ({best[1]})")
-        parts.append(duration(elapsed) + self._remaining(done, planned, elapsed))
-        return done, " · ".join(parts)
+        tail = ([f"best {self.metric} {best[0]:.4f} ({best[1]})"] if best is not None else []) + [
+            duration(elapsed) + self._remaining(done, planned, elapsed)]
+
+        def line(with_bar: bool, zero_counts: bool) -> str:
+            counts_part = " · ".join(f"{name} {counts[name]}" for name in shown if zero_counts or counts[name])
+            return " · ".join([head + (bar if with_bar else ""), *([counts_part] if counts_part else []), *tail])
+
+        for with_bar, zero_counts in ((True, True), (False, True), (False, False)):
+            text = line(with_bar, zero_counts)
+            if width is None or len(text) < width:
+                break
+        return done, text
 
     def _remaining(self, done: int, planned: int, elapsed: float) -> str:
         finished_here = done - (self._done_at_start or 0)
@@ -178,9 +187,9 @@ class StageProgress(tune.Callback):
         if not force and now - self._last_look < REDRAW_S:
             return
         self._last_look = now
-        done, line = self.status(trials, now)
-        if self._terminal():
-            width = shutil.get_terminal_size((120, 20)).columns
+        width = shutil.get_terminal_size((120, 20)).columns if self._terminal() else None
+        done, line = self.status(trials, now, width)
+        if width is not None:
             self.stream.write("\r" + line[: width - 1].ljust(min(len(self._line), width - 1)))
         else:
             step = done * PLAIN_STEPS // max(self.planned, 1)

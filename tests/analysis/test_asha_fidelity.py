@@ -83,3 +83,19 @@ def test_pairs_within_groups_and_the_reduction_factor_from_the_rungs():
     assert stratified_tau([(np.array([1, 2, 3]), np.array([1, 2, 3])), (np.array([1, 2]), np.array([2, 1]))]) == 0.5
     assert math.isnan(stratified_tau([(np.array([1.0]), np.array([2.0]))]))
     assert reduction_factor_of([2, 4, 8]) == pytest.approx(2) and reduction_factor_of([3, 9]) == pytest.approx(3)
+
+
+def test_the_recorded_reduction_factor_sets_the_cutoff_and_is_read_from_study_json(tmp_path):
+    from analysis.io import load_experiment
+
+    trials, epochs = simulate(0.0, seed=2)
+    # One rung: the factor cannot be inferred (2 is assumed). A larger recorded one keeps fewer trials,
+    # so more cells' best trials fall below the cutoff: with rf 2 a coin toss, with rf 10 the top tenth.
+    assumed = asha_fidelity(trials, epochs)[0].rungs[0]
+    strict = asha_fidelity(trials, epochs, reduction_factor=10)[0].rungs[0]
+    assert strict.best_stopped > assumed.best_stopped and strict.best_stopped >= 6  # expected 7.2 of 8
+    trials.assign(bn="none", dropout="none").to_csv(tmp_path / "trials.csv", index=False)
+    (tmp_path / "study.json").write_text('{"plan": {"scheduler": {"reduction_factor": 3}}}')
+    assert load_experiment(tmp_path).reduction_factor == 3.0
+    (tmp_path / "study.json").write_text('{"plan": {}}')
+    assert load_experiment(tmp_path).reduction_factor is None

@@ -98,3 +98,15 @@ def test_it_pickles_with_the_experiment_without_its_stream():
 
 def test_durations_read_at_a_glance():
     assert [duration(s) for s in (4.6, 187, 7500)] == ["5s", "3m07s", "2h05m"]
+
+
+def test_on_a_narrow_terminal_the_bar_and_zero_counts_go_before_the_time_left():
+    display = StageProgress("search", planned=10, max_epochs=MAX_EPOCHS, stream=io.StringIO())
+    display.status([], now=display._started)
+    trials = [trial("TERMINATED", best=0.80), trial("RUNNING", epoch=1), trial("PENDING")]
+    wide = display.status(trials, now=display._started + 10)[1]
+    assert "━" in wide and "diverged 0" in wide
+    narrow = display.status(trials, now=display._started + 10, width=len(wide) - 10)[1]
+    assert "━" not in narrow and "─" not in narrow and "diverged 0" in narrow
+    narrowest = display.status(trials, now=display._started + 10, width=80)[1]
+    assert narrowest == "search    1/10 · running 1 · best val_acc 0.8000 (bn=none) · 10s, ~1m30s left"
