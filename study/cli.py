@@ -89,6 +89,9 @@ def _add_run(commands) -> None:
     run.add_argument("--no-analyze", action="store_true", help="skip the analysis and report at the end")
     run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     _add_tracking(run)
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan and an estimate of its wall time and CPU- or GPU-hours on this machine "
+                     "(from a few seconds of measurement), then stop: nothing is started or written")
 
 
 def _add_cv(commands) -> None:
@@ -155,6 +158,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         name=args.name, address=args.address, data_dir=args.data_dir, seed=args.seed,
         confirm_seeds=args.confirm_seeds, sampler=args.sampler, tracking=tuple(args.tracking),
     ))  # bad input fails here, before the imports of Ray and PyTorch (seconds) and Ray's start-up
+    if args.dry_run:
+        from study.tuning.cost import dry_run
+
+        print(dry_run(plan))
+        return
     from study.tuning.run import run_study
 
     with experiment_lock(plan.lock_dir(), "study run", create=True, named=plan.experiment_uri):  # a second one stops

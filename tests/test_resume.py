@@ -40,13 +40,13 @@ nuisance:
 fixed: {model: small}
 """
 MAX_EPOCHS = 3  # the smoke budget's
-TRIALS = 16
+TRIALS = 12
 FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
 # The first run must still be running when a snapshot on disk records finished trials.
 # Tune snapshots the experiment every 10 s or more by default, and a smoke trial lasts
 # a fraction of a second on a fast machine and several seconds on a busy one. So the
 # killed run snapshots every half-second and trains one trial at a time: once the
-# first two trials end, 14 more are left to run one after another (several seconds
+# first two trials end, 10 more are left to run one after another (several seconds
 # even on a fast machine), while a busy machine never gets far past the first two.
 SNAPSHOT_PERIOD_S = "0.5"
 KILLED_RUN_CONCURRENCY = "1"

@@ -1,0 +1,182 @@
+"""What a planned study will cost, before it runs: `study run --dry-run`.
+
+The plan gives the work: cells, search trials, stage-2 trainings, epochs, images.
+ASHA makes the search's epochs uncertain: every trial trains to the grace period,
+and at each rung (grace x factor^k epochs) about 1/factor of those that reached it
+go on, but a cell's first trials cannot be stopped (nothing to compare them with),
+so the estimate gives that expectation and the most (every trial to the end).
+
+The rates come from `study.training.rate_probe`, measured here and now for each
+distinct (model, BN or not, augmentation) of the space, with the CPU threads and the
+device a trial gets; the overhead of the study machinery (per trial and once per
+stage) is the study-overhead benchmark's (benchmarks/RESULTS.md, 2-core AMD EPYC).
+Trials run `concurrency` at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from study.tuning.planning import StudyPlan
+from study.vocabulary.config import TrialConfig
+
+# The study machinery's cost, from the study-overhead benchmark (benchmarks/RESULTS.md, CPU, 2-core AMD EPYC):
+OVERHEAD_PER_TRIAL_S = 0.07
+OVERHEAD_PER_STAGE_S = 13.0
+TRAIN_EVAL_IMAGES = 2000  # study.training.loop.TRAIN_EVAL_SIZE: at most this many, with every validation
+
+
+@dataclass(frozen=True)
+class StageWork:
+    """One stage's trainings, in epochs (the expectation and the most) and validations."""
+
+    name: str
+    trainings: int
+    epochs_expected: float
+    epochs_most: int
+    validated_every_epoch: bool  # the search validates each epoch; stage 2 once, after the last
+
+    def validations(self, epochs: float) -> float:
+        return epochs if self.validated_every_epoch else self.trainings
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    cells: int
+    train_images: int  # per epoch
+    val_images: int
+    stages: tuple[StageWork, ...]
+    epoch_s: dict  # probe key -> (seconds of one trial's training epoch, of one validation)
+    concurrency: int
+    wall_s: tuple[float, float]  # expected, most
+    device: str
+    device_per_trial: float  # CPUs or GPUs each trial holds
+    rates_from: str
+
+
+def asha_epochs_per_trial(max_t: int, grace: int, factor: float, early_stopping: bool = True) -> float:
+    """Expected epochs of a trial under ASHA: every trial trains to the first rung (the grace period), and
+    1/factor of those that reach a rung go on to the next (rungs at grace x factor^k epochs, as Tune's)."""
+    if not early_stopping:
+        return float(max_t)
+    stops, milestone = [], float(grace)
+    while milestone < max_t:
+        stops.append(milestone)
+        milestone *= factor
+    expected, share, trained = 0.0, 1.0, 0.0
+    for stop in [*stops, float(max_t)]:
+        expected += share * (stop - trained)
+        trained, share = stop, share / factor
+    return expected
+
+
+def _probe_key(cfg: TrialConfig) -> tuple[str, bool, bool]:
+    return cfg.model.model, cfg.model.bn != "none", cfg.data.augment
+
+
+def cell_configs(plan: StudyPlan) -> list[TrialConfig]:
+    """One training configuration per cell, as its trials would train (nuisance at their defaults)."""
+    fixed = {k: v for k, v in plan.param_space.items() if k != "data_dir"}
+    return [TrialConfig.from_flat({**fixed, **cell.settings}) for cell in plan.space.named_cells()]
+
+
+def estimate(plan: StudyPlan, concurrency: int, device: str, rates) -> CostEstimate:
+    """The work of `plan` and its wall time with `concurrency` trials at once, from `rates`:
+    {probe key: study.training.rate_probe.Rates}, one per distinct (model, BN, augmentation)."""
+    budget = plan.budget
+    configs = cell_configs(plan)
+    settings = plan.scheduler_settings()
+    per_trial = asha_epochs_per_trial(budget.max_epochs, settings["grace_period"], budget.reduction_factor,
+                                      settings["early_stopping"])
+    cells = len(configs)
+    confirmations = cells * budget.confirm_seeds
+    stages = (
+        StageWork("search", plan.num_samples, plan.num_samples * per_trial, plan.num_samples * budget.max_epochs, True),
+        StageWork("stage 2", confirmations, confirmations * budget.max_epochs, confirmations * budget.max_epochs, False),
+    )
+    train_images = budget.train_size or 54_000
+    val_images = budget.val_size
+    evaluated = val_images + min(TRAIN_EVAL_IMAGES, train_images, val_images)  # as study.training.loop does
+    epoch_s = {}
+    for cfg in configs:
+        r = rates[_probe_key(cfg)]
+        epoch_s[_probe_key(cfg)] = (train_images / r.train, evaluated / r.evaluate)
+    # Every cell gets the same number of trials: the mean over cells.
+    train_s = sum(epoch_s[_probe_key(cfg)][0] for cfg in configs) / cells
+    validation_s = sum(epoch_s[_probe_key(cfg)][1] for cfg in configs) / cells
+    walls = []
+    for epochs_of in (lambda s: s.epochs_expected, lambda s: s.epochs_most):
+        seconds = sum((epochs_of(s) * train_s + s.validations(epochs_of(s)) * validation_s) / concurrency
+                      + s.trainings * OVERHEAD_PER_TRIAL_S + OVERHEAD_PER_STAGE_S for s in stages)
+        walls.append(seconds)
+    held = budget.gpus_per_trial if device == "cuda" else budget.cpus_per_trial
+    return CostEstimate(cells, train_images, val_images, stages, epoch_s, concurrency, (walls[0], walls[1]),
+                        device, held, "measured on this machine just now (study.training.rate_probe)")
+
+
+def probe_rates(plan: StudyPlan, on_device) -> dict:
+    """The training and evaluation rates of each distinct (model, BN, augmentation) of the plan's cells,
+    each configuration moved by `on_device` (a TrialConfig -> TrialConfig) to the device to measure."""
+    from study.training.rate_probe import measure_rates  # imports PyTorch: only --dry-run needs it here
+
+    rates = {}
+    for cfg in cell_configs(plan):
+        key = _probe_key(cfg)
+        if key not in rates:
+            rates[key] = measure_rates(on_device(cfg), threads=max(1, int(plan.budget.cpus_per_trial)))
+    return rates
+
+
+def describe(cost: CostEstimate) -> str:
+    """The dry run's printout: the plan, each stage's work, and the estimate with what it rests on."""
+    lines = [f"Plan: {cost.cells} cells; {cost.train_images:,} training and {cost.val_images:,} validation images "
+             f"per epoch; {cost.concurrency} trial{'s' if cost.concurrency > 1 else ''} at once on the {cost.device.upper()}."]
+    for stage in cost.stages:
+        expected = (f"about {stage.epochs_expected:,.0f} epochs with ASHA's early stops, at most "
+                    if stage.epochs_expected < stage.epochs_most else "")
+        lines.append(f"  {stage.name}: {stage.trainings} trainings, {expected}{stage.epochs_most:,} epochs "
+                     f"({stage.epochs_most * cost.train_images:,} training images at most)")
+    lines.append("One trial's seconds per training epoch, and per validation (with the train-eval pass):")
+    for (model, bn, augment), (train_s, validation_s) in sorted(cost.epoch_s.items()):
+        lines.append(f"  {model}, {'BN' if bn else 'no BN'}{', augmented' if augment else ''}: "
+                     f"{train_s:.2f} s, {validation_s:.2f} s")
+    expected, most = cost.wall_s
+    unit = "GPU" if cost.device == "cuda" else "CPU"
+    hours = [w / 3600 * cost.concurrency * cost.device_per_trial for w in cost.wall_s]
+    lines.append(f"Estimated wall time: {_hours(expected)} (at most {_hours(most)}); {hours[0]:.2f} {unit}-hours "
+                 f"(at most {hours[1]:.2f}).")
+    lines.append(f"Rates {cost.rates_from}; study overhead {OVERHEAD_PER_TRIAL_S} s per trial and "
+                 f"{OVERHEAD_PER_STAGE_S:.0f} s per stage (the study-overhead benchmark, CPU). The analysis is not "
+                 "counted. Nothing was started; drop --dry-run to run it.")
+    return "\n".join(lines)
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def dry_run(plan: StudyPlan) -> str:
+    """`study run --dry-run`: the plan and its estimated cost on this machine, from a probe of its rates."""
+    import os
+    from dataclasses import replace
+
+    import torch
+
+    budget = plan.budget
+    gpus = torch.cuda.device_count()
+    if budget.gpus_per_trial > 0 and gpus:
+        device, slots = "cuda", int(gpus / budget.gpus_per_trial)
+    else:
+        device, slots = "cpu", max(1, int((os.cpu_count() or 1) // max(budget.cpus_per_trial, 1)))
+    concurrency = min(slots, plan.options.max_concurrent or slots)
+    rates = probe_rates(plan, lambda cfg: replace(cfg, device=device))
+    text = describe(estimate(plan, concurrency, device, rates))
+    if budget.gpus_per_trial > 0 and not gpus:
+        text += ("\nThis budget gives each trial a GPU share and this machine has no GPU: the estimate is for its "
+                 "CPUs, as with --gpus-per-trial 0.")
+    if device == "cpu" and concurrency > 1:
+        text += (f"\nThe rates are one trial's alone; {concurrency} at once share the memory bandwidth, so expect "
+                 "somewhat longer.")
+    return text
