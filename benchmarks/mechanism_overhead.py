@@ -75,9 +75,10 @@ def measure(cfg: TrialConfig, repeats: int, max_epochs: int) -> OverheadRow:
         epoch.append(run_epoch(state, split)["epoch_s"])
         # A few milliseconds on a pass of a few hundred: the median of several interleaved pairs.
         pairs = [_seconds(lambda: train_eval_metrics(state, split))
-                 - _seconds(lambda: evaluate(state.model, images, labels, device)) for _ in range(PAIRS)]
+                 - _seconds(lambda: evaluate(state.model, images, labels, state.numerics)) for _ in range(PAIRS)]
         shift.append(max(statistics.median(pairs), 0.0))
-        reestimate.append(_seconds(lambda: evaluate(bn_reestimated(state, split), split.val_x, split.val_y, device)))
+        reestimate.append(_seconds(lambda: evaluate(bn_reestimated(state, split), split.val_x, split.val_y,
+                                                    state.numerics)))
     return OverheadRow(cfg.model.model, split.n_train, split.n_val, len(labels), Measured.of(epoch),
                        Measured.of(shift), Measured.of(reestimate), max_epochs)
 

@@ -23,6 +23,8 @@ def test_run_writes_one_row_per_trial_with_every_column(smoke_study):
     assert expected <= set(trials.columns), expected - set(trials.columns)
     assert set(trials["status"]) <= {"completed", "pruned", "diverged", "error"}
     assert trials[trials.status != "error"]["val_acc"].notna().all()
+    # The smoke budget's fixed precision, asked and used (no probe: fp32 in the contiguous layout).
+    assert (trials["precision"] == "fp32").all() and (trials["numerics"] == "fp32").all()
 
 
 def test_asha_pruned_some_trials_and_others_completed(smoke_study):

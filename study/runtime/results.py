@@ -90,7 +90,10 @@ def tables_from_results(results, factors: Iterable[str]) -> tuple[pd.DataFrame, 
         trial_id = _trial_id(result)
         epochs = _epoch_frame(result.metrics_dataframe, trial_id)
         error = "" if result.error is None else one_line(result.error)
-        rows.append(trial_row(trial_id, result.config, epochs, result.error is not None, error, factors))
+        row = trial_row(trial_id, result.config, epochs, result.error is not None, error, factors)
+        # The precision and layout the trial computed with (`precision` is what was asked: auto chooses).
+        row["numerics"] = (result.metrics or {}).get("numerics")
+        rows.append(row)
         epoch_frames.append(epochs)
     trials = pd.DataFrame(rows)
     epochs = pd.concat(epoch_frames, ignore_index=True) if epoch_frames else pd.DataFrame(columns=["trial_id", *EPOCH_METRICS])

@@ -55,12 +55,12 @@ def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against, with the variance
     shift measured on them. A model with BN is tested once more with its BN statistics re-estimated
     (`study.training.loop.bn_reestimated`): test_acc_bn_reestimated, test_ece_bn_reestimated."""
-    test = scored(state.model, split.val_x, split.val_y, state.device)
+    test = scored(state.model, split.val_x, split.val_y, state.numerics)
     metrics = {**train_eval_metrics(state, split), "test_loss": test["loss"], "test_acc": test["acc"],
                "test_ece": test["ece"], "test_conf_wrong": test["conf_wrong"]}
     reestimated = bn_reestimated(state, split)
     if reestimated is not None:
-        after = scored(reestimated, split.val_x, split.val_y, state.device)
+        after = scored(reestimated, split.val_x, split.val_y, state.numerics)
         metrics.update(test_acc_bn_reestimated=after["acc"], test_ece_bn_reestimated=after["ece"])
     return metrics
 

@@ -14,7 +14,6 @@ and its status (``diverged``, `study.vocabulary.factors.is_diverged`) is a resul
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,10 +25,11 @@ from torch import nn
 from study.vocabulary.config import ConfigError
 
 from study.vocabulary.config import OptimConfig, TrialConfig
-from study.data.device_data import DeviceSplit, augment, batch_indices, normalize
+from study.data.device_data import DeviceSplit, augment, batch_indices
 from study.vocabulary.factors import is_diverged
 from study.training.mechanism import BNInputMoments, CalibrationBins, bn_layers, reestimated_copy, summarise_shift
 from study.training.models import build_model
+from study.training.numerics import Numerics, choose_numerics
 
 EVAL_BATCH_SIZE = 2048  # evaluation holds no activations for backward: big batches are cheap
 
@@ -97,6 +97,7 @@ class TrainingState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator  # draws shuffles and augmentation, on `device`
     step_fn: object  # model forward used for training (maybe compiled)
+    numerics: Numerics  # precision and layout (study.training.numerics)
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -126,9 +127,14 @@ class TrainingState:
             "history": list(self.history),
             "rng": rng,
             "config": self.cfg.to_flat(),
+            "numerics": self.numerics.label,
         }
 
     def load_state_dict(self, checkpoint: dict) -> None:
+        # A resume computes as the run it continues (its precision and layout), whatever a probe chose now.
+        if checkpoint.get("numerics", self.numerics.label) != self.numerics.label:
+            self.numerics = Numerics.from_label(checkpoint["numerics"], self.device)
+            self.numerics.place(self.model)  # in place: the optimizer keeps the same parameters
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -149,29 +155,14 @@ def start_training(cfg: TrialConfig, steps_per_epoch: int, device: torch.device 
     torch.manual_seed(cfg.seed)  # model init and the CPU dropout masks
     if device.type == "cuda":
         torch.cuda.manual_seed(cfg.seed)
-    model = build_model(cfg.model).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    numerics = choose_numerics(cfg, device)  # before the model: a probe builds models of its own
+    model = numerics.place(build_model(cfg.model).to(device))
     optimizer = make_optimizer(model, cfg.optim)
     scheduler = make_scheduler(optimizer, cfg.optim, steps_per_epoch * cfg.max_epochs)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed + 1_000_003)  # independent of the init stream
     step_fn = torch.compile(model) if cfg.compile else model
-    return TrainingState(cfg, device, model, optimizer, scheduler, generator, step_fn)
-
-
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA only: on CPU it is slower for these small convolutions.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _prepare(x_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = normalize(x_uint8)  # [B,1,28,28] float32
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return TrainingState(cfg, device, model, optimizer, scheduler, generator, step_fn, numerics)
 
 
 def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
@@ -191,8 +182,8 @@ def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
         if cfg.data.augment:
             x = augment(x, state.generator)
         y = split.train_y[idx]
-        with _autocast(device):
-            logits = state.step_fn(_prepare(x, device))
+        with state.numerics.autocast():
+            logits = state.step_fn(state.numerics.prepare(x))
             loss = F.cross_entropy(logits.float(), y)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -211,17 +202,18 @@ def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: torch.device,
+def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics: Numerics,
              calibration: CalibrationBins | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` in eval mode on uint8 images [N,1,28,28];
-    each batch's class probabilities also go into `calibration` when given."""
+    """Mean cross-entropy and accuracy of `model` in eval mode on uint8 images [N,1,28,28], computed with
+    `numerics` (the training's); each batch's class probabilities also go into `calibration` when given."""
+    device = numerics.device
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     for start in range(0, len(y), EVAL_BATCH_SIZE):
         xb, yb = x_uint8[start : start + EVAL_BATCH_SIZE], y[start : start + EVAL_BATCH_SIZE]
-        with _autocast(device):
-            logits = model(_prepare(xb, device)).float()
+        with numerics.autocast():
+            logits = model(numerics.prepare(xb)).float()
         loss_sum += F.cross_entropy(logits, yb, reduction="sum")
         correct += (logits.argmax(1) == yb).sum()
         if calibration is not None:
@@ -244,14 +236,14 @@ def train_eval_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     per-channel sums and no forward pass of its own.
     """
     with BNInputMoments(state.model) as moments:
-        loss, acc = evaluate(state.model, *train_eval_images(split), state.device)
+        loss, acc = evaluate(state.model, *train_eval_images(split), state.numerics)
     return {"train_eval_loss": loss, "train_eval_acc": acc, **summarise_shift(moments.variance_shift())}
 
 
-def scored(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, device: torch.device) -> dict:
+def scored(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics: Numerics) -> dict:
     """loss, acc, ece and conf_wrong of `model` in eval mode on these images (`evaluate` with calibration)."""
-    histogram = CalibrationBins(device)
-    loss, acc = evaluate(model, x_uint8, y, device, histogram)
+    histogram = CalibrationBins(numerics.device)
+    loss, acc = evaluate(model, x_uint8, y, numerics, histogram)
     ece, conf_wrong = histogram.result()
     return {"loss": loss, "acc": acc, "ece": ece, "conf_wrong": conf_wrong}
 
@@ -263,7 +255,7 @@ def bn_reestimated(state: TrainingState, split: DeviceSplit) -> nn.Module | None
     if not bn_layers(state.model):
         return None
     images, _ = train_eval_images(split)
-    return reestimated_copy(state.model, _prepare(images, state.device), state.cfg.data.batch_size)
+    return reestimated_copy(state.model, state.numerics.prepare(images), state.cfg.data.batch_size)
 
 
 def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -> dict:
@@ -294,16 +286,16 @@ def run_epoch(state: TrainingState, split: DeviceSplit, validate: bool = True) -
     metrics = train_one_epoch(state, split)
     metrics["diverged"] = is_diverged(metrics["train_loss"], None)
     if validate:
-        val = scored(state.model, split.val_x, split.val_y, state.device)
+        val = scored(state.model, split.val_x, split.val_y, state.numerics)
         metrics.update(train_eval_metrics(state, split))
         metrics.update(val_loss=val["loss"], val_acc=val["acc"], gap=val["loss"] - metrics["train_eval_loss"],
                        ece=val["ece"], conf_wrong=val["conf_wrong"])
         last = state.epoch + 1 >= state.cfg.max_epochs
         reestimated = bn_reestimated(state, split) if last and not metrics["diverged"] else None
         if reestimated is not None:
-            metrics["val_acc_bn_reestimated"] = evaluate(reestimated, split.val_x, split.val_y, state.device)[1]
+            metrics["val_acc_bn_reestimated"] = evaluate(reestimated, split.val_x, split.val_y, state.numerics)[1]
     state.epoch += 1
-    metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start)
+    metrics.update(epoch=state.epoch, epoch_s=time.perf_counter() - start, numerics=state.numerics.label)
     state.history.append(metrics)
     return metrics
 

@@ -51,7 +51,7 @@ def measure_rates(cfg: TrialConfig, threads: int, images: int = 1024, seconds: f
                     return done / elapsed
 
         train = rate(lambda: train_one_epoch(state, split))
-        evaluation = rate(lambda: evaluate(state.model, x, y, device))
+        evaluation = rate(lambda: evaluate(state.model, x, y, state.numerics))
     finally:
         torch.set_num_threads(previous_threads)
     return Rates(train, evaluation, device.type)

@@ -27,6 +27,8 @@ class Budget:
     # Stage 2: each cell's best configuration is retrained on this many seeds, and
     # every conclusion comes from them (see study.retraining.cross_validation).
     confirm_seeds: int = 3
+    # auto | fp32 | bf16 (study.training.numerics): auto measures what is fastest on each worker.
+    precision: str = "auto"
 
     def with_overrides(self, **overrides) -> "Budget":
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -36,6 +38,7 @@ BUDGETS = {
     "smoke": Budget(
         name="smoke", samples_per_cell=2, max_epochs=3, train_size=400, val_size=100, batch_size=64,
         grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=2,
+        precision="fp32",  # the tests' tiny trials: no probe to pay in every worker
     ),
     # 4 space-filling trials per cell select its best configuration, 5 seeds confirm it:
     # the whole flow took 2.4 minutes with 3 and 3 on an idle 2-core AMD EPYC, so this

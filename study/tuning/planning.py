@@ -104,6 +104,7 @@ class StudyOptions:
     confirm_seeds: int | None = None  # stage 2: seeds per selected configuration (default: the budget's)
     sampler: str | None = None  # one of SAMPLERS; None: default_sampler(samples_per_cell)
     tracking: tuple[str, ...] = ()  # `study.runtime.tracking.TRACKERS` that log every trial (not part of a resume's check)
+    precision: str | None = None  # auto | fp32 | bf16; None: the budget's
 
     def experiment_name(self) -> str:
         return self.name or f"{Path(self.space).stem}-{self.budget}"
@@ -306,6 +307,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         reduction_factor=options.reduction_factor,
         train_size=options.train_size,
         confirm_seeds=options.confirm_seeds,
+        precision=options.precision,
     )
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
@@ -329,6 +331,7 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         "val_size": budget.val_size,
         "data_dir": data_dir,
         "seed": options.seed,
+        "precision": budget.precision,
     }
     samples_per_cell = trials_per_cell(options.num_samples, budget, space)
     experiment_uri = f"{options.storage_uri().rstrip('/')}/{options.experiment_name()}"

@@ -25,6 +25,7 @@ from study.vocabulary.factors import (
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("none", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")  # study.training.numerics
 
 
 class ConfigError(UserError):
@@ -152,11 +153,13 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool = False
+    precision: str = "auto"  # auto | fp32 | bf16: study.training.numerics
 
     def __post_init__(self):
         _integer("max_epochs", self.max_epochs, 1, 10000)
         _integer("seed", self.seed, 0)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
 
     @classmethod
     def from_flat(cls, flat: dict[str, Any]) -> "TrialConfig":
@@ -193,7 +196,8 @@ class TrialConfig:
         flat = {}
         for group in ("model", "optim", "data"):
             flat.update(asdict(getattr(self, group)))
-        flat.update(max_epochs=self.max_epochs, seed=self.seed, device=self.device, compile=self.compile)
+        flat.update(max_epochs=self.max_epochs, seed=self.seed, device=self.device, compile=self.compile,
+                    precision=self.precision)
         return flat
 
 

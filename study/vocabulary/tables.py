@@ -22,7 +22,7 @@ FINAL_RECORD = "final.json"
 JOURNALS_DIR = "optuna"  # the search's folder: one Optuna journal per cell (<cell>.log) and the ASHA rungs
 
 # Settings every search trial shares with its cell's others (from the budget and the space).
-FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed")
+FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "precision")
 # A trial's own settings in trials.csv: what retraining it needs beyond study.json.
 TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, *FIXED_COLUMNS)
 # Settings cv.csv and final.csv record beside the factors and nuisance values.

@@ -108,7 +108,7 @@ def test_a_checkpoint_loads_weights_only_and_resumes_the_same_numbers(fake_data_
     with pytest.raises(Interrupted):
         trainable.train_trial(config)
     saved = torch.load(first.checkpoints[-1].path / trial_worker.CHECKPOINT_FILE, weights_only=True)
-    assert set(saved) == {"model", "optimizer", "scheduler", "epoch", "history", "rng", "config"}
+    assert set(saved) == {"model", "optimizer", "scheduler", "epoch", "history", "rng", "config", "numerics"}
 
     resumed = FakeTune(checkpoint=first.checkpoints[-1])
     monkeypatch.setattr(trial_worker, "tune", resumed)

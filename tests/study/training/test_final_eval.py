@@ -16,7 +16,7 @@ from study.data import device_data
 
 from study.runtime import trainable
 
-from study.training import loop as training
+from study.training import numerics
 from study.vocabulary.config import TrialConfig
 from study.retraining.cross_validation import CVOptions, plan_cv
 from study.retraining.final import FinalOptions, plan_final
@@ -67,7 +67,7 @@ def test_final_training_reads_the_test_set_once_and_tests_after_the_last_epoch(f
 
 
 def test_a_diverged_final_run_stops_untested(fake_data_dir, monkeypatch):
-    monkeypatch.setattr(training, "normalize", lambda x: torch.full(x.shape, float("nan")))  # a NaN loss
+    monkeypatch.setattr(numerics, "normalize", lambda x: torch.full(x.shape, float("nan")))  # a NaN loss
     epochs = []
     cfg = _config(fake_data_dir, max_epochs=3)
     metrics = train_and_test(cfg, on_epoch=lambda m, state: epochs.append((dict(m), state.state_dict())))

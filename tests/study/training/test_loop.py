@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from study.training import loop as training
+from study.training import numerics
 from study.vocabulary.config import TrialConfig
 from study.data.device_data import load_split
 from study.vocabulary.factors import EPOCH_METRICS
@@ -140,7 +141,7 @@ def test_no_validation_no_train_eval_pass(fake_data_dir, monkeypatch):
 def test_nan_loss_flags_the_epoch_diverged_and_fit_stops(fake_data_dir, monkeypatch):
     cfg = _config(fake_data_dir, max_epochs=3)
     split = load_split(cfg.data, torch.device("cpu"))
-    monkeypatch.setattr(training, "normalize", lambda x: torch.full(x.shape, float("nan")))
+    monkeypatch.setattr(numerics, "normalize", lambda x: torch.full(x.shape, float("nan")))
     state = fit(cfg, split)
     assert len(state.history) == 1 and state.diverged  # stopped after the diverged epoch
     [metrics] = state.history

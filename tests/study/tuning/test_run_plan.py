@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from study.tuning.budgets import GPU_SHARE_BY_MODEL
+from study.tuning.budgets import BUDGETS, GPU_SHARE_BY_MODEL
 from study.tuning.planning import SAMPLERS, StudyError, StudyOptions, plan_study
 
 
@@ -123,3 +123,15 @@ def test_only_a_remote_experiment_keeps_a_local_copy_of_its_journals(options, tm
     assert remote.lock_dir() == str(remote.journal_dir().parent)  # object storage has no locks
     elsewhere = plan_study(options(storage=f"file://{tmp_path}/other-bucket"))
     assert elsewhere.journal_dir() != remote.journal_dir()  # same name, another experiment: another copy
+
+
+def test_precision_is_a_fixed_setting_of_the_study_from_the_budget_or_the_option(fake_data_dir, tmp_path):
+    def precision(**options) -> str:
+        plan = plan_study(StudyOptions(data_dir=str(fake_data_dir), storage=str(tmp_path), **options))
+        return plan.record()["param_space"]["precision"]
+
+    assert precision(budget="smoke") == "fp32"  # the tests' tiny trials skip the probe
+    # The smoke budget's sizes (the fake data is small), with the quick budget's default and an option.
+    sizes = {"budget": "smoke"}
+    assert precision(**sizes, precision="auto") == "auto" and precision(**sizes, precision="bf16") == "bf16"
+    assert BUDGETS["quick"].precision == BUDGETS["full"].precision == "auto"
