@@ -15,7 +15,7 @@ from pathlib import Path
 
 from search_spaces import SearchSpace, load_space
 from study.tuning.budgets import Budget, get_budget, gpu_share
-from study.vocabulary.config import ModelConfig
+from study.vocabulary.config import PRECISIONS, ModelConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import JOURNALS_DIR, is_uri
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
@@ -214,6 +214,8 @@ def check_options(options: StudyOptions) -> None:
             f"--reduction-factor must be above 1 (ASHA keeps the best 1/F at each rung), got {options.reduction_factor!r}"
         )
     check_trackers(options.tracking)
+    if options.precision is not None and options.precision not in PRECISIONS:
+        raise StudyError(f"--precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
     if options.sampler is not None:
         check_sampler(options.sampler)
     if options.name is not None and (options.name in ("", ".", "..") or NOT_IN_A_NAME.search(options.name)):
