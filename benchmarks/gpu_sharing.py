@@ -37,7 +37,7 @@ def sharing_config(model: str, batch_size: int, compile: bool, data_dir: str | N
         model=ModelConfig(model=model, bn="pre_act", dropout="fc", p_fc=0.3),
         optim=OptimConfig(lr=0.05),
         data=DataConfig(data_dir=data_dir, batch_size=batch_size, augment=True),
-        max_epochs=1000, device="cuda", compile=compile,
+        max_epochs=1000, device="cuda", compile=compile, precision="auto",  # bf16 where the GPU has it
     )
 
 

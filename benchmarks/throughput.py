@@ -51,7 +51,7 @@ def trial_config(model: str, factors: str, batch_size: int, images: int | None, 
     return TrialConfig(
         model=model_cfg, optim=OptimConfig(lr=0.01),
         data=DataConfig(data_dir=data_dir, train_size=images, val_size=val_size, batch_size=batch_size, augment=augment),
-        max_epochs=1000, device=device, compile=compile,
+        max_epochs=1000, device=device, compile=compile, precision="auto",  # as the quick and full budgets
     )
 
 

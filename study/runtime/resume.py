@@ -27,6 +27,10 @@ from study.vocabulary.tables import jsonable
 LOCATION_KEYS = frozenset({"data_dir", "journal_dir", "source"})
 # Added to the plans after runs were recorded without them: compared only where recorded.
 ADDED_KEYS = frozenset({"dataset"})
+# Settings added inside a plan's parts (its budget, its param_space) since experiments were first recorded:
+# a record without one was made before it existed, and ran as its default (precision: fp32, as
+# `TrialConfig.precision` still defaults to), so the comparison skips it there.
+ADDED_SETTINGS = frozenset({"precision"})
 MAX_LISTED = 6
 
 
@@ -46,7 +50,7 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
         recorded = _recorded_plan(experiment, record_file, start_over, error)
         if recorded is not None:
             current = {k: v for k, v in jsonable(plan).items() if k in recorded or k not in ADDED_KEYS}
-            found = differences(comparable(recorded), comparable(current))
+            found = differences(comparable(recorded), comparable(without_added_settings(current, recorded)))
             if found:
                 raise error(f"{path} was started with different settings ({'; '.join(found)}); run it with the "
                             f"same options to resume it, or {start_over}")
@@ -93,6 +97,14 @@ def check_snapshot(path: str, start_over: str, error: type[UserError]) -> None:
         older = f" (moving it away resumes from {names[-2]}, the one before)" if len(names) > 1 else ""
         raise unreadable(f"{path}/{names[-1]}, Ray Tune's newest snapshot of this run{older},", exc, start_over,
                          error) from None
+
+
+def without_added_settings(current, recorded):
+    """`current` without the `ADDED_SETTINGS` that the matching dict of `recorded` lacks, at any depth."""
+    if isinstance(current, dict) and isinstance(recorded, dict):
+        return {k: without_added_settings(v, recorded.get(k)) for k, v in current.items()
+                if k in recorded or k not in ADDED_SETTINGS}
+    return current
 
 
 def comparable(record):

@@ -153,7 +153,9 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool = False
-    precision: str = "auto"  # auto | fp32 | bf16: study.training.numerics
+    # auto | fp32 | bf16 (study.training.numerics). fp32 is how configs without the key ran; the quick and
+    # full budgets ask for auto.
+    precision: str = "fp32"
 
     def __post_init__(self):
         _integer("max_epochs", self.max_epochs, 1, 10000)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from study.runtime.resume import comparable, differences
+from study.runtime.resume import comparable, differences, without_added_settings
 
 RECORDED = {"budget": {"max_epochs": 3, "seed": 0}, "param_space": {"data_dir": "/old/data", "model": "small"},
             "searcher": {"journal_dir": "/old/exp/optuna", "sampler": "qmc"}, "space": {"source": "spaces/a.yaml"}}
@@ -12,6 +12,14 @@ def test_places_do_not_count():
     moved = {"budget": {"max_epochs": 3, "seed": 0}, "param_space": {"data_dir": "/new/data", "model": "small"},
              "searcher": {"journal_dir": "/elsewhere/optuna", "sampler": "qmc"}, "space": {"source": "/abs/a.yaml"}}
     assert differences(comparable(RECORDED), comparable(moved)) == []
+
+
+def test_a_plan_recorded_before_precision_existed_still_matches_but_a_changed_precision_does_not():
+    old = {"budget": {"max_epochs": 4}, "param_space": {"lr": 0.1}}
+    now = {"budget": {"max_epochs": 4, "precision": "auto"}, "param_space": {"lr": 0.1, "precision": "auto"}}
+    assert differences(old, without_added_settings(now, old)) == []
+    recorded = {"budget": {"max_epochs": 4, "precision": "fp32"}, "param_space": {"lr": 0.1, "precision": "fp32"}}
+    assert len(differences(recorded, without_added_settings(now, recorded))) == 2
 
 
 def test_each_real_difference_is_named_with_both_values():
