@@ -143,6 +143,10 @@ def files_in(folder: str, pattern: str = "*") -> list[str]:
 
 
 def write_text(experiment_uri: str, filename: str, text: str) -> None:
+    write_bytes(experiment_uri, filename, text.encode())
+
+
+def write_bytes(experiment_uri: str, filename: str, data: bytes) -> None:
     """Write a file of the experiment whole or not at all: a kill mid-write leaves the old file.
 
     Locally through a temporary file renamed over the old one; an object store's PUT
@@ -152,12 +156,12 @@ def write_text(experiment_uri: str, filename: str, text: str) -> None:
     fs.create_dir(root, recursive=True)
     if is_uri(experiment_uri):
         with fs.open_output_stream(f"{root}/{filename}") as stream:
-            stream.write(text.encode())
+            stream.write(data)
         return
     fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as stream:
-            stream.write(text.encode())
+            stream.write(data)
         os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's file is private; a table is as readable as any file
         os.replace(tmp, Path(root) / filename)
     finally:
@@ -175,12 +179,17 @@ UMASK = _read_umask()
 
 
 def read_text(experiment_uri: str, filename: str) -> str | None:
+    data = read_bytes(experiment_uri, filename)
+    return None if data is None else data.decode()
+
+
+def read_bytes(experiment_uri: str, filename: str) -> bytes | None:
     fs, root = filesystem_for(experiment_uri)
     path = f"{root}/{filename}"
     if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
         return None
     with fs.open_input_stream(path) as stream:
-        return stream.read().decode()
+        return stream.read()
 
 
 def write_csv(experiment_uri: str, filename: str, frame: pd.DataFrame) -> None:

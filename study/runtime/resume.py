@@ -16,7 +16,7 @@ from typing import Callable
 
 from ray import tune
 
-from study.runtime.results import files_in, read_text, write_json
+from study.runtime.results import files_in, read_bytes, read_text, write_bytes, write_json
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import jsonable
 
@@ -55,6 +55,7 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
                 raise error(f"{path} was started with different settings ({'; '.join(found)}); run it with the "
                             f"same options to resume it, or {start_over}")
         check_snapshot(path, start_over, error)
+        keep_tuner_state_whole(path)
         print(f"Resuming {path}")
         try:
             return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
@@ -62,6 +63,34 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
             raise unreadable(f"{path}/tuner.pkl, Ray Tune's record of this run,", exc, start_over, error) from None
     write_json(experiment, record_file, first_record())
     return build_tuner()
+
+
+TUNER_STATE, TUNER_STATE_COPY = "tuner.pkl", "tuner.pkl.whole"
+
+
+def keep_tuner_state_whole(path: str) -> None:
+    """Keep a whole copy of Tune's tuner.pkl beside it, and put it back when tuner.pkl was cut short.
+
+    A resumed run's Tune copies its staging folder, tuner.pkl included, back into the
+    experiment at every snapshot, in place: a kill during that copy leaves tuner.pkl
+    cut short (seen once in the resume test, after a SIGKILL of a resumed `study
+    final`), and without it the stage could never resume. The file's content never
+    changes after Tune first writes it, so the copy taken at a resume is the same file.
+    """
+    state = read_bytes(path, TUNER_STATE)
+    if _whole_pickle(state):
+        if read_bytes(path, TUNER_STATE_COPY) != state:
+            write_bytes(path, TUNER_STATE_COPY, state)
+        return
+    copy = read_bytes(path, TUNER_STATE_COPY)
+    if _whole_pickle(copy):
+        write_bytes(path, TUNER_STATE, copy)
+        print(f"Note: {path}/{TUNER_STATE} was cut short (a kill while Ray Tune copied it); put back from "
+              f"{TUNER_STATE_COPY}")
+
+
+def _whole_pickle(data: bytes | None) -> bool:
+    return bool(data) and data.endswith(b".")  # every whole pickle ends with its STOP opcode, "."
 
 
 def unreadable(what: str, exc: Exception, start_over: str, error: type[UserError]) -> UserError:

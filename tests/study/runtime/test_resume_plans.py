@@ -77,3 +77,21 @@ def test_a_broken_snapshot_with_an_older_one_says_that_moving_it_away_resumes_fr
     with pytest.raises(UserError, match="10-00-00.json, Ray Tune's newest snapshot of this run .moving it away "
                                         "resumes from experiment_state-2026-12-01_09-00-00.json"):
         _resume(tmp_path)
+
+
+def test_a_tuner_state_cut_short_by_a_kill_is_put_back_from_its_whole_copy(tmp_path, capsys):
+    import pickle
+
+    from study.runtime.resume import TUNER_STATE, TUNER_STATE_COPY, keep_tuner_state_whole
+
+    state = pickle.dumps({"param_space": {"lr": 0.1}, "trainable": "train_trial"})
+    (tmp_path / TUNER_STATE).write_bytes(state)
+    keep_tuner_state_whole(str(tmp_path))  # a resume: the whole file is copied beside it
+    assert (tmp_path / TUNER_STATE_COPY).read_bytes() == state
+    (tmp_path / TUNER_STATE).write_bytes(state[: len(state) // 2])  # killed mid-copy
+    keep_tuner_state_whole(str(tmp_path))
+    assert (tmp_path / TUNER_STATE).read_bytes() == state and "cut short" in capsys.readouterr().out
+    (tmp_path / TUNER_STATE).write_bytes(b"")
+    (tmp_path / TUNER_STATE_COPY).write_bytes(b"")
+    keep_tuner_state_whole(str(tmp_path))  # nothing whole to put back: left for the resume's own error
+    assert (tmp_path / TUNER_STATE).read_bytes() == b""
