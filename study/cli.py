@@ -37,6 +37,7 @@ BUG = (
 
 ADDRESS_HELP = ("Ray address HOST:PORT ([IPv6]:PORT); 'auto' joins a running cluster (default: RAY_ADDRESS when it "
                 "names a Ray, as inside `ray job submit`; else an embedded local Ray)")
+SHOWN_COMPARISONS = 3  # on the console, the closest comparisons with the best configuration; cv_tests.csv has all
 VERBOSE_HELP = ("Ray Tune's own output (a table per trial, the status every few seconds) instead of one progress "
                 "line per stage")
 
@@ -235,13 +236,18 @@ def print_cv(outcome) -> None:
         best = tests["best_config_id"].iloc[0]
         print(f"Comparisons: {test_method(plan.kind)}.")
         noise = f"{unit[:-1]}-to-{unit[:-1]} noise"
-        for rec in tests.to_dict("records"):
+        records = tests.to_dict("records")
+        for rec in records[:SHOWN_COMPARISONS]:
             if rec["p_value"] != rec["p_value"]:  # NaN: a side with fewer than 2 scored replicates
                 verdict = "not tested (fewer than 2 scored replicates)"
             else:
                 verdict = f"larger than {noise}" if rec["significant"] else f"within {noise}"
             print(f"  {best} - {rec['config_id']}: {100 * rec['diff_mean']:+.2f} points of val_acc "
                   f"(p = {rec['p_value']:.3g}, Holm-adjusted {rec['p_holm']:.3g}): {verdict}")
+        rest = records[SHOWN_COMPARISONS:]
+        if rest:
+            larger = sum(bool(rec["significant"]) for rec in rest)
+            print(f"  and {len(rest)} more, {larger} of them larger than {noise} (cv_tests.csv has each)")
     print(f"\nResults: {outcome.experiment_uri}/cv.csv, cv_summary.csv, cv_tests.csv, cv.json")
 
 
@@ -339,7 +345,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     analyze_and_report(args.path, args.out)
 
 
-def print_summary(experiment: str, trials: pd.DataFrame, top: int = 10) -> None:
+def print_summary(experiment: str, trials: pd.DataFrame, top: int = 5) -> None:
     from study.vocabulary.factors import STATUSES
 
     counts = trials["status"].value_counts()
