@@ -78,12 +78,17 @@ def tracking_dir(experiment: str) -> Path:
     folder of this machine named after it."""
     if not is_uri(experiment):
         return Path(experiment)
-    return Path(tempfile.gettempdir()) / "bn-dropout-study" / experiment.rstrip("/").rsplit("/", 1)[-1]
+    return Path(tempfile.gettempdir()) / "bn-dropout-study" / _study_name(experiment)
+
+
+def _study_name(experiment: str) -> str:
+    """The experiment's last path part: the study's name, as MLflow and W&B show it."""
+    return experiment.rstrip("/").rsplit("/", 1)[-1]
 
 
 def tracker_callbacks(names: tuple[str, ...], experiment: str, stage: str) -> list:
     """Ray Tune callbacks that log `stage`'s trials of `experiment` to each tracker in `names`."""
-    study_name = experiment.rstrip("/").rsplit("/", 1)[-1]
+    study_name = _study_name(experiment)
     folder = tracking_dir(experiment)
     callbacks = []
     if "tensorboard" in names:

@@ -97,13 +97,11 @@ def estimate(plan: StudyPlan, concurrency: int, device: str, rates) -> CostEstim
     train_images = budget.train_size or 54_000
     val_images = budget.val_size
     evaluated = val_images + min(TRAIN_EVAL_IMAGES, train_images, val_images)  # as study.training.loop does
-    epoch_s = {}
-    for cfg in configs:
-        r = rates[_probe_key(cfg)]
-        epoch_s[_probe_key(cfg)] = (train_images / r.train, evaluated / r.evaluate)
+    keys = [_probe_key(cfg) for cfg in configs]
+    epoch_s = {key: (train_images / rates[key].train, evaluated / rates[key].evaluate) for key in keys}
     # Every cell gets the same number of trials: the mean over cells.
-    train_s = sum(epoch_s[_probe_key(cfg)][0] for cfg in configs) / cells
-    validation_s = sum(epoch_s[_probe_key(cfg)][1] for cfg in configs) / cells
+    train_s = sum(epoch_s[key][0] for key in keys) / cells
+    validation_s = sum(epoch_s[key][1] for key in keys) / cells
     walls = []
     for epochs_of in (lambda s: s.epochs_expected, lambda s: s.epochs_most):
         seconds = sum((epochs_of(s) * train_s + s.validations(epochs_of(s)) * validation_s) / concurrency
