@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from benchmarks.common import Measured
 
 SPACE = "default"  # 12 cells: the trial count must be a multiple of 12
@@ -127,6 +125,8 @@ def _study(data_dir: str | None, trials: int, cores: int, storage: str, name: st
     start = time.perf_counter()
     experiment, _ = run_study(plan_study(options), verbose=verbose)
     wall = time.perf_counter() - start
+    import pandas as pd  # here, like Ray: a GPU machine with only torch and torchvision runs the other benchmarks
+
     training = pd.read_csv(Path(experiment) / "epochs.csv")["epoch_s"].sum()
     print(f"  study {name}: {trials} trials, wall {wall:.1f} s, training {training:.1f} s", flush=True)
     return _StudyTiming(wall, training, _peak_rss_mb(Path(experiment)))

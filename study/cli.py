@@ -97,6 +97,10 @@ def _add_run(commands) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan and an estimate of its wall time and CPU- or GPU-hours on this machine "
                      "(from a few seconds of measurement), then stop: nothing is started or written")
+    run.add_argument("--gpus", type=int, metavar="N", help="with --dry-run: estimate for N GPUs instead of this "
+                     "machine, from the rates `python -m benchmarks --gpu-check` measured on a GPU machine")
+    run.add_argument("--rates", metavar="FILE", help="with --dry-run --gpus: the GPU check's rates file "
+                     "(default: benchmarks/gpu_rates.json)")
 
 
 def _add_cv(commands) -> None:
@@ -155,6 +159,11 @@ def _add_tracking(command: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from study.tuning.planning import StudyOptions, plan_study
 
+    if (args.gpus is not None or args.rates) and not args.dry_run:
+        raise UserError("--gpus and --rates go with --dry-run: they estimate what the study would cost on N GPUs. "
+                        "To run it on GPUs, start Ray on the GPU machines (cluster.yaml) and pass --address.")
+    if args.gpus is not None and args.gpus < 1:
+        raise UserError(f"--gpus {args.gpus}: expected a number of GPUs, 1 or more")
     plan = plan_study(StudyOptions(
         space=args.space, budget=args.budget, model=args.model, num_samples=args.num_samples,
         max_epochs=args.max_epochs, train_size=args.train_size, grace_period=args.grace_period,
@@ -167,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.dry_run:
         from study.tuning.cost import dry_run
 
-        print(dry_run(plan))
+        print(dry_run(plan, args.gpus, args.rates))
         return
     from study.tuning.run import run_study
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from benchmarks import accuracy, profile_step, study_overhead, throughput
-from benchmarks.__main__ import main, overhead_section, update_results
+from benchmarks import accuracy, gpu_check, gpu_sharing, precision, profile_step, study_overhead, throughput
+from benchmarks.__main__ import main
+from benchmarks.sections import overhead_section, update_results
 from benchmarks.common import Measured
 from benchmarks.standard_pipeline import make_loader, torchvision_root
 from study.vocabulary.config import DataConfig
 from study.data.device_data import load_split, normalize
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_standard_pipeline_sees_the_same_images_as_the_project(fake_data_dir, tmp_path):
@@ -38,6 +47,17 @@ def test_accuracy_trains_both_pipelines_per_seed(fake_data_dir):
     assert len(result.project) == len(result.baseline) == 2
     assert all(0.0 <= acc <= 1.0 for acc in result.project + result.baseline)
     assert result.difference == pytest.approx(sum(result.project) / 2 - sum(result.baseline) / 2)
+    assert len(result.bf16) == 2 and all(0.0 <= acc <= 1.0 for acc in result.bf16)
+
+
+def test_bf16_is_compared_with_fp32_seed_by_seed():
+    # bf16 0.1 pp below fp32 on every seed, while the seeds themselves spread 2 pp: paired, that is a difference.
+    result = accuracy.AccuracyResult("medium", 1, None, 100, [0.90, 0.92, 0.88], [0.9, 0.9, 0.9],
+                                     [0.899, 0.919, 0.879])
+    assert result.bf16_difference == pytest.approx(-0.001) and result.bf16_standard_error == pytest.approx(0, abs=1e-9)
+    assert result.bf16_verdict == "different"
+    noisy = accuracy.AccuracyResult("medium", 1, None, 100, [0.90, 0.92, 0.88], [0.9] * 3, [0.91, 0.91, 0.89])
+    assert noisy.bf16_verdict == "same within seed noise"  # +1, -1, +1 pp: mean +0.33, standard error 0.67
 
 
 @pytest.mark.parametrize("project, baseline, verdict", [
@@ -87,16 +107,81 @@ def test_profile_counts_a_host_read_added_per_batch(fake_data_dir, monkeypatch):
     assert row.host_reads == 2 + row.batches
 
 
-def test_benchmark_command_writes_a_section_per_benchmark(fake_data_dir, tmp_path, capsys):
-    results = tmp_path / "RESULTS.md"
+# Stands in for a GPU machine's Python, which has torch and torchvision and nothing else the project uses.
+ONLY_TORCH = """
+import importlib.abc, importlib.machinery, sys
+
+class Refuse(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (not installed on a GPU machine)")
+
+    def exec_module(self, module):
+        pass
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in {"ray", "optuna", "pandas", "matplotlib", "yaml"}:
+            return importlib.machinery.ModuleSpec(name, Refuse())
+
+sys.meta_path.insert(0, NotInstalled())
+"""
+
+
+def test_gpu_check_dry_run_runs_every_part_with_only_torch_and_torchvision(tmp_path):
+    """`--gpu-check --device cpu`: each section written (others kept), the checks' table, the rates file."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(ONLY_TORCH)
+    results, rates = tmp_path / "RESULTS.md", tmp_path / "rates.json"
     update_results(results, "cpu overhead", "kept")
-    assert main(["--smoke", "--device", "cpu", "--data-dir", str(fake_data_dir), "--results", str(results),
-                 "--only", "throughput", "profile"]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu-check", "--device", "cpu", "--results",
+                           str(results), "--rates", str(rates)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = results.read_text()
-    for key in ("cpu throughput", "cpu profile", "cpu overhead"):
-        assert text.count(f"<!-- begin {key} -->") == 1
-    assert "## CPU: where an epoch's time goes" in text and "host reads per epoch" in text and "kept" in text
-    assert "Updated" in capsys.readouterr().out
+    for key in ("throughput", "precision", "profile", "sharing", "gpu-check", "overhead"):
+        assert text.count(f"<!-- begin cpu {key} -->") == 1, key
+    assert "kept" in text and "host reads per epoch" in text and "share of the matmul rate" in text
+    assert "| medium model against the standard pipeline (the lower of its two factor settings) |" in done.stdout
+    written = json.loads(rates.read_text())
+    assert {(r["model"], r["bn"], r["augment"]) for r in written["rates"]} == {
+        (model, bn, augment) for model in ("medium", "large") for bn in (False, True) for augment in (False, True)}
+    assert all(r["train"] > 0 and r["evaluate"] > 0 for r in written["rates"])
+    assert written["sharing"]["1"] == 1.0 and written["sharing"]["2"] > 0
+
+
+def test_gpu_check_sets_each_measurement_against_its_target():
+    def throughput_row(images_per_s, ratio):
+        return throughput.ThroughputRow("medium", "slowest", 54_000, Measured.of([images_per_s]),
+                                        Measured.of([images_per_s / ratio]), 8, "bf16+channels_last", 1e7, 100.0)
+
+    def sharing_row(trials, images_per_s, peak_mb):
+        return gpu_sharing.SharingRow(trials, Measured.of([images_per_s]), images_per_s / trials, 1000 / trials,
+                                      peak_mb)
+
+    large = precision.PrecisionRow("large", "pre_act", 1, 256, {"fp32": 400.0, "fp32+channels_last": 500.0,
+                                                                "bf16": 900.0, "bf16+channels_last": 1000.0},
+                                   {"fp32": 100.0, "bf16": 400.0}, "bf16+channels_last", None, 1.34e8)
+    found = gpu_check.checks({
+        "throughput": [throughput_row(60_000, 12.0)], "precision": [large], "profile": [],
+        "sharing": [sharing_row(1, 10_000, 300), sharing_row(4, 24_000, 200), sharing_row(8, 30_000, 150)]},
+        "cuda")
+
+    def check(start: str) -> gpu_check.Check:
+        [match] = [c for c in found if c.name.startswith(start)]
+        return match
+
+    assert check("medium model against the standard pipeline").met  # 12x >= 10x
+    assert check("medium model, one 54,000-image epoch").measured == "0.90 s"  # 54,000 / 60,000 img/s
+    assert check("medium model, one 54,000-image epoch").met
+    # 1,000 img/s x 134 MFLOP = 134 GFLOP/s: 34% of bf16's 400
+    assert check("large model's training step").measured.startswith("34%")
+    assert not check("large model's training step").met
+    assert check("large, bn=pre_act: bf16 + channels_last against fp32").measured == "2.50x"
+    assert check("4 trials, each capped").met and not check("8 trials, each capped").met  # 200 <= 250; 150 > 125
+    assert not check("4 trials on one GPU").met  # 2.4x < 2.5x
+    assert check("4 trials on one GPU").verdict == "missed" and check("large, bn=pre_act").verdict == ""
 
 
 def test_study_overhead_splits_into_per_trial_and_once():

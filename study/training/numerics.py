@@ -95,33 +95,36 @@ def choose_numerics(cfg: TrialConfig, device: torch.device, timer=time.perf_coun
         return options[0]
     key = (str(device), cfg.model.model, cfg.model.bn != "none", cfg.data.batch_size, torch.get_num_threads())
     if key not in _CHOSEN:
-        _CHOSEN[key] = min(options, key=lambda numerics: _step_seconds(cfg, numerics, timer))
+        _CHOSEN[key] = min(options, key=lambda numerics: step_seconds(cfg, numerics, timer))
     return _CHOSEN[key]
 
 
-def _step_seconds(cfg: TrialConfig, numerics: Numerics, timer) -> float:
-    """Seconds per training step of `cfg`'s model with `numerics`, on synthetic images (the RNG left as it was)."""
+def step_seconds(cfg: TrialConfig, numerics: Numerics, timer=time.perf_counter, steps: int = PROBE_STEPS,
+                 compile: bool = False) -> float:
+    """Seconds per training step of `cfg`'s model with `numerics`, on synthetic images (the RNG left as it
+    was); `compile` runs the model through `torch.compile`, as `TrialConfig.compile` does."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = numerics.place(build_model(cfg.model).to(numerics.device))
+        forward = torch.compile(model) if compile else model
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         x = torch.randint(0, 256, (cfg.data.batch_size, 1, 28, 28), dtype=torch.uint8, device=numerics.device)
         y = torch.randint(0, 10, (cfg.data.batch_size,), device=numerics.device)
 
         def step() -> None:
             with numerics.autocast():
-                loss = F.cross_entropy(model(numerics.prepare(x)).float(), y)
+                loss = F.cross_entropy(forward(numerics.prepare(x)).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
-        for _ in range(2):  # warm-up: the first steps allocate and pick kernels
+        for _ in range(2):  # warm-up: the first steps allocate, pick kernels and compile
             step()
         if numerics.device.type == "cuda":
             torch.cuda.synchronize(numerics.device)
         start = timer()
-        for _ in range(PROBE_STEPS):
+        for _ in range(steps):
             step()
         if numerics.device.type == "cuda":
             torch.cuda.synchronize(numerics.device)
-        return (timer() - start) / PROBE_STEPS
+        return (timer() - start) / steps

@@ -8,17 +8,28 @@ so the estimate gives that expectation and the most (every trial to the end).
 
 The rates come from `study.training.rate_probe`, measured here and now for each
 distinct (model, BN or not, augmentation) of the space, with the CPU threads and the
-device a trial gets; the overhead of the study machinery (per trial and once per
-stage) is the study-overhead benchmark's (benchmarks/RESULTS.md, 2-core AMD EPYC).
-Trials run `concurrency` at a time.
+device a trial gets. With `--gpus N` they come instead from the GPU check's file
+(`python -m benchmarks --gpu-check` writes benchmarks/gpu_rates.json on a GPU
+machine): one trial's rates alone on a GPU, and the aggregate of k trials sharing
+one, so that k trials at once each train at the single rate x aggregate(k) / k. The
+overhead of the study machinery (per trial and once per stage) is the study-overhead
+benchmark's (benchmarks/RESULTS.md, 2-core AMD EPYC). Trials run `concurrency` at a
+time.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
+from study.tuning.budgets import gpu_share
 from study.tuning.planning import StudyPlan
-from study.vocabulary.config import TrialConfig
+from study.vocabulary.config import ModelConfig, TrialConfig
+from study.vocabulary.errors import UserError
+
+GPU_RATES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_rates.json"  # the GPU check writes it
 
 # The study machinery's cost, from the study-overhead benchmark (benchmarks/RESULTS.md, CPU, 2-core AMD EPYC):
 OVERHEAD_PER_TRIAL_S = 0.07
@@ -80,9 +91,12 @@ def cell_configs(plan: StudyPlan) -> list[TrialConfig]:
     return [TrialConfig.from_flat({**fixed, **cell.settings}) for cell in plan.space.named_cells()]
 
 
-def estimate(plan: StudyPlan, concurrency: int, device: str, rates) -> CostEstimate:
+def estimate(plan: StudyPlan, concurrency: int, device: str, rates,
+             rates_from: str = "measured on this machine just now (study.training.rate_probe)",
+             device_per_trial: float | None = None) -> CostEstimate:
     """The work of `plan` and its wall time with `concurrency` trials at once, from `rates`:
-    {probe key: study.training.rate_probe.Rates}, one per distinct (model, BN, augmentation)."""
+    {probe key: study.training.rate_probe.Rates}, one per distinct (model, BN, augmentation), each the rate
+    of one trial while `concurrency` run."""
     budget = plan.budget
     configs = cell_configs(plan)
     settings = plan.scheduler_settings()
@@ -107,9 +121,10 @@ def estimate(plan: StudyPlan, concurrency: int, device: str, rates) -> CostEstim
         seconds = sum((epochs_of(s) * train_s + s.validations(epochs_of(s)) * validation_s) / concurrency
                       + s.trainings * OVERHEAD_PER_TRIAL_S + OVERHEAD_PER_STAGE_S for s in stages)
         walls.append(seconds)
-    held = budget.gpus_per_trial if device == "cuda" else budget.cpus_per_trial
+    if device_per_trial is None:
+        device_per_trial = budget.gpus_per_trial if device == "cuda" else budget.cpus_per_trial
     return CostEstimate(cells, train_images, val_images, stages, epoch_s, concurrency, (walls[0], walls[1]),
-                        device, held, "measured on this machine just now (study.training.rate_probe)")
+                        device, device_per_trial, rates_from)
 
 
 def probe_rates(plan: StudyPlan, on_device) -> dict:
@@ -123,6 +138,38 @@ def probe_rates(plan: StudyPlan, on_device) -> dict:
         if key not in rates:
             rates[key] = measure_rates(on_device(cfg), threads=max(1, int(plan.budget.cpus_per_trial)))
     return rates
+
+
+def gpu_check_rates(plan: StudyPlan, path: Path, trials_per_gpu: int) -> tuple[dict, str]:
+    """Each probe key's rate of one trial of `trials_per_gpu` sharing a GPU, from the GPU check's file at `path`;
+    and a line on where the rates come from."""
+    from study.training.rate_probe import Rates
+
+    try:
+        measured = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"no GPU rates at {path}: `python -m benchmarks --gpu-check` measures them on a machine with "
+                        "the GPU and writes that file (copy it here), or pass --rates FILE") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the GPU rates at {path} ({exc}): run `python -m benchmarks --gpu-check` "
+                        "again on the GPU machine, or pass --rates FILE") from None
+    # The aggregate of k trials on one GPU against one: beyond the largest k measured, no further gain assumed.
+    sharing = {int(k): float(v) for k, v in measured["sharing"].items()}
+    counts = [k for k in sharing if k <= trials_per_gpu] or [min(sharing)]
+    aggregate = sharing[max(counts)] * min(trials_per_gpu, max(counts)) / max(counts)
+    per_trial = aggregate / trials_per_gpu
+    table = {(r["model"], bool(r["bn"]), bool(r["augment"])): r for r in measured["rates"]}
+    rates = {}
+    for cfg in cell_configs(plan):
+        key = _probe_key(cfg)
+        if key not in table:
+            raise UserError(f"the GPU rates at {path} have no {key[0]} model with bn={'yes' if key[1] else 'no'}, "
+                            f"augment={key[2]}: run `python -m benchmarks --gpu-check` on the GPU machine again")
+        rates[key] = Rates(table[key]["train"] * per_trial, table[key]["evaluate"] * per_trial, "cuda")
+    source = (f"from the GPU check ({path}: {measured['machine']}, {measured['date']}, batch "
+              f"{measured['batch_size']}), {trials_per_gpu} trial{'s' if trials_per_gpu > 1 else ''} per GPU at "
+              f"{per_trial:.2f}x one trial's rate alone")
+    return rates, source
 
 
 def describe(cost: CostEstimate) -> str:
@@ -155,8 +202,11 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def dry_run(plan: StudyPlan) -> str:
-    """`study run --dry-run`: the plan and its estimated cost on this machine, from a probe of its rates."""
+def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = None) -> str:
+    """`study run --dry-run`: the plan and its estimated cost on this machine, from a probe of its rates; or,
+    with `gpus`, on that many GPUs, from the GPU check's rates (`rates_file`, default GPU_RATES_FILE)."""
+    if gpus is not None:
+        return _dry_run_on_gpus(plan, gpus, Path(rates_file) if rates_file else GPU_RATES_FILE)
     import os
     from dataclasses import replace
 
@@ -173,8 +223,22 @@ def dry_run(plan: StudyPlan) -> str:
     text = describe(estimate(plan, concurrency, device, rates))
     if budget.gpus_per_trial > 0 and not gpus:
         text += ("\nThis budget gives each trial a GPU share and this machine has no GPU: the estimate is for its "
-                 "CPUs, as with --gpus-per-trial 0.")
+                 "CPUs, as with --gpus-per-trial 0. --gpus N estimates N GPUs from the GPU check's rates.")
     if device == "cpu" and concurrency > 1:
         text += (f"\nThe rates are one trial's alone; {concurrency} at once share the memory bandwidth, so expect "
                  "somewhat longer.")
     return text
+
+
+def _dry_run_on_gpus(plan: StudyPlan, gpus: int, rates_file: Path) -> str:
+    share, note = plan.budget.gpus_per_trial, ""
+    if share <= 0:  # a CPU budget (smoke, quick): each trial gets the share the full budget gives its model
+        default_model = plan.param_space.get("model", ModelConfig.model)
+        share = gpu_share({cell.settings.get("model", default_model) for cell in plan.space.named_cells()})
+        note = (f"\nThis budget gives trials no GPU; the estimate gives each {share:g} of one, as the full budget "
+                "does (set it with --gpus-per-trial).")
+    slots = gpus * max(1, math.floor(1 / share + 1e-9))
+    concurrency = min(slots, plan.options.max_concurrent or slots)
+    trials_per_gpu = math.ceil(concurrency / gpus)
+    rates, source = gpu_check_rates(plan, rates_file, trials_per_gpu)
+    return describe(estimate(plan, concurrency, "cuda", rates, source, share)) + note

@@ -25,7 +25,7 @@ def fake_probe(monkeypatch, seconds: dict[str, float]) -> list[str]:
         probed.append(candidate.label)
         return seconds[candidate.label]
 
-    monkeypatch.setattr(numerics, "_step_seconds", step_seconds)
+    monkeypatch.setattr(numerics, "step_seconds", step_seconds)
     monkeypatch.setattr(numerics, "_CHOSEN", {})
     return probed
 
@@ -59,7 +59,7 @@ def test_the_probe_times_real_steps_and_leaves_the_random_stream_alone():
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    seconds = numerics._step_seconds(config("auto"), Numerics(CPU, "fp32", True), numerics.time.perf_counter)
+    seconds = numerics.step_seconds(config("auto"), Numerics(CPU, "fp32", True), numerics.time.perf_counter)
     assert seconds > 0 and torch.equal(torch.rand(3), expected)
 
 

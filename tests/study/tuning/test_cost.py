@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from study.training.rate_probe import Rates, measure_rates
 from study.tuning import cost
 from study.tuning.planning import StudyOptions, plan_study
 from study.vocabulary.config import DataConfig, ModelConfig, TrialConfig
+from study.vocabulary.errors import UserError
 
 
 def simulated_asha_epochs(max_t: int, grace: int, factor: float, trials: int, seed: int) -> float:
@@ -75,3 +78,34 @@ def test_dry_run_prints_the_plan_and_starts_nothing(fake_data_dir, tmp_path, cap
     out = capsys.readouterr().out
     assert "Plan: 12 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
     assert list(tmp_path.iterdir()) == []  # no experiment directory, no lock, no Ray
+
+
+def gpu_rates_file(path, sharing, models=("medium",)):
+    rates = [{"model": model, "bn": bn, "augment": augment, "train": 40_000.0, "evaluate": 160_000.0}
+             for model in models for bn in (False, True) for augment in (False, True)]
+    path.write_text(json.dumps({"machine": "a GPU", "device": "cuda", "date": "2026-12-02", "batch_size": 256,
+                                "rates": rates, "sharing": sharing}))
+    return path
+
+
+def test_an_estimate_for_gpus_shares_each_gpu_as_the_gpu_check_measured(smoke_plan, tmp_path):
+    # 4 trials per GPU (the medium model's share, 1/4), which the check found 3x one trial's throughput together.
+    rates_file = gpu_rates_file(tmp_path / "rates.json", {"1": 1.0, "2": 1.8, "4": 3.0})
+    rates, source = cost.gpu_check_rates(smoke_plan, rates_file, trials_per_gpu=4)
+    assert all(r.train == pytest.approx(40_000 * 3.0 / 4) for r in rates.values())
+    assert "4 trials per GPU at 0.75x" in source and "a GPU, 2026-12-02" in source
+    # Beyond the largest count measured, the aggregate is assumed to grow no further.
+    rates, _ = cost.gpu_check_rates(smoke_plan, rates_file, trials_per_gpu=8)
+    assert all(r.train == pytest.approx(40_000 * 3.0 / 8) for r in rates.values())
+    one, two = (cost._dry_run_on_gpus(smoke_plan, gpus, rates_file) for gpus in (1, 2))
+    assert "4 trials at once on the CUDA" in one and "8 trials at once on the CUDA" in two
+    assert "the full budget does" in one  # the smoke budget gives trials no GPU: 1/4 of one, as the full budget
+
+
+def test_an_estimate_for_gpus_says_what_is_missing(smoke_plan, tmp_path, capsys):
+    with pytest.raises(UserError, match="python -m benchmarks --gpu-check"):
+        cost.gpu_check_rates(smoke_plan, tmp_path / "absent.json", 4)
+    with pytest.raises(UserError, match="no medium model with bn=no, augment=False"):
+        cost.gpu_check_rates(smoke_plan, gpu_rates_file(tmp_path / "r.json", {"1": 1.0}, models=("large",)), 4)
+    assert main(["run", "--budget", "smoke", "--gpus", "2"]) == 2
+    assert "--gpus and --rates go with --dry-run" in capsys.readouterr().err
