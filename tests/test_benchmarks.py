@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from benchmarks import accuracy, gpu_check, gpu_sharing, precision, profile_step, study_overhead, throughput
-from benchmarks.__main__ import main
 from benchmarks.sections import overhead_section, update_results
 from benchmarks.common import Measured
 from benchmarks.standard_pipeline import make_loader, torchvision_root
