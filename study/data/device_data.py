@@ -191,6 +191,40 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.permute(0, 3, 1, 2).contiguous()
 
 
+# Random erasing (Zhong et al., AAAI 2020), torchvision's defaults: the rectangle covers 2-33% of the
+# image, with an aspect ratio between 0.3 and 3.3 (drawn on a log scale).
+ERASE_AREA = (0.02, 0.33)
+ERASE_RATIO = (0.3, 3.3)
+ERASE_FILL = round(255 * MEAN)  # the mean pixel: zero once normalised, as torchvision fills a normalised image
+
+
+def random_erase(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
+    """Each sample, with probability `p`, gets one random rectangle set to the mean pixel.
+
+    x: uint8 [B, C, H, W] on any device; `generator` must be on the same device. Returns a
+    new tensor; `x` is not modified. All samples draw at once (area, aspect ratio, corner);
+    where torchvision retries a rectangle that does not fit, this one clips it to the image.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"random_erase expects images of shape [B, C, H, W], got shape {tuple(x.shape)}")
+    _check_generator(generator, x.device)
+    b, _, h, w = x.shape
+    draws = torch.rand((5, b), generator=generator, device=x.device)  # erase?, area, ratio, top, left
+    area = h * w * (ERASE_AREA[0] + (ERASE_AREA[1] - ERASE_AREA[0]) * draws[1])
+    log_low, log_high = np.log(ERASE_RATIO[0]), np.log(ERASE_RATIO[1])
+    ratio = torch.exp(log_low + (log_high - log_low) * draws[2])
+    eh = torch.sqrt(area * ratio).round().clamp(1, h)
+    ew = torch.sqrt(area / ratio).round().clamp(1, w)
+    top = (draws[3] * (h - eh + 1)).floor()
+    left = (draws[4] * (w - ew + 1)).floor()
+    rows = torch.arange(h, device=x.device)[None, :, None]  # [1, H, 1]
+    cols = torch.arange(w, device=x.device)[None, None, :]  # [1, 1, W]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + eh)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))
+    erased = inside & (draws[0] < p)[:, None, None]  # [B, H, W]
+    return torch.where(erased[:, None], torch.full_like(x, ERASE_FILL), x)
+
+
 def batch_indices(
     n: int,
     batch_size: int,

@@ -25,7 +25,7 @@ from torch import nn
 from study.vocabulary.config import ConfigError
 
 from study.vocabulary.config import OptimConfig, TrialConfig
-from study.data.device_data import DeviceSplit, augment, batch_indices
+from study.data.device_data import DeviceSplit, augment, batch_indices, random_erase
 from study.vocabulary.factors import is_diverged
 from study.training.mechanism import BNInputMoments, CalibrationBins, bn_layers, reestimated_copy, summarise_shift
 from study.training.models import build_model
@@ -166,7 +166,8 @@ def start_training(cfg: TrialConfig, steps_per_epoch: int, device: torch.device 
 
 
 def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
-    """One pass over the training images; returns train_loss, train_acc, lr, samples_per_s.
+    """One pass over the training images; returns train_loss (smoothed, with label smoothing), train_acc, lr,
+    samples_per_s.
 
     These are train-mode numbers (Dropout and augmentation on, averaged over the
     epoch's changing weights). A NaN or infinite loss is returned as it is: the
@@ -181,10 +182,12 @@ def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
         x = split.train_x[idx]
         if cfg.data.augment:
             x = augment(x, state.generator)
+        if cfg.data.random_erasing:  # no draws without it: older configs keep their random streams
+            x = random_erase(x, state.generator, cfg.data.random_erasing)
         y = split.train_y[idx]
         with state.numerics.autocast():
             logits = state.step_fn(state.numerics.prepare(x))
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.optim.label_smoothing)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()

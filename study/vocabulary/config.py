@@ -107,6 +107,8 @@ class OptimConfig:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     schedule: str = "cosine"
+    # The training loss's label smoothing (0: plain cross-entropy); validation and test losses never smooth.
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -114,6 +116,7 @@ class OptimConfig:
         _number("weight_decay", self.weight_decay, 0.0, 1.0)
         _number("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _choice("schedule", self.schedule, SCHEDULES)
+        _number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ class DataConfig:
     train_size: int | None = None  # stratified subset of the training split; None = all
     split_seed: int = 0
     batch_size: int = 128
-    augment: bool = False
+    augment: bool = False  # random crop and horizontal flip
+    random_erasing: float = 0.0  # the probability that a training image gets a random rectangle erased
     # Cross-validation: validate on fold `fold` of `n_folds` stratified folds of the
     # 60k training images instead of the fixed `val_size` split.
     fold: int | None = None
@@ -140,6 +144,7 @@ class DataConfig:
             _integer("train_size", self.train_size, 10)
         _integer("split_seed", self.split_seed, 0)
         _integer("batch_size", self.batch_size, 2, 65536)
+        _number("random_erasing", self.random_erasing, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from study.data import device_data
 from study.data import idx
 from study.vocabulary.config import DataConfig
 from study.data.device_data import (
+    ERASE_FILL,
     MEAN,
     STD,
     augment,
@@ -18,6 +19,7 @@ from study.data.device_data import (
     load_full_train_and_test,
     load_split,
     normalize,
+    random_erase,
 )
 from study.data.fake_data import write_fake_fashion_mnist
 
@@ -224,3 +226,28 @@ def test_batch_indices_seeded_and_unshuffled():
         batch_indices(5, 0, shuffle=False)
     with pytest.raises(ValueError, match="needs a generator"):
         batch_indices(5, 2)
+
+
+def test_random_erasing_erases_one_rectangle_in_about_p_of_the_images():
+    x = torch.full((4000, 1, 28, 28), 255, dtype=torch.uint8)
+    before = x.clone()
+    out = random_erase(x, torch.Generator().manual_seed(0), p=0.5)
+    assert torch.equal(x, before) and out.shape == x.shape and out.dtype == torch.uint8
+    erased = out != 255  # [B, 1, H, W]: where the mean pixel went
+    assert torch.all(out[erased] == ERASE_FILL)
+    hit = erased.flatten(1).any(1)
+    assert abs(hit.float().mean().item() - 0.5) < 0.03  # 4,000 draws: sd 0.008
+    for mask in erased[hit][:200, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        # one solid rectangle: its bounding box is all erased
+        assert mask.sum() == len(rows) * len(cols) == (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+    areas = erased[hit].flatten(1).sum(1).float() / (28 * 28)
+    assert areas.max() <= 0.34 + 1e-6 and areas.min() >= 0.01  # 2-33% drawn; clipped to the image, rounded
+    assert 0.14 < areas.mean() < 0.19  # a uniform area in [0.02, 0.33] has mean 0.175 (less what clipping cuts)
+
+
+def test_random_erasing_never_erases_at_p_zero_and_always_at_p_one():
+    x = _object_images(64)
+    assert torch.equal(random_erase(x, torch.Generator().manual_seed(1), p=0.0), x)
+    all_erased = random_erase(x, torch.Generator().manual_seed(1), p=1.0)
+    assert (all_erased == ERASE_FILL).flatten(1).any(1).all()

@@ -211,3 +211,29 @@ def test_mechanism_metrics_come_with_bn_only_and_reestimation_leaves_the_model_a
 
     plain = fit(_config(fake_data_dir, max_epochs=1, bn="none"), split).history[-1]
     assert not [k for k in plain if k.startswith("var_shift") or k.endswith("bn_reestimated")]
+
+
+def test_label_smoothing_smooths_the_training_loss_only(fake_data_dir, monkeypatch):
+    """The training step passes the smoothing to its loss; the evaluation's losses stay plain cross-entropy."""
+    seen = []
+    real = training.F.cross_entropy
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("label_smoothing", 0.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training.F, "cross_entropy", recording)
+    cfg = _config(fake_data_dir, max_epochs=1, label_smoothing=0.1)
+    split = load_split(cfg.data, torch.device("cpu"))
+    fit(cfg, split)
+    assert seen.count(0.1) == steps_per_epoch(split.n_train, cfg.data.batch_size)  # each training batch
+    assert set(seen) == {0.1, 0.0}  # and the evaluations, plain
+
+
+def test_random_erasing_changes_training_and_leaves_its_absence_as_it_was(fake_data_dir):
+    split = load_split(_config(fake_data_dir).data, torch.device("cpu"))
+    plain = fit(_config(fake_data_dir, max_epochs=1), split).history[0]
+    explicit_zero = fit(_config(fake_data_dir, max_epochs=1, random_erasing=0.0), split).history[0]
+    erased = fit(_config(fake_data_dir, max_epochs=1, random_erasing=0.5), split).history[0]
+    assert plain["train_loss"] == explicit_zero["train_loss"]  # no draws at 0: the same random stream
+    assert erased["train_loss"] != plain["train_loss"]
