@@ -14,6 +14,7 @@ factor values, a claim's group scores), as they always have.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -390,9 +391,14 @@ def to_json(value) -> object:
     return jsonable(value)
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)  # resolves the module's string annotations: slow, and the same every time
+
+
 def from_json(cls: type, data: dict):
     """Rebuild `cls` (a dataclass of this module) from what `to_json` wrote."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = dataclasses.fields(cls)
     named = {f.name for f in fields if not f.metadata.get("inline")}
     kwargs = {}

@@ -51,11 +51,12 @@ class Settings:
     # Mechanism overhead: (model, training images or None for all, validation images, batch size, max_epochs).
     mechanism_sizes: list = ()
     val_images: int = 6000  # the fixed validation split
-    # Precision and layout: the models, (threads, batch size) pairs, timed steps, and torch.compile or not.
+    # Precision and layout: the models, (threads, batch size) pairs, timed steps, and the models also timed
+    # through torch.compile (each compilation takes 20-60 s).
     precision_models: list = ("medium", "large")
     precision_sizes: list = ((1, 64), (2, 256))  # the quick and the full budget's
     precision_steps: int = 4
-    precision_compile: bool = True
+    precision_compiled: tuple = ("medium", "large")
 
 
 SETTINGS = {
@@ -77,7 +78,7 @@ SETTINGS = {
                       accuracy_seeds=2, accuracy_epochs=1, accuracy_images=128, overhead_trials=12,
                       sharing_counts=[1, 2], sharing_epochs=1, mechanism_sizes=[("small", 128, 100, 32, 3)],
                       val_images=100, precision_models=["small"], precision_sizes=[(1, 16)], precision_steps=1,
-                      precision_compile=False),
+                      precision_compiled=()),
 }
 
 
@@ -106,7 +107,7 @@ def measure(name: str, args, device: str, settings: Settings, repeats: int):
                               repeats, settings.workers, args.compile, settings.val_images)
     if name == "precision":
         return precision.run(device, settings.precision_models, settings.precision_sizes, settings.precision_steps,
-                             settings.precision_compile)
+                             settings.precision_compiled)
     if name == "profile":
         return profile_step.run(args.data_dir, device, list(settings.images), settings.images, settings.batch_size,
                                 settings.val_images)
@@ -159,7 +160,7 @@ def run_gpu_check(args, device: str) -> int:
                                                         settings.batch_size, found["sharing"])
             gpu_check.write_rates(Path(rates_file), rates)
             print(f"Wrote the rates of `study run --dry-run --gpus N` to {rates_file}")
-    table = gpu_check.check_table(gpu_check.checks(found, device))
+    table = gpu_check.check_table(gpu_check.checks(found))
     body = (f"## {'CPU' if device == 'cpu' else 'GPU'}: the GPU check\n\n{machine()}; {versions()}; "
             f"{time.strftime('%Y-%m-%d')}; `python -m benchmarks --gpu-check`, {time.time() - started:.0f} s in all "
             f"(the sections above hold the tables).\n\n{table}")

@@ -43,9 +43,10 @@ def step_config(model: str, bn: str, batch_size: int) -> TrialConfig:
                        data=DataConfig(batch_size=batch_size), precision="auto")
 
 
-def run(device: str, models: list[str], sizes: list[tuple[int, int]], steps: int, compile: bool,
+def run(device: str, models: list[str], sizes: list[tuple[int, int]], steps: int, compiled_models: tuple = (),
         ) -> list[PrecisionRow]:
-    """A row per (threads, batch size) of `sizes`, model and BN or not, on `device` (threads: CPU only)."""
+    """A row per (threads, batch size) of `sizes`, model and BN or not, on `device` (threads: CPU only); the
+    models in `compiled_models` are also timed through torch.compile."""
     torch_device = torch.device(device)
     rows = []
     for threads, batch_size in sizes:
@@ -59,7 +60,7 @@ def run(device: str, models: list[str], sizes: list[tuple[int, int]], steps: int
                          for label in LAYOUTS}
                 auto = max((c.label for c in candidates("auto", torch_device)), key=rates.__getitem__)
                 compiled = None
-                if compile:
+                if model in compiled_models:
                     seconds = step_seconds(cfg, Numerics.from_label(auto, torch_device), steps=steps, compile=True)
                     compiled = batch_size / seconds
                 rows.append(PrecisionRow(model, bn, threads, batch_size, rates, limits, auto, compiled,

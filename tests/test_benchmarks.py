@@ -164,8 +164,7 @@ def test_gpu_check_sets_each_measurement_against_its_target():
                                    {"fp32": 100.0, "bf16": 400.0}, "bf16+channels_last", None, 1.34e8)
     found = gpu_check.checks({
         "throughput": [throughput_row(60_000, 12.0)], "precision": [large], "profile": [],
-        "sharing": [sharing_row(1, 10_000, 300), sharing_row(4, 24_000, 200), sharing_row(8, 30_000, 150)]},
-        "cuda")
+        "sharing": [sharing_row(1, 10_000, 300), sharing_row(4, 24_000, 200), sharing_row(8, 30_000, 150)]})
 
     def check(start: str) -> gpu_check.Check:
         [match] = [c for c in found if c.name.startswith(start)]
