@@ -60,7 +60,7 @@ class Settings:
 
 
 SETTINGS = {
-    # A 2-core machine: the whole run takes about 40 minutes.
+    # A 2-core machine: the whole run takes about 45 minutes (36 without study overhead and mechanism).
     # The medium model's epochs are whole (54,000 images), so its ratio holds for a real epoch.
     "cpu": Settings({"small": 2048, "medium": None, "large": 2048}, batch_size=64, repeats=3, workers=[0, 2],
                     accuracy_seeds=5, accuracy_epochs=3, accuracy_images=3000, overhead_trials=12,
