@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(os.cpu_count() or 1)
     print(f"Benchmarks on {machine()}\n{versions()}\n")
     if args.gpu_check:
-        if args.device == "auto" and device != "cuda":
+        if args.device != "cpu" and not torch.cuda.is_available():
             raise SystemExit("--gpu-check: no CUDA GPU on this machine (torch.cuda.is_available() is False); "
                              "`--gpu-check --device cpu` runs its dry run with tiny sizes")
         return run_gpu_check(args, device)

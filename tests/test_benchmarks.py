@@ -196,3 +196,11 @@ def test_overhead_section_names_both_study_sizes():
     text = overhead_section(result)
     assert "12-trial and a 36-trial study" in text and "overhead s once per study" in text
     assert "| one-line display (the default) | 1.5 (1.0-2.0, n=2) | 0.50x |" in text
+
+
+def test_gpu_check_without_a_gpu_says_how_to_run_its_dry_run(monkeypatch):
+    from benchmarks.__main__ import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="no CUDA GPU on this machine.*--gpu-check --device cpu"):
+        main(["--gpu-check"])
