@@ -26,7 +26,7 @@ from pathlib import Path
 
 from study.tuning.budgets import gpu_share
 from study.tuning.planning import StudyPlan
-from study.vocabulary.config import ModelConfig, TrialConfig
+from study.vocabulary.config import TrialConfig
 from study.vocabulary.errors import UserError
 
 GPU_RATES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_rates.json"  # the GPU check writes it
@@ -153,11 +153,11 @@ def gpu_check_rates(plan: StudyPlan, path: Path, trials_per_gpu: int) -> tuple[d
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the GPU rates at {path} ({exc}): run `python -m benchmarks --gpu-check` "
                         "again on the GPU machine, or pass --rates FILE") from None
-    # The aggregate of k trials on one GPU against one: beyond the largest k measured, no further gain assumed.
+    # The aggregate of k trials on one GPU against one, from the largest k measured up to trials_per_gpu: no
+    # further gain is assumed past it. (Below the smallest k measured, it scales down in proportion.)
     sharing = {int(k): float(v) for k, v in measured["sharing"].items()}
-    counts = [k for k in sharing if k <= trials_per_gpu] or [min(sharing)]
-    aggregate = sharing[max(counts)] * min(trials_per_gpu, max(counts)) / max(counts)
-    per_trial = aggregate / trials_per_gpu
+    known = max((k for k in sharing if k <= trials_per_gpu), default=min(sharing))
+    per_trial = sharing[known] * min(trials_per_gpu, known) / known / trials_per_gpu
     table = {(r["model"], bool(r["bn"]), bool(r["augment"])): r for r in measured["rates"]}
     rates = {}
     for cfg in cell_configs(plan):
@@ -233,8 +233,7 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
 def _dry_run_on_gpus(plan: StudyPlan, gpus: int, rates_file: Path) -> str:
     share, note = plan.budget.gpus_per_trial, ""
     if share <= 0:  # a CPU budget (smoke, quick): each trial gets the share the full budget gives its model
-        default_model = plan.param_space.get("model", ModelConfig.model)
-        share = gpu_share({cell.settings.get("model", default_model) for cell in plan.space.named_cells()})
+        share = gpu_share({cfg.model.model for cfg in cell_configs(plan)})
         note = (f"\nThis budget gives trials no GPU; the estimate gives each {share:g} of one, as the full budget "
                 "does (set it with --gpus-per-trial).")
     slots = gpus * max(1, math.floor(1 / share + 1e-9))
