@@ -338,6 +338,8 @@ def test_study_final_interrupted_then_killed_resumes_without_retraining_a_seed(s
                                                   1, signal.SIGINT)
     assert_interrupted(exit_code, output, signal.SIGINT, full_argv)
     assert not (experiment / "final.csv").exists()
+    display = [line for line in output.splitlines() if line.startswith("final ")]
+    assert display and all("pruned 0" in line for line in display)  # a seed the signal stopped resumes
     before = finished_epochs(experiment / "final")
     assert before
 

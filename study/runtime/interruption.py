@@ -28,6 +28,7 @@ from contextlib import contextmanager
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Tune reads this when its run starts: it then leaves SIGINT to the handler below.
 TUNE_SIGINT_VARIABLE = "TUNE_DISABLE_SIGINT_HANDLER"
+_stopping = threading.Event()  # set from the signal until `fit` returns: Tune's loop is winding down
 
 
 class Interrupted(KeyboardInterrupt):
@@ -60,6 +61,11 @@ def keep_sigterm(previous) -> None:
         signal.signal(signal.SIGTERM, _outside_a_stage)
 
 
+def stop_requested() -> bool:
+    """Whether a signal has asked the running stage to stop (for callbacks, which see Tune end its trials)."""
+    return _stopping.is_set()
+
+
 def fit(tuner):
     """`tuner.fit()`; raises `Interrupted` when SIGINT or SIGTERM stopped it (Tune saved its state first)."""
     with _graceful_stop() as received:
@@ -81,6 +87,7 @@ def _graceful_stop():
         if received or not callable(tune_stop) or tune_stop is stop:
             raise Interrupted(signum, saved=False)  # a second signal, or Tune's loop not running yet: stop now
         received.append(signum)
+        _stopping.set()
         tune_stop(signal.SIGUSR1, frame)
 
     previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
@@ -90,6 +97,7 @@ def _graceful_stop():
     try:
         yield received
     finally:
+        _stopping.clear()
         for s, handler in previous.items():
             signal.signal(s, handler)
         signal.signal(signal.SIGUSR1, previous_usr1)

@@ -10,6 +10,9 @@ place, a few times a second at most:
 
 Elsewhere (CI, `ray job logs`, a file) it prints such a line at every fifth of the
 planned trials and at least once a minute, so a log stays short and shows progress.
+
+When Ctrl-C or SIGTERM stops a stage, Tune ends its running trials as it saves them;
+the last line counts those as "interrupted", not pruned: they resume.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from ray import tune
 
+from study.runtime import interruption
 from study.vocabulary.factors import is_diverged
 
 BAR_WIDTH = 24
@@ -106,6 +110,8 @@ class StageProgress(tune.Callback):
         self._last_draw = self._last_look = -math.inf
         self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
+        self._running: set[str] = set()  # trial ids running at the last look
+        self._interrupted: set[str] = set()  # those a signal stopped: Tune ends them, but they resume
 
     # Tune pickles its callbacks with the experiment (tuner.pkl): the stream stays out (`setup` resets the rest).
     def __getstate__(self) -> dict:
@@ -125,6 +131,8 @@ class StageProgress(tune.Callback):
         self._update(trials)
 
     def on_experiment_end(self, trials, **info) -> None:
+        if interruption.stop_requested():
+            self._interrupted = set(self._running)
         self._update(trials, force=True)
         if self._terminal():
             self.stream.write("\n")
@@ -133,9 +141,17 @@ class StageProgress(tune.Callback):
     def status(self, trials, now: float | None = None, width: int | None = None) -> tuple[int, str]:
         """(trials finished, the line the display shows) for these trials; within `width` columns when given,
         the bar and the zero counts go first, so the counts, the best and the time left stay on screen."""
-        counts = {name: 0 for name in ("running", "completed", "pruned", "diverged", "failed", "pending")}
+        counts = {name: 0 for name in ("running", "completed", "pruned", "diverged", "failed", "pending",
+                                       "interrupted")}
+        running = set()
         for trial in trials:
-            counts[outcome(trial, self.max_epochs)] += 1
+            name = outcome(trial, self.max_epochs)
+            if trial.trial_id in self._interrupted and name not in ("completed", "failed"):
+                name = "interrupted"
+            if name == "running":
+                running.add(trial.trial_id)
+            counts[name] += 1
+        self._running = running
         done = counts["completed"] + counts["pruned"] + counts["diverged"] + counts["failed"]
         if self._done_at_start is None:
             self._done_at_start = done  # a resumed stage: what was finished before it started
@@ -144,7 +160,7 @@ class StageProgress(tune.Callback):
         filled = round(BAR_WIDTH * done / planned) if planned else BAR_WIDTH
         head = f"{self.stage:<8} {done:>{len(str(planned))}}/{planned}"
         bar = f" {'━' * filled}{'─' * (BAR_WIDTH - filled)}"
-        shown = ("running", "pruned", "diverged", "failed")
+        shown = ("running", "pruned", "diverged", "failed", *(["interrupted"] if counts["interrupted"] else []))
         best = self._best(trials)
         tail = ([f"best {self.metric} {best[0]:.4f} ({best[1]})"] if best is not None else []) + [
             duration(elapsed) + self._remaining(done, planned, elapsed)]

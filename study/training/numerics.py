@@ -7,8 +7,8 @@
 - ``auto``: on CUDA, bf16 with channels_last where the GPU supports bf16. On the CPU,
   chosen by measurement: a short probe at the worker's first training of a model
   times a few training steps of each candidate (fp32 contiguous, fp32 channels_last,
-  and where the processor has native bf16 instructions, bf16 both ways) and keeps the
-  fastest; the choice is cached per worker process for that model, BN or not and
+  and where the processor has native bf16 instructions, bf16 both ways), interleaved,
+  and keeps the fastest; the choice is cached per worker process for that model, BN or not and
   batch size. Without native bf16 (AVX2-only processors, say) autocast emulates it
   and was 5-10x slower here, so it is never a candidate there.
 
@@ -19,6 +19,7 @@ its precision (the accuracy benchmark compares the two).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from study.data.device_data import normalize
 from study.training.models import build_model
 from study.vocabulary.config import TrialConfig
 
-PROBE_STEPS = 4  # timed training steps per candidate, after 2 warm-up steps
+PROBE_ROUNDS = 5  # timed training steps per candidate, after 2 warm-up steps
 _CHOSEN: dict[tuple, "Numerics"] = {}  # per worker process: (device, model, bn, batch, threads) -> choice
 
 
@@ -95,36 +96,70 @@ def choose_numerics(cfg: TrialConfig, device: torch.device, timer=time.perf_coun
         return options[0]
     key = (str(device), cfg.model.model, cfg.model.bn != "none", cfg.data.batch_size, torch.get_num_threads())
     if key not in _CHOSEN:
-        _CHOSEN[key] = min(options, key=lambda numerics: step_seconds(cfg, numerics, timer))
+        seconds = probe_step_seconds(cfg, options, timer)
+        _CHOSEN[key] = options[seconds.index(min(seconds))]
     return _CHOSEN[key]
 
 
-def step_seconds(cfg: TrialConfig, numerics: Numerics, timer=time.perf_counter, steps: int = PROBE_STEPS,
-                 compile: bool = False) -> float:
-    """Seconds per training step of `cfg`'s model with `numerics`, on synthetic images (the RNG left as it
-    was); `compile` runs the model through `torch.compile`, as `TrialConfig.compile` does."""
+def probe_step_seconds(cfg: TrialConfig, options: list[Numerics], timer=time.perf_counter,
+                       rounds: int = PROBE_ROUNDS) -> list[float]:
+    """Each candidate's fastest training step of `cfg`'s model over `rounds` rounds, where a round times one
+    step of every candidate in turn (synthetic images; the RNG left as it was).
+
+    Why interleaved and the fastest: on a machine that runs several trials, another process's load comes
+    and goes (its start, its data, its own probe). Timed one candidate after another, a burst falls on one
+    candidate and hands the choice to another; it happened in a study here, where workers of the same
+    model chose differently. Interleaved, a burst spreads over all candidates, and load only ever adds
+    time, so the fastest step of each is the one that load missed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = numerics.place(build_model(cfg.model).to(numerics.device))
-        forward = torch.compile(model) if compile else model
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        x = torch.randint(0, 256, (cfg.data.batch_size, 1, 28, 28), dtype=torch.uint8, device=numerics.device)
-        y = torch.randint(0, 10, (cfg.data.batch_size,), device=numerics.device)
+        steps = [_training_step(cfg, numerics) for numerics in options]
+        fastest = [math.inf] * len(steps)
+        for _ in range(rounds):
+            for i, (numerics, step) in enumerate(zip(options, steps)):
+                start = timer()
+                step()
+                _synchronize(numerics.device)
+                fastest[i] = min(fastest[i], timer() - start)
+    return fastest
 
-        def step() -> None:
-            with numerics.autocast():
-                loss = F.cross_entropy(forward(numerics.prepare(x)).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
 
-        for _ in range(2):  # warm-up: the first steps allocate, pick kernels and compile
-            step()
-        if numerics.device.type == "cuda":
-            torch.cuda.synchronize(numerics.device)
+def step_seconds(cfg: TrialConfig, numerics: Numerics, timer=time.perf_counter, steps: int = PROBE_ROUNDS,
+                 compile: bool = False) -> float:
+    """Mean seconds per training step of `cfg`'s model with `numerics` over `steps` steps, on synthetic
+    images (the RNG left as it was); `compile` runs the model through `torch.compile`, as
+    `TrialConfig.compile` does. The precision benchmark's measure, on a machine it has to itself."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        step = _training_step(cfg, numerics, compile)
         start = timer()
         for _ in range(steps):
             step()
-        if numerics.device.type == "cuda":
-            torch.cuda.synchronize(numerics.device)
+        _synchronize(numerics.device)
         return (timer() - start) / steps
+
+
+def _training_step(cfg: TrialConfig, numerics: Numerics, compile: bool = False):
+    """A function that runs one SGD step of a fresh `cfg` model on one synthetic batch, warmed up."""
+    model = numerics.place(build_model(cfg.model).to(numerics.device))
+    forward = torch.compile(model) if compile else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randint(0, 256, (cfg.data.batch_size, 1, 28, 28), dtype=torch.uint8, device=numerics.device)
+    y = torch.randint(0, 10, (cfg.data.batch_size,), device=numerics.device)
+
+    def step() -> None:
+        with numerics.autocast():
+            loss = F.cross_entropy(forward(numerics.prepare(x)).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):  # warm-up: the first steps allocate, pick kernels and compile
+        step()
+    _synchronize(numerics.device)
+    return step
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -110,3 +110,19 @@ def test_on_a_narrow_terminal_the_bar_and_zero_counts_go_before_the_time_left():
     assert "━" not in narrow and "─" not in narrow and "diverged 0" in narrow
     narrowest = display.status(trials, now=display._started + 10, width=80)[1]
     assert narrowest == "search    1/10 · running 1 · best val_acc 0.8000 (bn=none) · 10s, ~1m30s left"
+
+
+def test_trials_a_signal_stops_are_counted_interrupted_not_pruned(monkeypatch):
+    log = io.StringIO()
+    display = StageProgress("final", planned=3, max_epochs=MAX_EPOCHS, metric=None, stream=log)
+    display.setup()
+    trials = [trial("TERMINATED"), trial("RUNNING", epoch=2), trial("PENDING")]
+    display.on_step_end(iteration=0, trials=trials)
+    trials[1] = SimpleNamespace(**{**vars(trials[1]), "status": "TERMINATED"})  # Tune ends it as it saves
+    monkeypatch.setattr(progress.interruption, "stop_requested", lambda: True)
+    display.on_experiment_end(trials=trials)
+    last = log.getvalue().splitlines()[-1]
+    assert last.startswith("final    1/3 ") and "pruned 0" in last and "interrupted 1" in last
+    monkeypatch.setattr(progress.interruption, "stop_requested", lambda: False)
+    display.setup()  # a new stage forgets the interruption: a trial ended short of its epochs is pruned
+    assert "interrupted" not in display.status(trials)[1] and "pruned 1" in display.status(trials)[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from study.training import numerics
@@ -21,11 +22,11 @@ def fake_probe(monkeypatch, seconds: dict[str, float]) -> list[str]:
     """Step times by candidate label instead of measuring; returns the labels probed, in order."""
     probed = []
 
-    def step_seconds(cfg, candidate, timer):
-        probed.append(candidate.label)
-        return seconds[candidate.label]
+    def probe_step_seconds(cfg, options, timer):
+        probed.extend(candidate.label for candidate in options)
+        return [seconds[candidate.label] for candidate in options]
 
-    monkeypatch.setattr(numerics, "step_seconds", step_seconds)
+    monkeypatch.setattr(numerics, "probe_step_seconds", probe_step_seconds)
     monkeypatch.setattr(numerics, "_CHOSEN", {})
     return probed
 
@@ -61,6 +62,28 @@ def test_the_probe_times_real_steps_and_leaves_the_random_stream_alone():
     torch.manual_seed(7)
     seconds = numerics.step_seconds(config("auto"), Numerics(CPU, "fp32", True), numerics.time.perf_counter)
     assert seconds > 0 and torch.equal(torch.rand(3), expected)
+
+
+def test_a_burst_of_load_from_another_process_does_not_decide_the_probe(monkeypatch):
+    """The truly fastest candidate wins although load from elsewhere slows every step 5x from 2 s to 4.5 s
+    into the probe: timed one candidate after another, that burst would cover all 5 of the fastest
+    candidate's steps (after fp32's 5 x 0.4 s), and bf16+channels_last would win."""
+    clock = [0.0]
+    cost = {"fp32": 0.4, "fp32+channels_last": 0.1, "bf16+channels_last": 0.2, "bf16": 0.3}
+
+    def training_step(cfg, candidate, compile=False):
+        def step():
+            clock[0] += cost[candidate.label] * (5 if 2.0 <= clock[0] < 4.5 else 1)
+        return step
+
+    monkeypatch.setattr(numerics, "_training_step", training_step)
+    monkeypatch.setattr(numerics, "native_bf16", lambda device: True)
+    monkeypatch.setattr(numerics, "_CHOSEN", {})
+    options = numerics.candidates("auto", CPU)
+    assert [c.label for c in options][1] == "fp32+channels_last"
+    fastest = numerics.probe_step_seconds(config("auto"), options, timer=lambda: clock[0])
+    assert fastest == pytest.approx([cost[c.label] for c in options])  # each candidate's step once the burst had passed
+    assert choose_numerics(config("auto"), CPU, timer=lambda: clock[0]).label == "fp32+channels_last"
 
 
 def test_bf16_autocasts_the_convolutions_and_channels_last_lays_out_the_input():
