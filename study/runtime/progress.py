@@ -11,8 +11,8 @@ place, a few times a second at most:
 Elsewhere (CI, `ray job logs`, a file) it prints such a line at every fifth of the
 planned trials and at least once a minute, so a log stays short and shows progress.
 
-When Ctrl-C or SIGTERM stops a stage, Tune ends its running trials as it saves them;
-the last line counts those as "interrupted", not pruned: they resume.
+When Ctrl-C or SIGTERM stops a stage, Tune ends its running and starting trials as it
+saves them; the last line counts those as "interrupted", not pruned: they resume.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class StageProgress(tune.Callback):
         self._last_draw = self._last_look = -math.inf
         self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
-        self._running: set[str] = set()  # trial ids running at the last look
+        self._unfinished: set[str] = set()  # trial ids neither terminated nor failed at Tune's last step
         self._interrupted: set[str] = set()  # those a signal stopped: Tune ends them, but they resume
 
     # Tune pickles its callbacks with the experiment (tuner.pkl): the stream stays out (`setup` resets the rest).
@@ -128,11 +128,13 @@ class StageProgress(tune.Callback):
         self._reset()
 
     def on_step_end(self, iteration, trials, **info) -> None:
+        # Every step, not only when the line is redrawn: at a signal's stop this must be exact.
+        self._unfinished = {t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")}
         self._update(trials)
 
     def on_experiment_end(self, trials, **info) -> None:
         if interruption.stop_requested():
-            self._interrupted = set(self._running)
+            self._interrupted = set(self._unfinished)
         self._update(trials, force=True)
         if self._terminal():
             self.stream.write("\n")
@@ -143,15 +145,11 @@ class StageProgress(tune.Callback):
         the bar and the zero counts go first, so the counts, the best and the time left stay on screen."""
         counts = {name: 0 for name in ("running", "completed", "pruned", "diverged", "failed", "pending",
                                        "interrupted")}
-        running = set()
         for trial in trials:
             name = outcome(trial, self.max_epochs)
-            if trial.trial_id in self._interrupted and name not in ("completed", "failed"):
+            if trial.trial_id in self._interrupted and name in ("pruned", "diverged"):  # ended short by Tune
                 name = "interrupted"
-            if name == "running":
-                running.add(trial.trial_id)
             counts[name] += 1
-        self._running = running
         done = counts["completed"] + counts["pruned"] + counts["diverged"] + counts["failed"]
         if self._done_at_start is None:
             self._done_at_start = done  # a resumed stage: what was finished before it started

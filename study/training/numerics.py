@@ -6,9 +6,9 @@
 - ``bf16``: bf16 autocast for convolutions and matrix products, channels_last;
 - ``auto``: on CUDA, bf16 with channels_last where the GPU supports bf16. On the CPU,
   chosen by measurement: a short probe at the worker's first training of a model
-  times a few training steps of each candidate (fp32 contiguous, fp32 channels_last,
-  and where the processor has native bf16 instructions, bf16 both ways), interleaved,
-  and keeps the fastest; the choice is cached per worker process for that model, BN or not and
+  times a few training steps of each candidate, interleaved (fp32 contiguous, fp32
+  channels_last, and where the processor has native bf16 instructions, bf16 both
+  ways), and keeps the fastest; the choice is cached per worker process for that model, BN or not and
   batch size. Without native bf16 (AVX2-only processors, say) autocast emulates it
   and was 5-10x slower here, so it is never a candidate there.
 
@@ -112,8 +112,10 @@ def probe_step_seconds(cfg: TrialConfig, options: list[Numerics], timer=time.per
     model chose differently. Interleaved, a burst spreads over all candidates, and load only ever adds
     time, so the fastest step of each is the one that load missed."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        steps = [_training_step(cfg, numerics) for numerics in options]
+        steps = []
+        for numerics in options:
+            torch.manual_seed(0)  # every candidate from the same weights and batch
+            steps.append(_training_step(cfg, numerics))
         fastest = [math.inf] * len(steps)
         for _ in range(rounds):
             for i, (numerics, step) in enumerate(zip(options, steps)):
@@ -124,7 +126,7 @@ def probe_step_seconds(cfg: TrialConfig, options: list[Numerics], timer=time.per
     return fastest
 
 
-def step_seconds(cfg: TrialConfig, numerics: Numerics, timer=time.perf_counter, steps: int = PROBE_ROUNDS,
+def step_seconds(cfg: TrialConfig, numerics: Numerics, timer=time.perf_counter, steps: int = 5,
                  compile: bool = False) -> float:
     """Mean seconds per training step of `cfg`'s model with `numerics` over `steps` steps, on synthetic
     images (the RNG left as it was); `compile` runs the model through `torch.compile`, as

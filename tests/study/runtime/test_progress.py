@@ -114,15 +114,17 @@ def test_on_a_narrow_terminal_the_bar_and_zero_counts_go_before_the_time_left():
 
 def test_trials_a_signal_stops_are_counted_interrupted_not_pruned(monkeypatch):
     log = io.StringIO()
-    display = StageProgress("final", planned=3, max_epochs=MAX_EPOCHS, metric=None, stream=log)
+    display = StageProgress("final", planned=4, max_epochs=MAX_EPOCHS, metric=None, stream=log)
     display.setup()
-    trials = [trial("TERMINATED"), trial("RUNNING", epoch=2), trial("PENDING")]
+    trials = [trial("TERMINATED"), trial("RUNNING", epoch=2), trial("PENDING"), trial("PENDING")]
     display.on_step_end(iteration=0, trials=trials)
-    trials[1] = SimpleNamespace(**{**vars(trials[1]), "status": "TERMINATED"})  # Tune ends it as it saves
+    for i in (1, 2):  # Tune ends the running seed and the one whose worker was starting, as it saves them
+        trials[i] = SimpleNamespace(**{**vars(trials[i]), "status": "TERMINATED"})
     monkeypatch.setattr(progress.interruption, "stop_requested", lambda: True)
     display.on_experiment_end(trials=trials)
     last = log.getvalue().splitlines()[-1]
-    assert last.startswith("final    1/3 ") and "pruned 0" in last and "interrupted 1" in last
+    assert last.startswith("final    1/4 ") and "pruned 0" in last and "interrupted 2" in last
     monkeypatch.setattr(progress.interruption, "stop_requested", lambda: False)
     display.setup()  # a new stage forgets the interruption: a trial ended short of its epochs is pruned
-    assert "interrupted" not in display.status(trials)[1] and "pruned 1" in display.status(trials)[1]
+    line = display.status(trials)[1]
+    assert "interrupted" not in line and "pruned 2" in line

@@ -60,8 +60,11 @@ def test_the_probe_times_real_steps_and_leaves_the_random_stream_alone():
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    seconds = numerics.step_seconds(config("auto"), Numerics(CPU, "fp32", True), numerics.time.perf_counter)
-    assert seconds > 0 and torch.equal(torch.rand(3), expected)
+    options = [Numerics(CPU, "fp32", False), Numerics(CPU, "fp32", True)]
+    seconds = numerics.probe_step_seconds(config("auto"), options, rounds=1)
+    assert len(seconds) == 2 and min(seconds) > 0 and torch.equal(torch.rand(3), expected)
+    torch.manual_seed(7)
+    assert numerics.step_seconds(config("auto"), options[1], steps=1) > 0 and torch.equal(torch.rand(3), expected)
 
 
 def test_a_burst_of_load_from_another_process_does_not_decide_the_probe(monkeypatch):
