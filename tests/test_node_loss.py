@@ -142,11 +142,19 @@ def test_a_lost_worker_node_loses_no_trial(cluster, tmp_path):
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == TRIALS and trials["trial_id"].is_unique
     assert set(trials["status"]) <= {"completed", "pruned", "diverged"}, trials["error"].dropna().tolist()[:3]
-    # The trial on the lost node failed once and was retried on the other node; no other trial failed.
-    assert failures(experiment) == {trial_id: int(trial_id == training) for trial_id in trials["trial_id"]}
+    # The trial on the lost node failed once and was retried on the other node; no other trial failed. That
+    # is the second trial, or on a fast machine one after it: the second can finish between its detection
+    # and the node's removal.
+    failed = {trial_id: count for trial_id, count in failures(experiment).items() if count}
+    assert list(failed.values()) == [1], failed
+    (lost_trial,) = failed
+    (folder,) = experiment.glob(f"train_trial_{lost_trial}_*")
+    assert int(folder.name.split("_")[3]) >= 2  # not one that had finished before the second began
     after = reported_epochs(experiment)
     assert first
     for trial_id, epochs in first.items():
+        if trial_id == lost_trial:
+            continue
         # Finished before the loss: kept, not trained again. The epochs read at the loss are the first of
         # its final ones, unchanged (its result.json may not have had the last epoch yet: the driver
         # writes it a moment after the trial reports), and no epoch was reported twice.
