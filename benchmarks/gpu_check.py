@@ -53,7 +53,7 @@ class Check:
 def check_settings(settings, device: str):
     """The benchmarks' settings trimmed to fit the check in minutes: the medium and large models on whole
     epochs (GPU), each figure measured once, one DataLoader worker count, torch.compile of the medium model
-    only. By my estimate (not yet measured) 6-8 minutes on one GPU, most of it the 4 rounds of sharing
+    only. Estimated (not yet measured) at 6-8 minutes on one GPU, most of it the 4 rounds of sharing
     processes, each importing PyTorch."""
     if device == "cpu":  # the dry run: tiny sizes, no compile (its first step alone takes half a minute here)
         return replace(settings, images={"medium": 128}, precision_models=["medium"], precision_compiled=())

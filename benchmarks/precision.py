@@ -2,9 +2,9 @@
 
 For each model size, with and without BN, a training step of synthetic images is
 timed (`study.training.numerics.step_seconds`, the mean over steps on a machine the
-benchmark has to itself; `auto`'s own probe interleaves its candidates) as fp32 and bf16 autocast, each in the contiguous and the channels_last
-layout, and once more as `auto`'s choice through `torch.compile`. Each rate is also
-given as a share of the matmul rate of its precision, measured in the same run.
+benchmark has to itself; `auto`'s own probe interleaves its candidates) as fp32 and
+bf16 autocast, each in the contiguous and the channels_last layout, and once more as
+`auto`'s choice through `torch.compile`. Each rate is also given as a share of the matmul rate of its precision, measured in the same run.
 """
 
 from __future__ import annotations

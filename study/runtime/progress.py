@@ -134,7 +134,7 @@ class StageProgress(tune.Callback):
 
     def on_experiment_end(self, trials, **info) -> None:
         if interruption.stop_requested():
-            self._interrupted = set(self._unfinished)
+            self._interrupted = self._unfinished  # rebound at every step, never changed in place
         self._update(trials, force=True)
         if self._terminal():
             self.stream.write("\n")

@@ -8,8 +8,8 @@
   chosen by measurement: a short probe at the worker's first training of a model
   times a few training steps of each candidate, interleaved (fp32 contiguous, fp32
   channels_last, and where the processor has native bf16 instructions, bf16 both
-  ways), and keeps the fastest; the choice is cached per worker process for that model, BN or not and
-  batch size. Without native bf16 (AVX2-only processors, say) autocast emulates it
+  ways), and keeps the fastest; the choice is cached per worker process for that
+  model, BN or not and batch size. Without native bf16 (AVX2-only processors, say) autocast emulates it
   and was 5-10x slower here, so it is never a candidate there.
 
 The numbers a trial reports do not depend on the layout; bf16 changes them within

@@ -85,7 +85,7 @@ def test_a_burst_of_load_from_another_process_does_not_decide_the_probe(monkeypa
     options = numerics.candidates("auto", CPU)
     assert [c.label for c in options][1] == "fp32+channels_last"
     fastest = numerics.probe_step_seconds(config("auto"), options, timer=lambda: clock[0])
-    assert fastest == pytest.approx([cost[c.label] for c in options])  # each candidate's step once the burst had passed
+    assert fastest == pytest.approx([cost[c.label] for c in options])  # each one's step after the burst
     assert choose_numerics(config("auto"), CPU, timer=lambda: clock[0]).label == "fp32+channels_last"
 
 
