@@ -50,7 +50,8 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple
     `tuned`: factors that are not compared here although they vary (a drop rate the
     search tuned inside each cell is part of the configuration a cell's replicates
     retrain). Raises `AnalysisError` when no row trained the full budget, or when no
-    scientific factor varied among those that did.
+    scientific factor varied among all rows (a design where only one cell's rows trained
+    the full budget keeps the factors its other rows show, with that one cell).
     """
     if metric not in METRICS:
         raise AnalysisError(f"metric {metric!r} is not supported; use one of {', '.join(METRICS)}")
@@ -83,6 +84,10 @@ def make_design(trials: pd.DataFrame, metric: str = "best_val_acc", tuned: tuple
     df = trials.loc[scored].copy()
     df["score"] = df[metric].astype(float)
     factors = tuple(f for f in varying_factors(df) if f not in tuned)
+    if not factors:
+        # The design varied factors, but the runs of only one cell trained the full budget (the others
+        # were pruned or diverged): a design of that one cell, which `checks.single_cell` warns about.
+        factors = tuple(f for f in varying_factors(trials) if f not in tuned)
     if not factors:
         present = [f for f in SCIENTIFIC_FACTORS if f in df.columns]
         raise AnalysisError(

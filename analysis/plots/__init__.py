@@ -76,7 +76,7 @@ def write_plots(analysis, out_dir: Path) -> PlotSet:
             plots.skipped["interaction"] = "neither a drop rate nor both bn and dropout placement varied"
     draw("heatmap", heatmap_info(design, tested), plot_heatmap, "bn and dropout are not both cell factors")
     draw("diverged", diverged_info(analysis.tables.trials), plot_diverged, "no search trial diverged")
-    draw("isolation", isolation_info(search), plot_isolation, "")
+    draw("isolation", isolation_info(search), plot_isolation, "no factor has a full-budget search trial at any value")
     draw("learning_curves", learning_curves_info(search, epochs), plot_learning_curves, "no epochs.csv with the best trials' epochs")
     if "experiment" in design.trials:
         draw("blog_experiments", experiments_info(design, analysis.ranking.unit if tested else "search trials (nuisance sensitivity)"),

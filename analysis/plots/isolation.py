@@ -24,8 +24,12 @@ class IsolationInfo:
     title: str
 
 
-def isolation_info(design: Design) -> IsolationInfo:
-    """Per factor value: the best search trial (nuisance tuned away) and the mean of the trials."""
+def isolation_info(design: Design) -> IsolationInfo | None:
+    """Per factor value: the best search trial (nuisance tuned away) and the mean of the trials.
+
+    A factor without a full-budget trial at any of its values (a drop rate whose cells were all
+    pruned or diverged) has nothing to draw and is left out; None when no factor is left.
+    """
     out = {}
     for factor in design.factors:
         sub, labels, order = factor_rows(design, factor)
@@ -40,7 +44,10 @@ def isolation_info(design: Design) -> IsolationInfo:
                 "ci_low": 100 * low, "ci_high": 100 * high, "n": len(scores),
                 "best_trial_id": ids.loc[scores.idxmax()],
             })
-        out[factor] = pd.DataFrame(rows)
+        if rows:
+            out[factor] = pd.DataFrame(rows)
+    if not out:
+        return None
     return IsolationInfo(
         out, f"{metric_words(design.metric)} (%)",
         "Search trials per value: the best trial (nuisance tuned away),\n"

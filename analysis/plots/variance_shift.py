@@ -8,7 +8,7 @@ line with its pointwise 95% band.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -29,6 +29,7 @@ class VarianceShiftInfo:
     points: list  # per configuration on the line: (label, group, kind, shift, low, high, gap pp, low, high)
     line: LineEvidence | None
     title: str
+    no_interval: list = field(default_factory=list)  # labels drawn without an interval (one replicate)
 
 
 def _group(factors: dict) -> str:
@@ -47,16 +48,25 @@ def variance_shift_info(mechanism: Mechanism | None) -> VarianceShiftInfo | None
     measured = [c for c in mechanism.cells if c.var_shift is not None and c.var_shift.mean is not None]
     if not measured:
         return None
-    cells, points = [], []
+    cells, points, no_interval = [], [], []
     for c in sorted(measured, key=lambda c: c.var_shift.mean):
         group, kind = _group(c.factors), c.factors.get("dropout_kind", "bernoulli")
-        shift = (c.var_shift.mean, c.var_shift.ci_low, c.var_shift.ci_high)
+        shift = (c.var_shift.mean, _number(c.var_shift.ci_low), _number(c.var_shift.ci_high))
         cells.append((c.cell, group, kind, *shift))
-        if c.accuracy_gap is not None:
-            gap = c.accuracy_gap
-            points.append((c.cell, group, kind, *shift, 100 * gap.mean, 100 * gap.ci_low, 100 * gap.ci_high))
+        gap = c.accuracy_gap
+        if gap is not None and gap.mean is not None:
+            points.append((c.cell, group, kind, *shift, 100 * gap.mean, 100 * _number(gap.ci_low),
+                           100 * _number(gap.ci_high)))
+        # A cell with one scored replicate has a mean but no interval: drawn without error bars, and said so.
+        if any(np.isnan(v) for v in shift[1:]) or (gap is not None and (gap.ci_low is None or gap.ci_high is None)):
+            no_interval.append(c.cell)
     return VarianceShiftInfo(cells, points, mechanism.shift_line,
-                             "Variance shift of the BN layers, and the accuracy Dropout costs against it")
+                             "Variance shift of the BN layers, and the accuracy Dropout costs against it", no_interval)
+
+
+def _number(value) -> float:
+    """A bound that could not be computed (None in the conclusions) as NaN, which draws no error bar."""
+    return float("nan") if value is None else float(value)
 
 
 def _errors(center, low, high) -> np.ndarray:
@@ -95,5 +105,8 @@ def plot_variance_shift(info: VarianceShiftInfo, path: Path) -> Path:
         right.plot([], [], marker, color="k", mfc="none", label=kind)
     right.legend(fontsize=7, loc="best")
     right.grid(alpha=0.3)
-    fig.suptitle(info.title)
+    title = info.title
+    if info.no_interval:
+        title += f"\n(no interval, a single replicate: {', '.join(info.no_interval)})"
+    fig.suptitle(title)
     return save_png(fig, path)

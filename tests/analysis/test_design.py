@@ -19,6 +19,16 @@ def test_nothing_varies_is_an_error():
         make_design(validate_trials(df))
 
 
+def test_a_design_whose_other_cells_never_trained_the_full_budget_is_one_cell():
+    # The headline space's two cells, one of them all pruned or diverged: a one-cell design, not an error.
+    df = make_trials(0, cell_list=cells(bn=["none", "pre_act"], dropout=["fc"]), n_per_cell=3)
+    df.loc[df["bn"] == "none", "status"] = "pruned"
+    df.loc[df["bn"] == "none", "epochs"] = 1
+    design = make_design(validate_trials(df))
+    assert design.factors == ("bn",) and list(design.cells["cell"]) == ["bn=pre_act"]
+    assert design.counts.analysed == 3 and design.counts.pruned == 3
+
+
 def test_only_full_budget_trials_are_compared():
     df = make_trials(0, n_per_cell=3, pruned=2, errors=1)
     df.loc[0, "epochs"] = 5  # completed, but short of the budget
