@@ -56,6 +56,7 @@ from analysis.ranking import (
     search_ranking,
 )
 from analysis.rates import RateFit, fit_dropout_rates
+from analysis.replicate_sets import choose_set, summarise_sets
 from analysis.replicates import SCORE as REPLICATE_METRIC
 from analysis.replicates import replicate_rows, replicate_unit
 from analysis.resolution import detectable_difference
@@ -71,6 +72,7 @@ from analysis.results import (
     OmnibusTest,
     RankedCell,
     RateEntry,
+    ReplicateSet,
     Resolution,
     SearchSummary,
     SelectedTrial,
@@ -149,13 +151,21 @@ def make_tables(trials, epochs=None, cv=None, cv_summary=None, final=None, *, me
 
 
 def run_analysis(
-    tables: Tables, *, metric: str = "best_val_acc", n_boot: int = 1000, seed: int = 0, importance: bool = True
+    tables: Tables, *, metric: str = "best_val_acc", n_boot: int = 1000, seed: int = 0, importance: bool = True,
+    replicates: str | None = None,
 ) -> Analysis:
     """Every step of the analysis; `n_boot` resamples for the drop-rate intervals, `seed` for all
-    bootstraps (results are reproducible); `importance=False` skips Optuna's PED-ANOVA."""
+    bootstraps (results are reproducible); `importance=False` skips Optuna's PED-ANOVA.
+
+    `replicates` names the replicate set to draw the conclusions from (default: see
+    `analysis.replicate_sets.choose_set`); the others are summarised beside it.
+    """
     search = make_design(tables.trials, metric)
-    rows = replicate_rows(tables.cv, tables.trials)
-    stage_two_notes = replicate_notes(tables.cv, rows)
+    sets = tables.replicate_sets or ({"cv": tables.cv} if tables.cv is not None else {})
+    chosen, chosen_why = choose_set(sets, tables.trials, replicates, tables.own_set)
+    cv = sets.get(chosen) if chosen is not None else None
+    rows = replicate_rows(cv, tables.trials)
+    stage_two_notes = replicate_notes(cv, rows)
     design = replicate_design(rows, tables.trials, stage_two_notes) if rows is not None else None
     if design is not None:
         unit = replicate_unit(rows)
@@ -191,6 +201,9 @@ def run_analysis(
         design, search, ranking, effects, interaction, rate_fits, claims, resolution, final, importance_result,
         warnings, tables.trials, mechanism, fidelity,
     )
+    if sets:
+        conclusions = with_replicate_sets(conclusions, summarise_sets(sets, tables.trials, chosen, tuned_rates(tables.trials)),
+                                          chosen, chosen_why)
     return Analysis(
         tables, design, search, rows, ranking, effects, interaction, rate_fits, claims, resolution, final,
         importance_result, warnings, conclusions,
@@ -283,6 +296,19 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
     # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
     conclusions = from_json(Conclusions, to_json(replace(conclusions, methods=methods(conclusions))))
     return replace(conclusions, summary=summary_sentences(conclusions))
+
+
+def with_replicate_sets(c: Conclusions, sets: list[ReplicateSet], chosen: str, why: str) -> Conclusions:
+    """The conclusions with the experiment's replicate sets, and, where there are several, a sentence that
+    says which one they come from and why, right after the first."""
+    c = replace(c, replicate_set=chosen, replicate_set_reason=why, replicate_sets=sets)
+    if len(sets) < 2:
+        return c
+    others = "; ".join(f"{s.name} ({s.agreement})" for s in sets if not s.chosen)
+    source = (f"from the replicate set {chosen} ({why})" if c.source == REPLICATES
+              else f"from the search, since the replicate set {chosen} cannot compare cells")
+    sentence = f"The conclusions come {source}; beside it (section 'Replicate sets'): {others}."
+    return replace(c, summary=[*c.summary[:1], sentence, *c.summary[1:]])
 
 
 def search_summary(search: Design) -> SearchSummary:

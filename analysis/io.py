@@ -10,7 +10,7 @@ table, the column and the bad values.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.final import MEANS as FINAL_MEANS
-from study.vocabulary import tables
+from study.vocabulary import replicate_sets, tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
     CONV_DROPOUT,
@@ -66,6 +66,10 @@ class Tables:
     # ASHA's reduction factor from study.json. None when unknown (the fidelity check infers it).
     reduction_factor: float | None = None
     source: str = ""
+    # Every replicate set of the experiment, by name (README, "Replicate sets"), the experiment's own
+    # stage 2 (`cv`) among them; empty when only `cv` is given (a table passed by hand).
+    replicate_sets: dict = field(default_factory=dict)
+    own_set: str | None = None  # the name of the set in the experiment directory itself (cv.csv)
 
 
 def load_experiment(path: str | Path) -> Tables:
@@ -93,16 +97,47 @@ def load_experiment(path: str | Path) -> Tables:
         # A bare CSV given by path only picks up siblings when it is the standard trials.csv.
         if file.is_file() and file != trials_path:
             optional[key] = read_csv(file)
+    cv = validate_cv(optional["cv"]) if "cv" in optional else None
+    own = set_name_of(folder, cv) if cv is not None else None
+    sets = {own: cv} if cv is not None else {}
+    if folder / FILES["trials"] == trials_path:
+        sets.update(read_replicate_sets(folder, taken=set(sets)))
     return Tables(
         trials=trials,
         epochs=validate_epochs(optional["epochs"]) if "epochs" in optional else None,
-        cv=validate_cv(optional["cv"]) if "cv" in optional else None,
+        cv=cv,
         cv_summary=validate_cv_summary(optional["cv_summary"]) if "cv_summary" in optional else None,
         final=validate_final(optional["final"]) if "final" in optional else None,
         search_ranges=read_search_ranges(folder / FILES["study"]),
         reduction_factor=read_reduction_factor(folder / FILES["study"]),
         source=str(path),
+        replicate_sets=sets,
+        own_set=own,
     )
+
+
+def set_name_of(folder: Path, cv: pd.DataFrame) -> str:
+    """The name of the replicate set whose cv.csv is in `folder`: from its cv.json, else from the table."""
+    record = folder / tables.CV_RECORD
+    name = None
+    if record.is_file():
+        try:
+            name = replicate_sets.name_from_record(json.loads(record.read_text()))
+        except (ValueError, AttributeError):
+            name = None
+    if name is None:
+        name = replicate_sets.name_from_table(cv.get("replicate_kind", ()), cv.get("replicate", ()))
+    return name
+
+
+def read_replicate_sets(folder: Path, taken: set) -> dict[str, pd.DataFrame]:
+    """The named sets in `folder/replicates/NAME/` that have a cv.csv (an interrupted set has none yet)."""
+    sets = {}
+    root = folder / replicate_sets.SETS_DIR
+    for sub in sorted(root.iterdir()) if root.is_dir() else ():
+        if (sub / tables.CV).is_file() and sub.name not in taken:
+            sets[sub.name] = validate_cv(read_csv(sub / tables.CV))
+    return sets
 
 
 def _load_remote(uri: str) -> Tables:

@@ -23,17 +23,21 @@ def analyze(
     n_boot: int = 1000,
     seed: int = 0,
     importance: bool = True,
+    replicates: str | None = None,
 ) -> dict:
     """Analyse a study and write conclusions.json, the PNG plots, report.md and report.html.
 
     `path` is an experiment directory or a trials CSV; epochs.csv, cv.csv,
-    cv_summary.csv, final.csv and study.json are read when they sit beside it.
+    cv_summary.csv, final.csv and study.json are read when they sit beside it, and the
+    replicate sets of `replicates/` in an experiment directory; `replicates` names the
+    set the conclusions come from (default: `analysis.replicate_sets.choose_set`).
     Returns the conclusions as written to conclusions.json (`load_conclusions` reads
     them back typed). Raises
     `AnalysisError` when the input cannot be analysed (the message says why).
     """
     tables = load_experiment(path)
-    analysis = run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance)
+    analysis = run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance,
+                            replicates=replicates)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(analysis, out)

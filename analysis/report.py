@@ -225,6 +225,31 @@ def _estimate(e, fmt) -> str:
     return f"{fmt(e.mean)}{interval}"
 
 
+def _replicate_sets(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
+    """Every replicate set side by side, cell by cell: which one the conclusions come from, and why."""
+    if not c.replicate_sets:
+        return [Block("p", "No replicate set yet: stage 2 has not run (`study cv EXPERIMENT`).")]
+    blocks = [Block("p", f"The conclusions come from the replicate set {c.replicate_set}: {c.replicate_set_reason}. "
+                         "`study analyze EXPERIMENT --replicates NAME` draws them from another.")]
+    header = ["replicate set", "replicates", "trainings", "scored", "best cell", "compared with the chosen set"]
+    rows = [[s.name + (" (chosen)" if s.chosen else ""), s.unit, s.trainings, s.scored, s.best_cell or "",
+             s.agreement or ""] for s in c.replicate_sets]
+    blocks.append(Block("table", header, rows))
+    cells = list(dict.fromkeys(cell for s in c.replicate_sets for cell in s.cells))
+    if cells:
+        per_cell = [[cell, *(_set_cell(s.cells.get(cell)) for s in c.replicate_sets)] for cell in cells]
+        blocks += [Block("p", "Each cell's mean validation accuracy in each set, with its 95% interval and "
+                              "the number of scored replicates:"),
+                   Block("table", ["cell", *(s.name for s in c.replicate_sets)], per_cell)]
+    return blocks
+
+
+def _set_cell(e) -> str:
+    if e is None or e.mean is None:
+        return ""
+    return f"{pct(e.mean)} ({ci_pct(e.ci_low, e.ci_high)}, n={e.n})"
+
+
 def _warnings(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     return [Block("ul", list(c.warnings) or ["None."])]
 
@@ -297,6 +322,7 @@ SECTION_BUILDERS = (
     ("Conclusions", _conclusions),
     ("Claims from the source post", _claims),
     ("Ranking of cells", _ranking),
+    ("Replicate sets", _replicate_sets),
     ("The search stage", _search),
     ("Interaction: does the effect of Dropout depend on BatchNorm?", _interaction),
     ("Dropout rate", _dropout_rate),

@@ -339,6 +339,20 @@ class Importance:
 
 
 @dataclass(frozen=True)
+class ReplicateSet:
+    """One replicate set of the experiment (seeds or folds, README "Replicate sets"), cell by cell."""
+
+    name: str
+    unit: str  # "seeds", "folds" ("replicates" for a table that mixes them)
+    chosen: bool  # the conclusions come from this set
+    trainings: int  # rows of its cv.csv
+    scored: int  # of them, completed with a score
+    cells: dict[str, Estimate]  # cell -> mean validation accuracy of its representative configuration, 95% CI
+    best_cell: str | None
+    agreement: str = ""  # how it compares with the chosen set, in words ("" for the chosen one)
+
+
+@dataclass(frozen=True)
 class Conclusions:
     """Everything the analysis concludes; conclusions.json is this, serialised."""
 
@@ -371,6 +385,9 @@ class Conclusions:
     summary: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name
     plots_skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
+    replicate_set: str | None = None  # the set the conclusions come from (None: the search alone)
+    replicate_set_reason: str = ""  # why that one
+    replicate_sets: list[ReplicateSet] = field(default_factory=list)  # every set, the chosen one first
 
 
 def to_json(value) -> object:

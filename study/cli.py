@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="conclusions, plots and report from an experiment or a trials.csv")
     analyze.add_argument("path", help="experiment directory, or a trials.csv (from this tool or written by hand)")
     analyze.add_argument("--out", help="output directory (default: report/ inside the experiment directory)")
+    analyze.add_argument("--replicates", metavar="NAME",
+                         help="the replicate set to draw the conclusions from (e.g. seeds-5, folds-3; default: the "
+                              "set that scores the most cells, as the report says); the others are shown beside it")
     commands.add_parser("spaces", help="list the shipped search spaces")
     return parser
 
@@ -207,13 +210,16 @@ def _retraining_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_cv(args: argparse.Namespace) -> None:
-    from study.retraining.cross_validation import CVOptions, run_cv  # imports Ray: keep `study spaces` fast
+    from study.retraining.cross_validation import CVOptions, locate_set, run_cv  # imports Ray: keep `study spaces` fast
 
-    with experiment_lock(args.path, "study cv"):
+    options = CVOptions(top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds,
+                        **_retraining_options(args))
+    place = locate_set(options)
+    # Each replicate set is locked on its own: the experiment's own stage 2 with the experiment (as `study
+    # run` writes it), a set of replicates/ in its folder, so two different sets can run at once.
+    with experiment_lock(args.path if place.own else place.uri, f"study cv ({place.name})", create=not place.own):
         _ray_log_beside(args.path, args.verbose)
-        outcome = run_cv(CVOptions(
-            top_k=args.top_k, overall=args.overall, folds=args.folds, seeds=args.seeds, **_retraining_options(args),
-        ))
+        outcome = run_cv(options)
     print_cv(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 
@@ -226,7 +232,7 @@ def print_cv(outcome) -> None:
     first = next(iter(plan.configs.values()))
     train_size = first.get("train_size")
     unit = "folds" if plan.kind == "fold" else "seeds"
-    print(f"\nStage 2: {len(plan.configs)} configurations ({plan.selection}) on {plan.n_replicates} {unit}, "
+    print(f"\nReplicate set {plan.place.name}: {len(plan.configs)} configurations ({plan.selection}) on {plan.n_replicates} {unit}, "
           f"{first.get('max_epochs')} epochs, "
           + (f"{train_size} training images each" if train_size else "all the training images"))
     failed = outcome.cv[outcome.cv["status"] != "completed"]
@@ -257,7 +263,7 @@ def print_cv(outcome) -> None:
         if rest:
             larger = sum(bool(rec["significant"]) for rec in rest)
             print(f"  and {len(rest)} more, {larger} of them larger than {noise} (cv_tests.csv has each)")
-    print(f"\nResults: {outcome.experiment_uri}/cv.csv, cv_summary.csv, cv_tests.csv, cv.json")
+    print(f"\nResults: {plan.place.files}")
 
 
 def cmd_final(args: argparse.Namespace) -> None:
@@ -337,11 +343,11 @@ def default_report_dir(path: str) -> Path:
     return (path.parent if path.is_file() else path) / "report"
 
 
-def analyze_and_report(path: str, out: str | None) -> None:
+def analyze_and_report(path: str, out: str | None, replicates: str | None = None) -> None:
     from analysis import Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
-    conclusions = from_json(Conclusions, analyze(path, out_dir))  # what conclusions.json holds, typed
+    conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates))  # conclusions.json, typed
     print("\nConclusions:")
     for sentence in conclusions.summary:
         print(f"  - {sentence}")
@@ -351,7 +357,14 @@ def analyze_and_report(path: str, out: str | None) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    analyze_and_report(args.path, args.out)
+    from study.vocabulary.replicate_sets import check_set_name
+
+    if args.replicates is not None:
+        try:
+            check_set_name(args.replicates)
+        except ValueError as exc:
+            raise UserError(f"--replicates: {exc}") from None
+    analyze_and_report(args.path, args.out, args.replicates)
 
 
 def print_summary(experiment: str, trials: pd.DataFrame, top: int = 5) -> None:

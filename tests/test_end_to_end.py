@@ -135,3 +135,31 @@ def test_a_broken_state_file_stops_the_resume_and_overwrites_nothing(smoke_study
     message = " ".join(capsys.readouterr().err.split())
     assert f"ASHA state {rungs} cannot be read" in message and "delete it to resume with empty rungs" in message
     assert {p.name: p.read_bytes() for p in experiment.iterdir() if p.is_file() and p.name != ".study.lock"} == before
+
+
+def test_cv_on_folds_after_run_is_a_second_replicate_set_beside_the_seeds(smoke_study, smoke_data_dirs, tmp_path, capsys):
+    """`study run` (stage 2 on seeds) then `study cv --folds 2`: both succeed, the seeds stay where they
+    were, the folds go to replicates/folds-2/, and the report shows both sets."""
+    from study.cli import main
+
+    experiment = tmp_path / "smoke"
+    shutil.copytree(smoke_study, experiment, ignore=shutil.ignore_patterns("report"))
+    seeds = pd.read_csv(experiment / "cv.csv")
+    assert main(["cv", str(experiment), "--folds", "2", "--data-dir", str(smoke_data_dirs[1])]) == 0
+    out = capsys.readouterr().out
+    folds_dir = experiment / "replicates" / "folds-2"
+    assert "Replicate set folds-2" in out and f"Results: {folds_dir}/cv.csv" in out
+    pd.testing.assert_frame_equal(pd.read_csv(experiment / "cv.csv"), seeds)  # the seeds are untouched
+    folds = pd.read_csv(folds_dir / "cv.csv")
+    # On 400 noisy images a fold can diverge; it is counted, never scored.
+    assert set(folds["replicate_kind"]) == {"fold"} and len(folds) == 2 * 2
+    assert set(folds["status"]) <= {"completed", "diverged"} and (folds["status"] == "completed").any()
+    assert json.loads((folds_dir / "cv.json").read_text())["replicate_set"] == "folds-2"
+    conclusions = json.loads((experiment / "report" / "conclusions.json").read_text())
+    assert {s["name"] for s in conclusions["replicate_sets"]} == {"seeds-2", "folds-2"}
+    assert conclusions["replicate_set"] in ("seeds-2", "folds-2") and conclusions["replicate_set_reason"]
+    report = (experiment / "report" / "report.md").read_text()
+    assert "## Replicate sets" in report and "seeds-2" in report and "folds-2" in report
+    # Each set resumes on its own: the folds again only rewrite their tables.
+    assert main(["cv", str(experiment), "--folds", "2", "--data-dir", str(smoke_data_dirs[1]), "--no-analyze"]) == 0
+    assert f"Resuming {folds_dir}/tune" in capsys.readouterr().out

@@ -190,7 +190,7 @@ class Resources:
 
 def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, trainable: Callable,
                   param_space: dict, resources: Resources, command: str, display: StageProgress | None,
-                  tracking: tuple[str, ...] = ()):
+                  tracking: tuple[str, ...] = (), named: dict | None = None):
     """Run (or resume) `experiment/folder`: every configuration of `param_space` to the end; then fit.
 
     The console shows `display` (`study.runtime.progress`), or Tune's own output when it is None;
@@ -199,7 +199,8 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
     No searcher and no scheduler: stage 2 and final evaluation train everything to
     the full budget. `plan` is what must match for a resume (it is stored in
     `record_file`); a different plan on top of an existing run is a `RetrainError`
-    naming what to delete.
+    naming what to delete. `named` goes into the record beside the plan from the start
+    (a replicate set's name, so that an interrupted set is known by it).
     """
     path = f"{experiment}/{folder}"
 
@@ -214,7 +215,7 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
 
     tuner = restore_or_build(
         path, experiment, record_file, plan, trainable, build_tuner,
-        first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()},
+        first_record=lambda: {**(named or {}), "plan": jsonable(plan), "versions": versions(), "hardware": hardware()},
         start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
         error=RetrainError,
     )

@@ -19,17 +19,20 @@ epoch budget with no early stopping, and validated once, after the last epoch
   Nadeau-Bengio correction with the design's own sizes (`n_val`, `n_train`).
 
 Every (configuration, replicate) training is a Ray Tune trial; they run in parallel
-with the study's resources, and their state lives in `EXPERIMENT/cv/`, so an
-interrupted run resumes.
+with the study's resources, and their state lives with the replicate set's files, so
+an interrupted run resumes.
 
-Writes, in the experiment directory: `cv.csv` (one row per configuration and
+Each run is a named replicate set (`study.vocabulary.replicate_sets`): the study's own
+stage 2 in the experiment directory (`cv/` for Tune), any other in
+`replicates/NAME/`. Either way it writes `cv.csv` (one row per configuration and
 replicate), `cv_summary.csv` (one row per configuration), `cv_tests.csv` (the best
-configuration against each other one) and `cv.json` (the plan, the methods,
-timings, versions).
+configuration against each other one) and `cv.json` (the set's name, the plan, the
+methods, timings, versions).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -38,11 +41,11 @@ import pandas as pd
 from ray import tune
 
 from study.tuning.budgets import Budget
-from study.vocabulary import tables
+from study.vocabulary import replicate_sets, tables
 from study.vocabulary.config import TrialConfig
 from study.retraining.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
-from study.runtime.results import write_csv, write_json
+from study.runtime.results import read_text, write_csv, write_json
 from study.retraining.common import (
     Experiment,
     Resources,
@@ -99,6 +102,7 @@ class CVPlan:
     resources: Resources
     selection: str  # how the configurations were picked, in words
     dataset: dict  # the training split's fingerprint
+    place: "SetPlace"  # the replicate set's name and where its files and Tune state live
 
     def trial_config(self, config_id: str, replicate: int) -> dict:
         """The flat config of one training: the configuration with its fold, or with its replicate's seed."""
@@ -125,6 +129,55 @@ class CVPlan:
             "dataset": self.dataset,
         }
 
+
+
+@dataclass(frozen=True)
+class SetPlace:
+    """Where one replicate set lives: `uri` holds its tables and record, `uri/folder` Ray Tune's state."""
+
+    name: str
+    uri: str
+    folder: str
+    own: bool  # the experiment's own stage 2 (in the experiment directory), not a set of replicates/
+
+    @property
+    def files(self) -> str:
+        return f"{self.uri}/{tables.CV}, {tables.CV_SUMMARY}, {tables.CV_TESTS}, {RECORD}"
+
+
+def set_name_for(options: CVOptions, experiment: Experiment) -> str:
+    """The replicate set these options make (`replicate_sets.set_name`)."""
+    kind, n = _replicates(options, experiment)
+    return replicate_sets.set_name(kind, n, top_k=options.top_k, overall=options.overall,
+                                   train_size=options.train_size, max_epochs=options.max_epochs)
+
+
+def set_place(experiment: Experiment, name: str) -> SetPlace:
+    """Where the set `name` lives in this experiment.
+
+    The experiment directory's own cv.json (and Tune's `cv/`) belongs to one set: the
+    first one made there (by `study run`'s stage 2, or the first `study cv` after a
+    `--search-only` study), as before sets had names, so `study final` and older tools
+    find it where they always did. Every other set goes to `replicates/NAME/`.
+    Two `study cv` started at once on an experiment without a set both ask for its
+    own place, and so for the experiment's lock: the second one stops at once.
+    """
+    text = read_text(experiment.uri, RECORD)
+    own = True
+    if text is not None:
+        try:
+            own = replicate_sets.name_from_record(json.loads(text)) == name
+        except ValueError:  # an unreadable record: resuming it says so (study.runtime.resume)
+            own = True
+    if own:
+        return SetPlace(name, experiment.uri, FOLDER, True)
+    return SetPlace(name, f"{experiment.uri}/{replicate_sets.SETS_DIR}/{name}", replicate_sets.TUNE_FOLDER, False)
+
+
+def locate_set(options: CVOptions) -> SetPlace:
+    """The set `study cv` with these options runs (or resumes), before anything else is read or started."""
+    experiment = open_experiment(options.experiment)
+    return set_place(experiment, set_name_for(options, experiment))
 
 
 def _selection_words(options: CVOptions) -> str:
@@ -175,7 +228,8 @@ def plan_cv(options: CVOptions) -> CVPlan:
                                   options.max_concurrent, options.address)
     dataset = fingerprint(images, labels)
     experiment.check_dataset(data_dir, dataset)
-    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options), dataset)
+    place = set_place(experiment, set_name_for(options, experiment))
+    return CVPlan(experiment, picked, configs, kind, n, sizes, resources, _selection_words(options), dataset, place)
 
 
 def _sizes(flat: dict, kind: str, n: int, n_images: int) -> tuple[int, int]:
@@ -232,7 +286,7 @@ def cv_table(results, plan: CVPlan) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class CVOutcome:
-    experiment_uri: str
+    experiment_uri: str  # the experiment; the set's own files are in `plan.place.uri`
     plan: CVPlan
     cv: pd.DataFrame
     summary: pd.DataFrame
@@ -242,25 +296,25 @@ class CVOutcome:
 def run_cv(options: CVOptions) -> CVOutcome:
     """Cross-validate (or resume cross-validating) the picked configurations; write the tables."""
     plan = plan_cv(options)
-    uri = plan.experiment.uri
+    place = plan.place
     connect(options.address, plan.resources.cpus_per_trial, plan.resources.gpus_per_trial)
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
     display = None if options.verbose else StageProgress(
         "stage 2", len(plan.configs) * plan.n_replicates, int(next(iter(plan.configs.values()))["max_epochs"]))
-    results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources, "cv",
-                            display, options.tracking)
+    results = fit_resumable(place.uri, place.folder, RECORD, plan.record(), trainable, plan.param_space(),
+                            plan.resources, "cv", display, options.tracking, named={"replicate_set": place.name})
     cv = cv_table(results, plan)
     summary = summarise_cv(cv, plan.kind)
     tests = paired_tests(cv, plan.kind)
-    write_csv(uri, tables.CV, cv)
-    write_csv(uri, tables.CV_SUMMARY, summary)
-    write_csv(uri, tables.CV_TESTS, tests)
-    write_json(uri, RECORD, run_record(
-        plan.record(), started, time.time(),
+    write_csv(place.uri, tables.CV, cv)
+    write_csv(place.uri, tables.CV_SUMMARY, summary)
+    write_csv(place.uri, tables.CV_TESTS, tests)
+    write_json(place.uri, RECORD, run_record(
+        plan.record(), started, time.time(), replicate_set=place.name,
         methods={"interval": interval_method(plan.kind), "test": test_method(plan.kind),
                  "score": "val_acc after the last epoch"},
         trainings=cv["status"].value_counts().to_dict(),
         best_config_id=str(summary["config_id"].iloc[0]) if len(summary) else None,
     ))
-    return CVOutcome(uri, plan, cv, summary, tests)
+    return CVOutcome(plan.experiment.uri, plan, cv, summary, tests)
