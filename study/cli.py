@@ -22,6 +22,7 @@ import pandas as pd
 
 from study.runtime.interruption import Interrupted, stop_on_sigterm
 from study.runtime.lock import experiment_lock
+from study.runtime.working_dir import leave_job_working_dir
 from study.runtime.tracking import TRACKERS, TRACKING_HELP
 from study.tuning.budgets import BUDGETS
 from study.vocabulary.errors import UserError
@@ -413,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         args.address = ray_address(args.address)
     stop_on_sigterm()  # SIGTERM outside a stage's run: a message and exit 143, as inside one
     try:
+        # Started by `ray job submit --working-dir`: that folder is Ray's and can vanish mid-run (see the module).
+        leave_job_working_dir(args)
         handler(args)
     except UserError as exc:  # bad input: one paragraph, no traceback
         print(paragraph(f"error: {exc}"), file=sys.stderr)
