@@ -110,10 +110,11 @@ def test_setup_installs_project_and_dataset(prepared, commands):
         "pip install" in c
         and "-c" in c.split()
         and "constraints.txt" in c
-        and any(f"-e {p}" in c or f'-e "{p}[download]"' in c for p in spellings)  # the extra: torchvision
+        and any(f"-e {p}" in c or f'-e "{p}[download,cluster]"' in c for p in spellings)  # torchvision, ray[default]
         for c in prepared[commands]
     ), f"{commands} do not pip install -e {project} with -c constraints.txt"
-    assert "ray[default]" in script, "the nodes need ray[default] (dashboard, jobs, autoscaler)"
+    # The cluster extra (pyproject.toml) is ray[default]: dashboard, jobs, autoscaler.
+    assert "[download,cluster]" in script or "ray[default]" in script, "the nodes need ray[default]"
     assert "apt-get" in script and "dataset-fashion-mnist" in script
 
 
