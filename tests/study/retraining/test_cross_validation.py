@@ -93,3 +93,24 @@ def test_a_cv_training_validates_on_its_fold_after_the_last_epoch_only(small_exp
     assert "val_acc" not in fake_tune.reports[0]
     last = fake_tune.reports[-1]
     assert 0 <= last["val_acc"] <= 1 and last["gap"] == pytest.approx(last["val_loss"] - last["train_eval_loss"])
+
+
+def test_the_first_replicate_set_is_the_experiments_own_and_others_go_to_replicates(small_experiment):
+    import json
+
+    from study.retraining.cross_validation import locate_set
+
+    first = locate_set(CVOptions(experiment=str(small_experiment), folds=3))
+    assert (first.name, first.own, first.folder) == ("folds-3", True, "cv")
+    assert first.uri == str(small_experiment.resolve())
+    # Once the experiment holds a set, its cv.json names it: the same options find it, others go beside it.
+    (small_experiment / "cv.json").write_text(json.dumps({"replicate_set": "folds-3", "plan": {}}))
+    assert locate_set(CVOptions(experiment=str(small_experiment), folds=3)).own
+    other = locate_set(CVOptions(experiment=str(small_experiment), seeds=2, top_k=2, max_epochs=1))
+    assert other.name == "top2-seeds-2-epochs1" and not other.own and other.folder == "tune"
+    assert other.uri == f"{small_experiment.resolve()}/replicates/top2-seeds-2-epochs1"
+    # A cv.json from before sets had names: the set its plan implies.
+    (small_experiment / "cv.json").write_text(json.dumps({"plan": {"selection": "the best completed trial of every cell",
+                                                                   "replicates": {"kind": "seed", "n": 2}}}))
+    assert locate_set(CVOptions(experiment=str(small_experiment), seeds=2)).own
+    assert not locate_set(CVOptions(experiment=str(small_experiment), folds=3)).own
