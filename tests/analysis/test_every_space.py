@@ -15,6 +15,7 @@ import json
 import pytest
 
 from analysis import analyze
+from analysis.plots import DRAWING_FAILED
 from search_spaces import list_spaces, load_space
 from space_tables import SCENARIOS, write_experiment
 
@@ -40,6 +41,8 @@ def test_every_space_analyses_to_a_report(name, scenario, tmp_path):
     assert conclusions["ranking"], "the report ranks at least one cell"
     for plot, reason in conclusions["plots_skipped"].items():
         assert reason.strip(), f"plot {plot!r} skipped without a reason"
+        assert DRAWING_FAILED not in reason, f"plot {plot!r}: {reason}"  # a drawing that raised is a bug
+        assert reason in report, f"plot {plot!r}: its reason is not in the report"
     for plot, file in conclusions["plots"].items():
         assert (out / file).is_file(), plot
     if scenario == "sparse":

@@ -110,3 +110,18 @@ def test_write_plots_says_why_a_plot_is_missing(tmp_path):
     assert "importance" in plots.skipped
     for path in plots.files.values():
         assert_png(path)
+
+
+def test_a_plot_whose_drawing_raises_is_skipped_with_the_error_and_the_others_are_drawn(tmp_path, monkeypatch):
+    # One plot's bug must not cost the report of a study that has finished training.
+    df = make_trials(0, cell_list=cells(bn=["none", "pre_act"], dropout=["none", "fc"]), n_per_cell=3)
+    analysis = run_analysis(make_tables(df), n_boot=20, importance=False)
+
+    def broken(info, path):
+        raise TypeError("unsupported operand type(s) for -: 'float' and 'NoneType'")
+
+    monkeypatch.setattr(P, "plot_ranking", broken)
+    plots = write_plots(analysis, tmp_path)
+    assert "ranking" not in plots.files and plots.skipped["ranking"].startswith(P.DRAWING_FAILED)
+    assert "TypeError: unsupported operand" in plots.skipped["ranking"]
+    assert {"interaction", "heatmap", "isolation"} <= set(plots.files)
