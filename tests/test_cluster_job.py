@@ -8,9 +8,10 @@ and the test checks the whole flow: the search, stage 2, the report, every trial
 worker node, and what a machine without the token is told.
 
 All three nodes share one Ray temporary folder, as nodes started with `ray start` on
-one machine do: a worker node's runtime-environment agent then deletes the job's
-unpacked working directory (the driver's working directory) once its own workers are
-done with it, which once made the driver die in Ray Tune after the search.
+one machine do: a worker node's runtime-environment agent, setting the job's package
+up for its first trial, unpacks it afresh and so deletes the directory the head's
+driver runs in, which once made the driver die in Ray Tune after the search
+(`study.runtime.working_dir`).
 
 Everything the test starts carries its own token path in its environment (a folder
 of this test's), and only those processes are stopped at the end, whatever happens:

@@ -1,14 +1,20 @@
 """A command started by `ray job submit --working-dir`: leave the working directory Ray lent it.
 
 Ray's job API unpacks the submitted `--working-dir` into the node's runtime-resource
-folder and starts the command there. That folder is Ray's, not the command's: Ray's
-runtime-environment agents delete an unpacked package once no worker of theirs uses
-it, and nodes started with `ray start` on one machine share one Ray temporary folder,
-so a worker node's agent deletes the very folder the head's driver is running in
-when its own trials end. From then on anything that resolves a relative path (Ray
-Tune's listing of an experiment folder calls `os.path.relpath`, which calls
-`os.getcwd()`) fails with FileNotFoundError, however absolute the paths the study
-passes are.
+folder (`SESSION/runtime_resources/working_dir_files/_ray_pkg_HASH`) and starts the
+command there. That folder is Ray's, not the command's: when a node's
+runtime-environment agent first sets the package up for a worker, it unpacks it
+afresh and deletes whatever lies at that path first (Ray's `WorkingDirPlugin.create`
+calls `download_and_unpack_package(..., overwrite=True)`), and it deletes the package
+once no worker of its node uses it. Nodes started with `ray start` on one machine
+share one session folder, so the first trial on a worker node deletes the directory
+the head's driver runs in and puts a new one at the same path. The driver's working
+directory is then gone (`os.getcwd()` fails although the path exists again), and
+anything that resolves a relative path fails with FileNotFoundError: Ray Tune's
+listing of an experiment folder calls `os.path.relpath`, which calls `os.getcwd()`,
+however absolute the paths the study passes are. Nodes on separate machines each
+have their own folder, so there the head's copy is left alone; a command should not
+rely on it either way.
 
 So a command that finds itself in a job's working directory turns every path it was
 given into an absolute one, then moves to a folder of its own
