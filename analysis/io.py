@@ -153,8 +153,16 @@ def _load_remote(uri: str) -> Tables:
         raise AnalysisError(f"cannot read the experiment {uri!r} ({exc}); check the URI and the credentials") from exc
     if tables.TRIALS not in names:
         raise AnalysisError(f"experiment {uri!r} has no {tables.TRIALS}; pass the experiment `study run` wrote there")
+    # The replicate sets beside the experiment's own: replicates/NAME/cv.csv and cv.json.
+    sets = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{replicate_sets.SETS_DIR}", allow_not_found=True))
+    for folder in (info for info in sets if info.type == pyarrow.fs.FileType.Directory):
+        for name in (tables.CV, tables.CV_RECORD):
+            path = f"{folder.path}/{name}"
+            if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+                names.append(f"{replicate_sets.SETS_DIR}/{folder.base_name}/{name}")
     with tempfile.TemporaryDirectory(prefix="bn-dropout-analysis-") as local:
         for name in names:
+            (Path(local) / name).parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(f"{root}/{name}") as source:
                 (Path(local) / name).write_bytes(source.read())
         loaded = load_experiment(local)

@@ -42,6 +42,11 @@ def test_every_set_is_loaded_by_its_name(experiment):
     assert set(tables.replicate_sets["folds-3"]["replicate_kind"]) == {"fold"}
 
 
+def test_an_experiment_in_remote_storage_brings_its_sets_too(experiment):
+    remote = load_experiment(f"file://{experiment}")  # file:// as s3:// would be
+    assert set(remote.replicate_sets) == {"seeds-2", "folds-3"} and remote.own_set == "seeds-2"
+
+
 def test_the_conclusions_come_from_one_set_named_with_its_reason_and_the_others_are_beside_it(experiment, tmp_path):
     c = analyze(experiment, tmp_path, n_boot=20, importance=False)
     # Both sets score all 12 cells; the folds set has more scored replicates (3 per cell against 2).
