@@ -112,8 +112,10 @@ def _add_cv(commands) -> None:
         "cv", help="stage 2 alone: retrain the best configurations of a finished search on seeds or folds",
         description="Retrain the picked configurations from scratch on R seeds of the study's split (the default, "
         "as `study run` does at its end) or on F stratified folds of the training images (the same folds for every "
-        "configuration), for the full epoch budget without early stopping; write cv.csv, cv_summary.csv, "
-        "cv_tests.csv and cv.json into the experiment directory. Never reads the test set.",
+        "configuration), for the full epoch budget without early stopping. Each run is a replicate set named by its "
+        "options (seeds-5, folds-3, top2-seeds-5, ...): the experiment's first one writes cv.csv, cv_summary.csv, "
+        "cv_tests.csv and cv.json into the experiment directory, any other into replicates/NAME/, side by side; the "
+        "same options resume the same set. Never reads the test set.",
     )
     cv.add_argument("path", help="experiment directory written by `study run`")
     picking = cv.add_mutually_exclusive_group()
