@@ -175,7 +175,7 @@ def run_analysis(
     rates_from = design if rate_source == REPLICATES else search
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     mechanism = summarise_mechanism(design, ranking.source)
-    claims = check_claims(design, ranking, mechanism)
+    claims = check_claims(design, ranking, mechanism, tables.claims)
     fidelity, fidelity_warning = asha_fidelity(tables.trials, tables.epochs, tables.reduction_factor)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
@@ -352,12 +352,17 @@ def interaction_result(interaction: Interaction, metric: str) -> InteractionResu
     )
 
 
+MAX_GRID_LEVELS = 4  # a grid of rates (binned means); more levels are a fitted curve
+
+
 def rate_entries(rate_fits: list[RateFit]) -> dict[str, dict[str, RateEntry]]:
     out: dict = {}
     for fit in rate_fits:
         out.setdefault(fit.rate, {})[fit.bn] = RateEntry(
             fit.best, fit.ci_low, fit.ci_high, fit.score_at_best, fit.n, tuple(fit.range), fit.at_edge,
             tuple(fit.near_optimal), fit.source, fit.method,
+            [] if len(fit.grid) > MAX_GRID_LEVELS else
+            [[float(r), float(y), float(lo), float(hi)] for r, y, lo, hi in zip(fit.grid, fit.curve, fit.band_low, fit.band_high)],
         )
     return out
 

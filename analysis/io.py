@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.final import MEANS as FINAL_MEANS
+from search_spaces.claims import ClaimSpec, parse_claims
 from study.vocabulary import tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
@@ -66,6 +67,8 @@ class Tables:
     # ASHA's reduction factor from study.json. None when unknown (the fidelity check infers it).
     reduction_factor: float | None = None
     source: str = ""
+    # The claims the space declared (study.json's ``space.claims``); None: the shipped claims.
+    claims: tuple[ClaimSpec, ...] | None = None
 
 
 def load_experiment(path: str | Path) -> Tables:
@@ -102,6 +105,7 @@ def load_experiment(path: str | Path) -> Tables:
         search_ranges=read_search_ranges(folder / FILES["study"]),
         reduction_factor=read_reduction_factor(folder / FILES["study"]),
         source=str(path),
+        claims=read_claims(folder / FILES["study"]),
     )
 
 
@@ -146,6 +150,12 @@ def read_search_ranges(path: Path) -> dict | None:
 def read_reduction_factor(path: Path) -> float | None:
     """ASHA's reduction factor recorded in study.json (``plan.scheduler.reduction_factor``), if any."""
     return _from_study_record(path, lambda record: float(record["plan"]["scheduler"]["reduction_factor"]))
+
+
+def read_claims(path: Path) -> tuple[ClaimSpec, ...] | None:
+    """The claims recorded in study.json (``space.claims``), if the space declared any."""
+    record = _from_study_record(path, lambda record: record["space"]["claims"])
+    return None if record is None else parse_claims(record, f"the claims recorded in {str(path)!r}")
 
 
 def _from_study_record(path: Path, read):

@@ -122,6 +122,8 @@ class RateEntry:
     near_optimal: tuple[float | None, float | None]
     source: str  # "replicates" or "search"
     method: str
+    # A grid of rates (rate levels as cells): [rate, fitted score, 95% bootstrap band low, high] per level.
+    levels: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ class Claim:
     evidence: BestCellEvidence | GroupEvidence | LineEvidence | None = None
     reason: str = ""
     method: str = ""
+    post: str = ""  # the advice in the post's words (or the mechanism's)
+    cells: list[str] = field(default_factory=list)  # the cells the verdict rests on
 
 
 @dataclass(frozen=True)

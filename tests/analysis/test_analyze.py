@@ -53,9 +53,11 @@ def test_plots_and_report_are_written(analysed):
     # Self-contained: every image is inline.
     assert page.count("data:image/png;base64,") == md.count("![")
     assert 'src="http' not in page and ".png\"" not in page
-    # The report opens with the conclusions, as sentences with numbers.
-    first_section = md.split("## ")[1]
-    assert first_section.startswith("Conclusions") and "%" in first_section
+    # The report leads with the answer: the claim table, then which drop rates work, then the conclusions.
+    sections = md.split("## ")[1:4]
+    assert sections[0].startswith("Claims: the advice, decided") and "| verdict |" in sections[0]
+    assert sections[1].startswith("Which drop rates work")
+    assert sections[2].startswith("Conclusions") and "%" in sections[2]
 
 
 def test_bare_trials_csv_works(tmp_path):

@@ -29,8 +29,8 @@ def test_every_claim_is_always_reported_and_says_why_it_cannot_be_checked():
     assert all(claim["text"] for claim in c["claims"])
     # The default cells vary neither order, nor augmentation, nor the model size.
     assert claims["bn_before_dropout"]["verdict"] == "inconclusive" and "order" in claims["bn_before_dropout"]["reason"]
-    assert "augmentation" in claims["all_three_generalize_best"]["reason"]
-    assert "large model was not run" in claims["large_model_all_three_best"]["reason"]
+    assert "augment in [True]" in claims["all_three_generalize_best"]["reason"]
+    assert "model in ['large']" in claims["large_model_all_three_best"]["reason"]
     assert claims["dropout_fc_only_with_bn"]["evidence"]["n_cells"] == 4  # fc and all, with pre_act and post_act
     # The synthetic table measured no mechanism: every such claim says what it lacks.
     assert "var_shift_max" in claims["dropout_after_last_bn_no_shift"]["reason"]

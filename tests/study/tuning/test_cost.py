@@ -54,7 +54,7 @@ def smoke_plan(fake_data_dir, tmp_path):
 
 def test_the_wall_time_is_the_work_over_the_rates_and_the_concurrency(smoke_plan):
     keys = {cost._probe_key(cfg) for cfg in cost.cell_configs(smoke_plan)}
-    assert {model for model, _, _ in keys} == {"medium"} and {bn for _, bn, _ in keys} == {True, False}
+    assert {model for model, _, _ in keys} == {"medium", "large"} and {bn for _, bn, _ in keys} == {True, False}  # the default space
     slow = cost.estimate(smoke_plan, 1, "cpu", {key: Rates(1000.0, 4000.0, "cpu") for key in keys})
     fast = cost.estimate(smoke_plan, 2, "cpu", {key: Rates(2000.0, 8000.0, "cpu") for key in keys})
     search, stage_two = slow.stages
