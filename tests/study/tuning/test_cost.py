@@ -49,12 +49,12 @@ def test_the_probe_measures_this_machine():
 
 @pytest.fixture
 def smoke_plan(fake_data_dir, tmp_path):
-    return plan_study(StudyOptions(budget="smoke", data_dir=str(fake_data_dir), storage=str(tmp_path)))
+    return plan_study(StudyOptions(space="bn_dropout", budget="smoke", data_dir=str(fake_data_dir), storage=str(tmp_path)))
 
 
 def test_the_wall_time_is_the_work_over_the_rates_and_the_concurrency(smoke_plan):
     keys = {cost._probe_key(cfg) for cfg in cost.cell_configs(smoke_plan)}
-    assert {model for model, _, _ in keys} == {"medium", "large"} and {bn for _, bn, _ in keys} == {True, False}  # the default space
+    assert {model for model, _, _ in keys} == {"medium"} and {bn for _, bn, _ in keys} == {True, False}
     slow = cost.estimate(smoke_plan, 1, "cpu", {key: Rates(1000.0, 4000.0, "cpu") for key in keys})
     fast = cost.estimate(smoke_plan, 2, "cpu", {key: Rates(2000.0, 8000.0, "cpu") for key in keys})
     search, stage_two = slow.stages
@@ -76,7 +76,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(fake_data_dir, tmp_path, cap
     argv = ["run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", str(tmp_path), "--dry-run"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "Plan: 12 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
+    assert "Plan: 25 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
     assert list(tmp_path.iterdir()) == []  # no experiment directory, no lock, no Ray
 
 
