@@ -125,13 +125,16 @@ def conclude(
     n_boot: int = 1000,
     seed: int = 0,
     importance: bool = True,
+    claims=None,
 ) -> dict:
-    """The conclusions for these tables (raw or validated DataFrames), as conclusions.json holds them.
+    """The conclusions for these tables (raw or validated DataFrames), as conclusions.json holds them;
+    `claims` (`search_spaces.claims.ClaimSpec`s) replace the shipped claims.
 
     Raises `AnalysisError` for missing columns, an empty table, no full-budget trial,
     or nothing that varied.
     """
     tables = make_tables(trials, epochs, cv, cv_summary, final, metric=metric, search_ranges=search_ranges)
+    tables = replace(tables, claims=tuple(claims) if claims else None)
     return to_json(run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance).conclusions)
 
 

@@ -12,9 +12,11 @@ every run.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
+from analysis import conclude
 from analysis.claims import check_claims
 from analysis.design import make_design
 from analysis.io import validate_cv, validate_trials
@@ -23,7 +25,9 @@ from analysis.ranking import rank_cells
 from analysis.rates import fit_dropout_rates
 from claim_simulator import World, null_world, planted_world, rate_world, simulate_claim_study
 from analysis.replicates import replicate_rows
+from search_spaces import load_space, parse_space
 from search_spaces.claims import shipped_claims
+from search_spaces.space import SPACES_DIR
 
 CLAIMS = [c.id for c in shipped_claims()]
 # What the mechanism does whichever way the advice goes: in the mirrored world these stay supported.
@@ -109,3 +113,31 @@ def test_no_single_best_drop_rate_when_the_rate_does_not_matter():
             total += 1
             single += fit.ci_low == fit.ci_high  # the interval of the best names one rate: a false finding
     assert total == 40 and single <= 2, single
+
+
+def test_a_users_claim_is_decided_without_code_as_readme_declares_it():
+    """README's example: with BN, Dropout 0.6 in the classifier beats 0.3 (planted: 0.6 is the best rate)."""
+    readme_claim = {
+        "id": "half_dropout_in_classifier_with_bn", "text": "With BatchNorm, Dropout 0.6 in the classifier beats 0.3.",
+        "kind": "difference", "factor": "p_fc", "claimed": [0.6], "against": [0.3],
+        "where": {"bn": ["pre_act"], "dropout": ["fc"]}, "metric": "accuracy", "better": "higher",
+        "test": "superiority", "margin": 0.001,
+    }
+    assert "half_dropout_in_classifier_with_bn" in (Path(__file__).parents[2] / "README.md").read_text()
+    space = load_space("default")
+    claims = parse_space({**_default_space_data(), "claims": ["bn_before_dropout", readme_claim]}, name="mine").claims
+    trials, cv = simulate_claim_study(rate_world({"p_conv": 0.1, "p_fc": 0.3}, {"p_conv": 0.1, "p_fc": 0.6}, drop=0.02), seed=1)
+    decided = {c["id"]: c for c in conclude(trials, cv=cv, importance=False, n_boot=50, claims=claims)["claims"]}
+    assert list(decided) == ["bn_before_dropout", "half_dropout_in_classifier_with_bn"]
+    mine = decided["half_dropout_in_classifier_with_bn"]
+    assert mine["verdict"] == "supported" and sorted(mine["cells"]) == ["bn=pre_act,dropout=fc", "bn=pre_act,dropout=fc,p_fc=0.6"]
+    assert len(space.named_cells()) == 25
+
+
+def _default_space_data() -> dict:
+    import yaml
+
+    data = yaml.safe_load((SPACES_DIR / "default.yaml").read_text())
+    for cell in data["cells"]:
+        cell.pop("claims", None)
+    return data
