@@ -175,7 +175,8 @@ def _shift_slope(spec: ClaimSpec, design: Design, ranking, mechanism_summary: Me
     reason = {
         SUPPORTED: "the slope's interval lies below 0: the larger the shift, the more accuracy is lost",
         REFUTED: "the slope's interval lies above 0: the larger the shift, the less accuracy is lost",
-    }.get(verdict, "the slope's interval includes 0" if math.isfinite(line.ci_low) else "too few points for an interval")
+    }.get(verdict, "the slope's interval includes 0" + _resolution((line.ci_high - line.ci_low) / 2, abs(line.slope), True)
+          if math.isfinite(line.ci_low) else "too few points for an interval")
     return _claim(spec, verdict, line, reason, LINE_METHOD, [c.cell for c in points])
 
 
@@ -196,7 +197,7 @@ def _reestimation_gain(spec: ClaimSpec, design: Design, ranking, mechanism_summa
         margin=spec.margin, groups={"re-estimated": float(w @ after.loc[cells["cell"]].to_numpy()),
                                     "as trained": float(w @ before.loc[cells["cell"]].to_numpy())},
     )
-    verdict, reason = _verdict(iv.estimate, iv.low, iv.high, spec.margin, False)
+    verdict, reason = _verdict(iv.estimate, iv.low, iv.high, spec.margin, False, True)
     return _claim(spec, verdict, evidence, reason, GAIN_METHOD, list(cells["cell"]))
 
 
@@ -213,7 +214,7 @@ def _as_equivalence(claim: Claim, margin: float) -> Claim:
     else:
         half = (e.ci_high - e.ci_low) / 2
         need = max(margin - abs(e.difference), abs(e.difference) - margin)
-        verdict, reason = INCONCLUSIVE, f"the interval reaches beyond ±{margin:g}" + _resolution(half, need)
+        verdict, reason = INCONCLUSIVE, f"the interval reaches beyond ±{margin:g}" + _resolution(half, need, is_accuracy(e.metric))
     return Claim(claim.id, claim.text, verdict, e, reason, claim.method + f"; equivalence within ±{margin:g}",
                  claim.post, claim.cells)
 
@@ -243,7 +244,7 @@ def _matched(spec: ClaimSpec, design: Design, cells: pd.DataFrame, level: float)
         n_cells=int(used.sum()), n_trials=int(cells.loc[used, "n"].sum()), margin=spec.margin, groups=means,
     )
     verdict, reason = _verdict(sign * iv.estimate, *sorted((sign * iv.low, sign * iv.high)), margin,
-                               spec.test == "non_inferiority")
+                               spec.test == "non_inferiority", is_accuracy(evidence.metric))
     if not comparison.matched:
         reason += "; the groups could not be matched on the other factors, so the difference may be confounded"
     return _claim(spec, verdict, evidence, reason, METHOD, list(cells.loc[used, "cell"]))
@@ -272,14 +273,14 @@ def _best_of(spec: ClaimSpec, cells, claimed, *, metric, higher_is_better, level
     )
     lo, hi = sorted((sign * iv.low, sign * iv.high))
     margin = spec.margin if spec.margin is not None else (0.001 if is_accuracy(metric) else None)
-    verdict, reason = _verdict(sign * iv.estimate, lo, hi, margin, False)
+    verdict, reason = _verdict(sign * iv.estimate, lo, hi, margin, False, is_accuracy(metric))
     if verdict == SUPPORTED and evidence.claimed_rank != 1:
         verdict, reason = INCONCLUSIVE, "the claimed cell is not ranked first"
     return _claim(spec, verdict, evidence, reason, BEST_METHOD,
                   [evidence.claimed_cell, evidence.best_other_cell])
 
 
-def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
+def _verdict(estimate, low, high, margin, non_inferiority, accuracy: bool = False) -> tuple[str, str]:
     """Verdict from an interval oriented so that positive means the claim holds.
 
     Mirror-symmetric: negating the interval turns supported into refuted and
@@ -292,9 +293,9 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
     # "At least as good" is proved, not set aside, by an interval within the margin.
     if margin is not None and not non_inferiority and -margin < low and high < margin:
         real = "real (the interval excludes 0) but " if low > 0 or high < 0 else ""
-        return NEGLIGIBLE, f"the interval lies within ±{_margin_text(margin)}: any difference is {real}smaller than the margin"
+        return NEGLIGIBLE, f"the interval lies within ±{_margin_text(margin, accuracy)}: any difference is {real}smaller than the margin"
     threshold = -margin if non_inferiority else 0.0
-    where = f"a loss of {_margin_text(margin)}" if non_inferiority else "0"
+    where = f"a loss of {_margin_text(margin, accuracy)}" if non_inferiority else "0"
     if low > threshold:
         return SUPPORTED, f"the interval lies wholly on the claimed side of {where}"
     if high < threshold:
@@ -303,21 +304,23 @@ def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
     need = abs(estimate - threshold)
     if margin is not None and not non_inferiority:
         need = max(need, margin - abs(estimate))
-    return INCONCLUSIVE, f"the interval includes {where}" + _resolution((high - low) / 2, need)
+    return INCONCLUSIVE, f"the interval includes {where}" + _resolution((high - low) / 2, need, accuracy)
 
 
-def _resolution(half_width: float, needed: float) -> str:
-    """What an inconclusive interval lacks: its half-width against the one that would decide it."""
+def _resolution(half_width: float, needed: float, accuracy: bool = False) -> str:
+    """What an inconclusive interval lacks: its half-width against the one that would decide it (accuracy in pp)."""
+    show = (lambda x: f"{100 * x:.2g} pp") if accuracy else (lambda x: f"{x:.3g}")
     if not needed > 0:
-        return f" (half-width {half_width:.3g}; the estimate sits on the threshold, so no resolution decides it)"
+        return f" (half-width {show(half_width)}; the estimate sits on the threshold, so no resolution decides it)"
     more = (half_width / needed) ** 2
-    return (f" (half-width {half_width:.3g}; a verdict needs it below {needed:.3g}, about {more:.3g} times the "
-            "replicates per cell at this spread)")
+    replicates = (f"about {more:.2g} times the replicates per cell at this spread" if more < 100
+                  else "far more replicates than a study affords: the estimate lies near the threshold")
+    return f" (half-width {show(half_width)}; a verdict needs it below {show(needed)}, {replicates})"
 
 
-def _margin_text(margin: float) -> str:
-    """Margins are on accuracy: 0.001 -> '0.1 percentage point'."""
-    return f"{100 * margin:g} percentage point"
+def _margin_text(margin: float, accuracy: bool = True) -> str:
+    """A margin in its metric's units: on accuracy 0.001 -> '0.1 percentage point'."""
+    return f"{100 * margin:g} percentage point" if accuracy else f"{margin:g}"
 
 
 def _claim(spec: ClaimSpec, verdict, evidence, reason, method, cells) -> Claim:
