@@ -79,7 +79,7 @@ from analysis.results import (
     from_json,
     to_json,
 )
-from analysis.summary import summary_sentences
+from analysis.summary import answer_sentences, summary_sentences
 from analysis.text import SEARCH_ONLY
 from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
@@ -285,7 +285,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
     # Through the file's form once: a number that could not be computed is None from here on, in memory as in
     # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
     conclusions = from_json(Conclusions, to_json(replace(conclusions, methods=methods(conclusions))))
-    return replace(conclusions, summary=summary_sentences(conclusions))
+    return replace(conclusions, summary=summary_sentences(conclusions), answer=answer_sentences(conclusions))
 
 
 def search_summary(search: Design) -> SearchSummary:

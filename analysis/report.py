@@ -44,7 +44,7 @@ def _claims(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     if not c.claims:
         return [Block("p", "No claim was declared for this study.")]
     rows = [[CLAIM_NAMES.get(claim.id, claim.id), claim.post or claim.text, claim.verdict,
-             claim_effect(claim.evidence) if claim.evidence else "", ", ".join(claim.cells), claim.reason]
+             claim_effect(claim.evidence) if claim.evidence else "", _cells_text(claim.cells), claim.reason]
             for claim in c.claims]
     return [
         Block("table", ["claim", "the advice", "verdict", "effect and interval", "cells it rests on", "why"], rows),
@@ -55,6 +55,13 @@ def _claims(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
         Block("table", ["claim", "statement", "evidence"],
               [[claim.id, claim.text, claim_evidence(claim.evidence) if claim.evidence else claim.reason] for claim in c.claims]),
     ]
+
+
+def _cells_text(cells: list[str], shown: int = 4) -> str:
+    """A claim's cells, the first few by name (conclusions.json lists them all)."""
+    if len(cells) <= shown:
+        return ", ".join(cells)
+    return f"{len(cells)} cells: " + ", ".join(cells[:shown]) + f" and {len(cells) - shown} more"
 
 
 def _ranking(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:

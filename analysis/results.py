@@ -373,6 +373,8 @@ class Conclusions:
     asha_fidelity: AshaFidelity | None = None
     methods: dict[str, str] = field(default_factory=dict)  # what each part was computed with
     summary: list[str] = field(default_factory=list)
+    # The answer, in a few lines: each claim's verdict, then which drop rates work (the report's first sections).
+    answer: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name
     plots_skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
 

@@ -41,20 +41,21 @@ def metric_words(metric: str) -> str:
 
 def summary_sentences(c: Conclusions) -> list[str]:
     out = []
-    if c.source != "search":  # the answer first: each claim's verdict, then which drop rates work
-        out += _claims(c) + _rates(c)
     out += _stage(c)
     out += _ranking(c)
     out += _interaction(c)
     out += _effects(c)
     out += _resolution(c)
-    if c.source == "search":  # preliminary: what the stage is comes first
-        out += _claims(c) + _rates(c)
     out += _diverged(c)
     out += _final(c)
     if c.warnings:
         out.append(f"There {'is' if len(c.warnings) == 1 else 'are'} {len(c.warnings)} warning(s) to read before trusting these numbers.")
     return out
+
+
+def answer_sentences(c: Conclusions) -> list[str]:
+    """What the study answers, first: each claim's verdict with its effect, then which drop rates work."""
+    return _claims(c) + _rates(c)
 
 
 def _stage(c: Conclusions) -> list[str]:
