@@ -227,6 +227,13 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
     if device == "cpu" and concurrency > 1:
         text += (f"\nThe rates are one trial's alone; {concurrency} at once share the memory bandwidth, so expect "
                  "somewhat longer.")
+    if device == "cpu":
+        from study.training.numerics import cpu_name, native_bf16
+
+        bf16 = native_bf16(torch.device("cpu"))
+        text += (f"\nThis CPU: {cpu_name()}, {os.cpu_count()} cores, native bf16 instructions: {'yes' if bf16 else 'no'} "
+                 f"(precision {budget.precision}: the rates above use what it picks here); the estimate is for this "
+                 "kind of processor, so run --dry-run on the machine that will run the study.")
     return text + "\n" + resolution_line(plan)
 
 

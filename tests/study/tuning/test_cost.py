@@ -77,6 +77,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(fake_data_dir, tmp_path, cap
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Plan: 25 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
+    assert "native bf16 instructions: " in out and "Resolution: with 2 seeds a cell" in out
     assert list(tmp_path.iterdir()) == []  # no experiment directory, no lock, no Ray
 
 
