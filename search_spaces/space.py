@@ -238,7 +238,7 @@ def parse_space(data: Any, name: str, source: str = "<dict>") -> SearchSpace:
     explicit = _parse_cells(data["cells"], where) if data.get("cells") else ()
     if explicit:
         # The factors that vary over all cells, factorial and added alike (continuous rates as declared).
-        every = [c for c in _factorial_values(factorial, fixed)] if factorial else []
+        every = _factorial_values(factorial, fixed) if factorial else []
         every += [{**fixed, **c.factors} for c in explicit]
         scientific = {**_varying_values(every), **{f: r for f, r in declared.items() if isinstance(r, Range)}}
     else:
@@ -262,15 +262,13 @@ def parse_space(data: Any, name: str, source: str = "<dict>") -> SearchSpace:
     cells = _expand_cells(space, where)
     _check_ranges_used(space, cells, where)
     _check_builds(space, cells, where)
-    if "claims" in data:
-        claims = parse_claims(data["claims"], where, shipped=shipped_claims())
-        check_claims_against_cells(claims, [c.factors for c in cells], where)
-        _check_cells_serve_claims(space, cells, claims, where)
-        space = replace(space, claims=claims)
-    return space
+    claims = parse_claims(data["claims"], where, shipped=shipped_claims()) if "claims" in data else ()
+    check_claims_against_cells(claims, [c.factors for c in cells], where)
+    _check_cells_serve_claims(cells, claims, where)
+    return replace(space, claims=claims)
 
 
-def _check_cells_serve_claims(space: SearchSpace, cells: list[Cell], claims, where: str) -> None:
+def _check_cells_serve_claims(cells: list[Cell], claims, where: str) -> None:
     """A cell that says it serves a claim must be one of the cells that claim's contrast uses."""
     by_id = {claim.id: claim for claim in claims}
     factors = [c.factors for c in cells]
