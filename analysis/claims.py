@@ -1,88 +1,59 @@
-"""The source post's advice, and the variance-shift mechanism, checked against the study: a verdict with
-numbers per claim.
+"""Claims (advice from the source post, and the variance-shift mechanism) checked against the study:
+a verdict with numbers per claim.
 
-Nearly every check is a difference between two groups of cells, oriented so that a
-positive difference is what the claim says, with a 95% Satterthwaite interval
-(`analysis.stats.linear_contrast`); "variance shift explains the accuracy lost" is
-the slope of a line through the configurations (`analysis.mechanism.shift_line`), and
-"Dropout only after the last BN layer is free of variance shift" an equivalence
-(supported when the interval lies within ±SHIFT_MARGIN). The margin (0.1 percentage point for accuracy
-claims) applies the same way in both directions, so a claim and its mirror image
-get mirrored verdicts:
+Each claim is declared as data (`search_spaces.claims`: the shipped ones in
+``search_spaces/claims.yaml``, a user's in their space file) and decided here by its kind:
 
-- `negligible`: the whole interval lies within ±margin: whatever the sign (and
-  even when the interval excludes 0), the difference is smaller than the margin;
-- `supported`: otherwise, the interval lies above 0 (for "at least as good":
-  above -margin);
-- `refuted`: otherwise, the interval lies below 0 (for "at least as good": below
-  -margin);
-- `inconclusive`: otherwise, or when the study did not vary what the claim needs,
-  or when only search trials exist (their scores are selected maxima); the reason
-  says which.
+- ``difference``: a difference between two groups of matched cells, oriented so that a
+  positive difference is what the claim says (`analysis.stats.linear_contrast`);
+- ``best``: the best cell of the claimed group against the best other cell; both are
+  picked from the same data, so those intervals are optimistic about the winner and the
+  evidence says so;
+- ``shift_slope``: the slope of a line through the configurations
+  (`analysis.mechanism.shift_line`);
+- ``reestimation_gain``: the mean paired gain of re-estimating BN statistics.
 
-Cells are matched on the other factors as in `analysis.effects`. Claims about the
-best cell compare the best cell of the claimed group with the best other cell; both
-are picked from the same data, so those intervals are optimistic about the winner
-and the evidence says so.
+Verdicts, with the claim's margin (in the metric's units) applied the same way in both
+directions, so a claim and its mirror image get mirrored verdicts:
+
+- `negligible`: the whole interval lies within ±margin: whatever the sign (and even
+  when the interval excludes 0), the difference is smaller than the margin;
+- `supported`: otherwise, the interval lies above 0 (for non-inferiority: above
+  -margin; for equivalence: within ±margin);
+- `refuted`: otherwise, the interval lies below 0 (for non-inferiority: below
+  -margin; for equivalence: wholly beyond ±margin);
+- `inconclusive`: otherwise (the reason gives the interval's half-width and the one a
+  verdict needs), or when the study did not vary what the claim needs, or when only
+  search trials exist (their scores are selected maxima).
+
+Many claims are decided on one study, several on shared cells, so the claim table
+controls its familywise error: every claim's interval is a simultaneous one, at level
+1 - 0.05/m for m claims (Bonferroni), and the chance that any verdict of the table is
+supported or refuted under no effect at all is at most 5%.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from analysis import mechanism, stats
-from analysis.design import Design, cell_table, ordered_values
-from analysis.effects import NESTED, contrast, group_weights
+from analysis.design import Design, cell_table
+from analysis.effects import NESTED, group_weights
 from analysis.results import BestCellEvidence, Claim, GroupEvidence, Mechanism
-from study.vocabulary.factors import CONV_DROPOUT
 from analysis.text import SEARCH_ONLY, is_accuracy
 from analysis.ranking import SEARCH, Ranking
+from search_spaces.claims import ACCURACY, ClaimSpec, shipped_claims
+from study.vocabulary.config import TrialConfig
+
+FACTOR_DEFAULTS = TrialConfig().to_flat()  # what a trial that does not set a factor trains with
 
 SUPPORTED, REFUTED, NEGLIGIBLE, INCONCLUSIVE = "supported", "refuted", "negligible", "inconclusive"
 VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, INCONCLUSIVE)
-ACC_MARGIN = 0.001  # 0.1 percentage point: the post's own "very minor" improvement
-CLAIM_TEXT = {
-    "bn_before_dropout": "Put BatchNorm before Dropout: in a conv block with both, BN then Dropout beats Dropout then BN.",
-    "dropout_fc_only_with_bn": (
-        "When the convolutions have BatchNorm, Dropout only in the classifier is at least as good as "
-        "Dropout in the convolutions too."
-    ),
-    "bn_dropout_improves_loss": "BatchNorm plus Dropout gives a lower validation loss than BatchNorm alone (the post's experiment 6 vs 4).",
-    "all_three_generalize_best": (
-        "BatchNorm + Dropout + augmentation has the smallest generalization gap (val_loss - train_eval_loss) "
-        "of all settings (the post's experiment 7)."
-    ),
-    "large_model_all_three_best": "The large model with BatchNorm, Dropout and augmentation is the most accurate (the post's experiment 8).",
-    # The mechanism (Li et al., CVPR 2019: variance shift), measured on the same replicates.
-    "dropout_before_bn_shifts_variance": (
-        "Dropout right before a BatchNorm layer causes variance shift: with Dropout2d before BN (dropout_first) the "
-        "variance BN learnt in training differs more from the one it meets at inference than with BN first."
-    ),
-    "variance_shift_explains_loss": (
-        "Variance shift explains the accuracy Dropout costs next to BatchNorm: across configurations with both, the "
-        "larger the shift, the more accuracy is lost against the same network without Dropout."
-    ),
-    "dropout_after_last_bn_no_shift": (
-        "Dropout only after the last BatchNorm layer (in the classifier) is free of variance shift: its shift is that "
-        "of the same network without Dropout."
-    ),
-    "bn_reestimation_recovers": (
-        "Re-estimating BatchNorm's statistics with Dropout off after training recovers accuracy, where Dropout comes "
-        "before BN (dropout_first)."
-    ),
-    "uout_removes_shift": "A variance-stable Dropout (Uout) in place of Bernoulli Dropout, before BN, removes the variance shift: it shifts less.",
-    "bn_lowers_wrong_confidence": (
-        "BatchNorm lowers the confidence of wrong predictions (the post: \"misclassification confidence will not be "
-        "very high\")."
-    ),
-}
-# A difference in var_shift_max this small is no shift: a twentieth of the variance, a fifth of what
-# Dropout2d(0.2) before BN gives (1/0.8 = 1.25), and about what the running average's lag behind the
-# weights leaves in a network without Dropout (measured on FashionMNIST, quick budget: 1.01).
-SHIFT_MARGIN = 0.05
+FAMILY_ALPHA = 0.05  # the claim table's familywise error rate
 METHOD = "difference of least-squares means of matched cells, " + stats.WELCH_T
 LINE_METHOD = "least-squares line through one point per configuration, slope with a t interval (" + mechanism.METHOD + ")"
 GAIN_METHOD = "mean over cells of the paired gain (the same network re-estimated minus as trained), " + stats.LS_MEAN
@@ -92,126 +63,142 @@ BEST_METHOD = (
 )
 
 
-def check_claims(design: Design, ranking: Ranking, mechanism_summary: Mechanism) -> list[Claim]:
-    """Every claim's verdict; all `inconclusive` when the ranking comes from the search alone.
-    `mechanism_summary` is `analysis.mechanism.summarise_mechanism` of the same design."""
+def family_level(n_claims: int) -> float:
+    """The level of each claim's interval so that the whole table errs with probability at most 5%."""
+    return 1.0 - FAMILY_ALPHA / max(n_claims, 1)
+
+
+def check_claims(design: Design, ranking: Ranking, mechanism_summary: Mechanism,
+                 claims: Sequence[ClaimSpec] | None = None) -> list[Claim]:
+    """Every claim's verdict (the shipped claims when `claims` is None); all `inconclusive` when the
+    ranking comes from the search alone. `mechanism_summary` is `analysis.mechanism.summarise_mechanism`
+    of the same design."""
+    claims = tuple(claims) if claims else shipped_claims()
     if ranking.source == SEARCH:
-        return [_inconclusive(cid, SEARCH_ONLY) for cid in CLAIM_TEXT]
-    return [
-        bn_before_dropout(design),
-        dropout_fc_only_with_bn(design),
-        bn_dropout_improves_loss(design),
-        all_three_generalize_best(design),
-        large_model_all_three_best(design, ranking),
-        dropout_before_bn_shifts_variance(design),
-        variance_shift_explains_loss(design, mechanism_summary),
-        dropout_after_last_bn_no_shift(design),
-        bn_reestimation_recovers(design),
-        uout_removes_shift(design),
-        bn_lowers_wrong_confidence(design),
-    ]
+        return [_inconclusive(spec, SEARCH_ONLY) for spec in claims]
+    level = family_level(len(claims))
+    return [decide_claim(spec, design, ranking, mechanism_summary, level) for spec in claims]
 
 
-def _bn_cells(design: Design, column: str, cid: str) -> tuple[pd.DataFrame | None, Claim | None]:
-    """Cells with BN and at least 2 replicates measuring `column`, or the inconclusive claim saying why not."""
-    trials = mechanism.with_gain(design.trials)
-    if not mechanism.measured(trials, column):
-        return None, _inconclusive(cid, f"the replicates have no {column} (an experiment from before it was measured, or no BN)")
-    cells = cell_table(trials, column)  # over the runs that measured it
-    return cells[(cells["df"] >= 1) & (cells["bn"] != "none")].reset_index(drop=True), None
+def decide_claim(spec: ClaimSpec | str, design: Design, ranking: Ranking | None = None,
+                 mechanism_summary: Mechanism | None = None, level: float = stats.LEVEL) -> Claim:
+    """One claim's verdict (a shipped claim may be named by its id) with its interval at `level`; the
+    ranking and the mechanism are computed from `design` where not given."""
+    if isinstance(spec, str):
+        spec = next(c for c in shipped_claims() if c.id == spec)
+    if spec.kind == "best" and ranking is None:
+        from analysis.ranking import rank_cells
+
+        ranking = rank_cells(design, "replicates")
+    if spec.kind == "shift_slope" and mechanism_summary is None:
+        mechanism_summary = mechanism.summarise_mechanism(design, "replicates")
+    decide = {"difference": _difference, "best": _best, "shift_slope": _shift_slope, "reestimation_gain": _reestimation_gain}
+    return decide[spec.kind](spec, design, ranking, mechanism_summary, level)
 
 
-def _with_conv_dropout(cells: pd.DataFrame, **where) -> pd.DataFrame:
-    """The cells with Dropout2d in the conv blocks, and each factor of `where` at its value where recorded."""
-    keep = cells["dropout"].isin(CONV_DROPOUT)
-    for factor, value in where.items():
+def _metric_column(spec: ClaimSpec) -> str:
+    return "score" if spec.metric == ACCURACY else spec.metric
+
+
+def _metric_name(spec: ClaimSpec, design: Design) -> str:
+    return design.metric if spec.metric == ACCURACY else spec.metric
+
+
+def _claim_cells(spec: ClaimSpec, design: Design) -> tuple[pd.DataFrame | None, str | None]:
+    """The cells (at least 2 replicates measuring the claim's metric) where the claim applies, or why none."""
+    column = _metric_column(spec)
+    if column != "score" and not mechanism.measured(design.trials, column):
+        return None, f"the replicates have no {column} (an experiment from before it was measured, or no cell measures it)"
+    # A non-finite measure (a diverged network's) counts as not measured.
+    cells = design.cells if column == "score" else cell_table(mechanism.with_gain(design.trials), column)
+    return _where(spec, cells[cells["df"] >= 1]).reset_index(drop=True), None
+
+
+def _in_where(spec: ClaimSpec, cells: pd.DataFrame) -> np.ndarray:
+    """Which cells the claim's `where` holds for; a factor the table lacks takes its default value
+    (a table without `augment` trained without augmentation)."""
+    keep = np.ones(len(cells), dtype=bool)
+    for factor, values in spec.where.items():
         if factor in cells:
-            keep &= cells[factor] == value
-    return cells[keep].reset_index(drop=True)
+            keep &= cells[factor].isin(values).to_numpy(dtype=bool)
+        elif FACTOR_DEFAULTS.get(factor) not in values:
+            keep[:] = False
+    return keep
 
 
-def dropout_before_bn_shifts_variance(design: Design) -> Claim:
-    return _shift_claim(design, "dropout_before_bn_shifts_variance", "order",
-                        {"dropout_first": ["dropout_first"], "bn_first": ["bn_first"]}, higher_is_better=True,
-                        dropout_kind="bernoulli")
+def _where(spec: ClaimSpec, cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[_in_where(spec, cells)]
 
 
-def variance_shift_explains_loss(design: Design, mechanism_summary: Mechanism) -> Claim:
-    cid = "variance_shift_explains_loss"
+def _absent(spec: ClaimSpec, trials: pd.DataFrame) -> str:
+    """Which of the claimed group's values no scored run has (why a `best` claim has no claimed cell)."""
+    missing = [f"{f} in {list(v)}" for f, v in spec.where.items()
+               if not (trials[f].isin(v).any() if f in trials else FACTOR_DEFAULTS.get(f) in v)]
+    return "no scored run has " + " or ".join(missing) if missing else "no cell with at least 2 scored replicates is in the claimed group"
+
+
+def _difference(spec: ClaimSpec, design: Design, ranking, mechanism_summary, level: float) -> Claim:
+    if spec.factor not in design.cell_factors:
+        return _inconclusive(spec, f"{spec.factor} ({' vs '.join(spec.groups())}) did not vary")
+    cells, why = _claim_cells(spec, design)
+    if why:
+        return _inconclusive(spec, why)
+    claim = _matched(spec, design, cells, level)
+    return _as_equivalence(claim, spec.margin) if spec.test == "equivalence" else claim
+
+
+def _best(spec: ClaimSpec, design: Design, ranking: Ranking, mechanism_summary, level: float) -> Claim:
+    if spec.metric == ACCURACY:
+        cells = ranking.table[ranking.table["df"] >= 1].rename(columns={"score": "mean"}).reset_index(drop=True)
+        metric = ranking.metric
+    else:
+        if spec.metric not in design.trials:
+            return _inconclusive(spec, f"the table has no {spec.metric} column")
+        cells = cell_table(design.trials, spec.metric)
+        cells = cells[cells["df"] >= 1].reset_index(drop=True)
+        metric = spec.metric
+    claimed = _in_where(spec, cells)
+    if not claimed.any():
+        return _inconclusive(spec, _absent(spec, design.trials))
+    return _best_of(spec, cells, claimed, metric=metric, higher_is_better=spec.better == "higher", level=level)
+
+
+def _shift_slope(spec: ClaimSpec, design: Design, ranking, mechanism_summary: Mechanism, level: float) -> Claim:
     if not mechanism.measured(design.trials, mechanism.SHIFT):
-        return _inconclusive(cid, "the replicates have no var_shift_max (an experiment from before it was measured, or no BN)")
-    line = mechanism.shift_line(mechanism_summary.cells)
+        return _inconclusive(spec, "the replicates have no var_shift_max (an experiment from before it was measured, or no BN)")
+    points = [c for c in mechanism_summary.cells
+              if all(c.factors.get(f, FACTOR_DEFAULTS.get(f)) in v for f, v in spec.where.items())]
+    line = mechanism.shift_line(points, level)
     if line is None:
-        return _inconclusive(cid, "fewer than 3 configurations with BN and Dropout have a cell without Dropout to compare with")
+        return _inconclusive(spec, "fewer than 3 configurations with BN and Dropout have a cell without Dropout to compare with")
     verdict, _ = _verdict(-line.slope, *sorted((-line.ci_low, -line.ci_high)), None, False)
     reason = {
-        SUPPORTED: "the slope's 95% interval lies below 0: the larger the shift, the more accuracy is lost",
-        REFUTED: "the slope's 95% interval lies above 0: the larger the shift, the less accuracy is lost",
-    }.get(verdict, "the slope's 95% interval includes 0" if math.isfinite(line.ci_low) else "too few points for an interval")
-    return Claim(cid, CLAIM_TEXT[cid], verdict, line, reason, LINE_METHOD)
+        SUPPORTED: "the slope's interval lies below 0: the larger the shift, the more accuracy is lost",
+        REFUTED: "the slope's interval lies above 0: the larger the shift, the less accuracy is lost",
+    }.get(verdict, "the slope's interval includes 0" + _resolution((line.ci_high - line.ci_low) / 2, abs(line.slope), True)
+          if math.isfinite(line.ci_low) else "too few points for an interval")
+    return _claim(spec, verdict, line, reason, LINE_METHOD, [c.cell for c in points])
 
 
-def dropout_after_last_bn_no_shift(design: Design) -> Claim:
-    cid = "dropout_after_last_bn_no_shift"
-    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
-    if why:
-        return why
-    if not {"fc", "none"} <= set(cells["dropout"]):
-        return _inconclusive(cid, "no BN cells both with Dropout only in the classifier (fc) and without Dropout")
-    claim = _matched(cid, design, cells, "dropout", {"fc": ["fc"], "none": ["none"]}, metric=mechanism.SHIFT,
-                     higher_is_better=False, margin=SHIFT_MARGIN)
-    return _as_equivalence(claim, SHIFT_MARGIN)
-
-
-def bn_reestimation_recovers(design: Design) -> Claim:
-    cid = "bn_reestimation_recovers"
-    cells, why = _bn_cells(design, mechanism.GAIN, cid)
-    if why:
-        return why
-    cells = _with_conv_dropout(cells, order="dropout_first")
+def _reestimation_gain(spec: ClaimSpec, design: Design, ranking, mechanism_summary, level: float) -> Claim:
+    trials = mechanism.with_gain(design.trials)
+    if not mechanism.measured(trials, mechanism.GAIN):
+        return _inconclusive(spec, f"the replicates have no {mechanism.REESTIMATED} (an experiment from before it was measured, or no BN)")
+    cells = cell_table(trials, mechanism.GAIN)
+    cells = _where(spec, cells[cells["df"] >= 1]).reset_index(drop=True)
     if cells.empty:
-        return _inconclusive(cid, "no cell with Dropout2d before BN (dropout_first) has 2 replicates re-estimated")
+        return _inconclusive(spec, "no cell of the claim has 2 replicates re-estimated")
     w = np.full(len(cells), 1.0 / len(cells))
-    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"], level=level)
     after = cell_table(design.trials, mechanism.REESTIMATED).set_index("cell")["mean"]
     before = cell_table(design.trials, "val_acc").set_index("cell")["mean"]
     evidence = GroupEvidence(
         "val_acc", iv.estimate, iv.low, iv.high, p, True, n_cells=len(cells), n_trials=int(cells["n"].sum()),
-        margin=ACC_MARGIN, groups={"re-estimated": float(w @ after.loc[cells["cell"]].to_numpy()),
-                                   "as trained": float(w @ before.loc[cells["cell"]].to_numpy())},
+        margin=spec.margin, groups={"re-estimated": float(w @ after.loc[cells["cell"]].to_numpy()),
+                                    "as trained": float(w @ before.loc[cells["cell"]].to_numpy())},
     )
-    verdict, reason = _verdict(iv.estimate, iv.low, iv.high, ACC_MARGIN, False)
-    return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, GAIN_METHOD)
-
-
-def uout_removes_shift(design: Design) -> Claim:
-    return _shift_claim(design, "uout_removes_shift", "dropout_kind", {"uout": ["uout"], "bernoulli": ["bernoulli"]},
-                        higher_is_better=False, order="dropout_first")
-
-
-def _shift_claim(design: Design, cid: str, factor: str, groups: dict, *, higher_is_better: bool, **where) -> Claim:
-    """The variance shift of two groups of `factor`'s values, over BN cells with Dropout2d and `where`."""
-    if factor not in design.cell_factors:
-        return _inconclusive(cid, f"{factor} ({' vs '.join(groups)}) did not vary")
-    cells, why = _bn_cells(design, mechanism.SHIFT, cid)
-    if why:
-        return why
-    return _matched(cid, design, _with_conv_dropout(cells, **where), factor, groups, metric=mechanism.SHIFT,
-                    higher_is_better=higher_is_better, margin=None)
-
-
-def bn_lowers_wrong_confidence(design: Design) -> Claim:
-    cid = "bn_lowers_wrong_confidence"
-    if "bn" not in design.cell_factors:
-        return _inconclusive(cid, "bn did not vary")
-    if not mechanism.measured(design.trials, "conf_wrong"):
-        return _inconclusive(cid, "the replicates have no conf_wrong (an experiment from before it was measured)")
-    cells = _cells(design, "conf_wrong")
-    with_bn = [v for v in ordered_values("bn", cells["bn"]) if v != "none"]
-    if not with_bn or not (cells["bn"] == "none").any():
-        return _inconclusive(cid, "no cells both with and without BatchNorm (with at least 2 replicates)")
-    return _matched(cid, design, cells, "bn", {"bn": with_bn, "none": ["none"]}, metric="conf_wrong",
-                    higher_is_better=False, margin=None)
+    verdict, reason = _verdict(iv.estimate, iv.low, iv.high, spec.margin, False, True)
+    return _claim(spec, verdict, evidence, reason, GAIN_METHOD, list(cells["cell"]))
 
 
 def _as_equivalence(claim: Claim, margin: float) -> Claim:
@@ -221,147 +208,60 @@ def _as_equivalence(claim: Claim, margin: float) -> Claim:
     if e is None or not (_finite(e.ci_low) and _finite(e.ci_high)):
         return claim
     if -margin < e.ci_low and e.ci_high < margin:
-        verdict, reason = SUPPORTED, f"the 95% interval lies within ±{margin:g}: no shift beyond the margin"
+        verdict, reason = SUPPORTED, f"the interval lies within ±{margin:g}: no difference beyond the margin"
     elif e.ci_low > margin or e.ci_high < -margin:
-        verdict, reason = REFUTED, f"the 95% interval lies beyond ±{margin:g}: a shift larger than the margin"
+        verdict, reason = REFUTED, f"the interval lies beyond ±{margin:g}: a difference larger than the margin"
     else:
-        verdict, reason = INCONCLUSIVE, f"the 95% interval reaches beyond ±{margin:g}"
-    return Claim(claim.id, claim.text, verdict, e, reason, claim.method + f"; equivalence within ±{margin:g}")
+        half = (e.ci_high - e.ci_low) / 2
+        need = max(margin - abs(e.difference), abs(e.difference) - margin)
+        verdict, reason = INCONCLUSIVE, f"the interval reaches beyond ±{margin:g}" + _resolution(half, need, is_accuracy(e.metric))
+    return Claim(claim.id, claim.text, verdict, e, reason, claim.method + f"; equivalence within ±{margin:g}",
+                 claim.post, claim.cells)
 
 
 def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def bn_before_dropout(design: Design) -> Claim:
-    cid = "bn_before_dropout"
-    if "order" not in design.cell_factors:
-        return _inconclusive(cid, "order (bn_first vs dropout_first) did not vary, so the two orders were never compared")
-    cells = _cells(design, "score")
-    cells = cells[(cells["bn"] != "none") & cells["dropout"].isin(CONV_DROPOUT)].reset_index(drop=True)
-    return _matched(cid, design, cells, "order", {"bn_first": ["bn_first"], "dropout_first": ["dropout_first"]},
-                    metric=design.metric, higher_is_better=True, margin=ACC_MARGIN)
-
-
-def dropout_fc_only_with_bn(design: Design) -> Claim:
-    cid = "dropout_fc_only_with_bn"
-    cells = _cells(design, "score")
-    if "dropout" not in cells or "bn" not in cells:
-        return _inconclusive(cid, "dropout placement or bn was not recorded per cell")
-    cells = cells[cells["bn"] != "none"].reset_index(drop=True)
-    present = set(cells["dropout"])
-    other = "all" if "all" in present else ("conv" if "conv" in present else None)
-    if "fc" not in present or other is None:
-        return _inconclusive(
-            cid, "no cell with BatchNorm has both Dropout only in the classifier (fc) and Dropout in the convolutions (all or conv)"
-        )
-    return _matched(cid, design, cells, "dropout", {"fc": ["fc"], other: [other]}, metric=design.metric,
-                    higher_is_better=True, margin=ACC_MARGIN, non_inferiority=True)
-
-
-def bn_dropout_improves_loss(design: Design) -> Claim:
-    cid = "bn_dropout_improves_loss"
-    if "val_loss" not in design.trials:
-        return _inconclusive(cid, "the trials table has no val_loss column")
-    cells = _cells(design, "val_loss")
-    cells = cells[cells["bn"] != "none"].reset_index(drop=True)
-    if not (cells["dropout"] == "none").any() or not (cells["dropout"] != "none").any():
-        return _inconclusive(cid, "no cells with BatchNorm both with and without Dropout (with at least 2 scored replicates)")
-    with_dropout = [v for v in ("fc", "conv", "all") if v in set(cells["dropout"])]
-    return _matched(cid, design, cells, "dropout", {"bn+dropout": with_dropout, "bn only": ["none"]},
-                    metric="val_loss", higher_is_better=False, margin=None)
-
-
-def all_three_generalize_best(design: Design) -> Claim:
-    cid = "all_three_generalize_best"
-    if "gap" not in design.trials:
-        return _inconclusive(
-            cid, "the table has no train_eval_loss (the loss on clean training images in eval mode), so the "
-            "generalization gap is not measured; a gap against the train-mode loss shrinks with any regulariser"
-        )
-    if "augment" not in design.trials:
-        return _inconclusive(cid, "augmentation was not recorded (no augment column)")
-    cells = _cells(design, "gap")
-    claimed = _all_three(cells)
-    if not claimed.any():
-        return _inconclusive(cid, _no_all_three_reason(design.trials))
-    return _best_of(cid, cells, claimed, metric="gap", higher_is_better=False)
-
-
-def large_model_all_three_best(design: Design, ranking: Ranking) -> Claim:
-    cid = "large_model_all_three_best"
-    table = ranking.table
-    if "model" not in table or "augment" not in table:
-        return _inconclusive(cid, "model size or augmentation was not recorded")
-    cells = table[table["df"] >= 1].rename(columns={"score": "mean"}).reset_index(drop=True)
-    claimed = _all_three(cells) & (cells["model"] == "large").to_numpy()
-    if not claimed.any():
-        if not (design.trials["model"] == "large").any():
-            return _inconclusive(cid, "the large model was not run")
-        return _inconclusive(cid, _no_all_three_reason(design.trials[design.trials["model"] == "large"]) + " with the large model")
-    return _best_of(cid, cells, claimed, metric=ranking.metric, higher_is_better=True)
-
-
-def _no_all_three_reason(trials: pd.DataFrame) -> str:
-    missing = []
-    if not (trials["bn"] != "none").any():
-        missing.append("BatchNorm")
-    if not (trials["dropout"] != "none").any():
-        missing.append("Dropout")
-    if not trials["augment"].map(lambda v: v is True or v == True).any():  # noqa: E712
-        missing.append("augmentation")
-    if missing:
-        return "no scored run used " + " or ".join(missing)
-    return "no cell with at least 2 scored replicates combines BatchNorm, Dropout and augmentation"
-
-
-def _all_three(cells: pd.DataFrame) -> np.ndarray:
-    augment = cells["augment"].map(lambda v: v is True or v == True)  # noqa: E712 - NaN-safe
-    return ((cells["bn"] != "none") & (cells["dropout"] != "none") & augment).to_numpy(dtype=bool)
-
-
-def _cells(design: Design, column: str) -> pd.DataFrame:
-    cells = design.cells if column == "score" else cell_table(design.trials, column)
-    return cells[cells["df"] >= 1].reset_index(drop=True)
-
-
-def _matched(cid, design, cells, factor, groups, *, metric, higher_is_better, margin, non_inferiority=False) -> Claim:
+def _matched(spec: ClaimSpec, design: Design, cells: pd.DataFrame, level: float) -> Claim:
+    factor, groups = spec.factor, spec.groups()
     labels = list(groups)
     if cells.empty:
-        return _inconclusive(cid, f"no cells to compare for {factor} (with at least 2 scored replicates each)")
+        return _inconclusive(spec, f"no cells to compare for {factor} (with at least 2 scored replicates each)")
     nested = NESTED.get(factor, ())
     keys = tuple(f for f in design.cell_factors if f != factor and f not in nested and f in cells)
     comparison = group_weights(cells, factor, groups, keys)
     if comparison is None:
-        return _inconclusive(cid, f"not every group of {factor} ({', '.join(labels)}) has a cell with at least 2 scored replicates")
-    iv, p = contrast(cells, comparison, labels[0], labels[1])
-    means = {l: float(comparison.weights[l] @ cells["mean"]) for l in labels}
-    sign = 1.0 if higher_is_better else -1.0
+        return _inconclusive(spec, f"not every group of {factor} ({', '.join(labels)}) has a cell with at least 2 scored replicates")
+    w = comparison.weights[labels[0]] - comparison.weights[labels[1]]
+    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"], level=level)
+    means = {label: float(comparison.weights[label] @ cells["mean"]) for label in labels}
+    used = np.any([wl > 0 for wl in comparison.weights.values()], axis=0)
+    sign = 1.0 if spec.better == "higher" else -1.0
+    margin = None if spec.test == "equivalence" else spec.margin
     evidence = GroupEvidence(
-        metric, iv.estimate, iv.low, iv.high, p, comparison.matched,
-        n_cells=int(sum((w > 0).sum() for w in comparison.weights.values())),
-        n_trials=int(cells.loc[np.any([w > 0 for w in comparison.weights.values()], axis=0), "n"].sum()),
-        margin=margin,
-        groups={label: means[label] for label in labels[:2]},
+        _metric_name(spec, design), iv.estimate, iv.low, iv.high, p, comparison.matched,
+        n_cells=int(used.sum()), n_trials=int(cells.loc[used, "n"].sum()), margin=spec.margin, groups=means,
     )
-    verdict, reason = _verdict(sign * iv.estimate, *sorted((sign * iv.low, sign * iv.high)), margin, non_inferiority)
+    verdict, reason = _verdict(sign * iv.estimate, *sorted((sign * iv.low, sign * iv.high)), margin,
+                               spec.test == "non_inferiority", is_accuracy(evidence.metric))
     if not comparison.matched:
         reason += "; the groups could not be matched on the other factors, so the difference may be confounded"
-    return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, METHOD)
+    return _claim(spec, verdict, evidence, reason, METHOD, list(cells.loc[used, "cell"]))
 
 
-def _best_of(cid, cells, claimed, *, metric, higher_is_better) -> Claim:
+def _best_of(spec: ClaimSpec, cells, claimed, *, metric, higher_is_better, level) -> Claim:
     if not claimed.any():
-        return _inconclusive(cid, "no cell (with at least 2 scored replicates) has the claimed setting")
+        return _inconclusive(spec, "no cell (with at least 2 scored replicates) has the claimed setting")
     if claimed.all():
-        return _inconclusive(cid, "every compared cell has the claimed setting; there is nothing to compare it with")
+        return _inconclusive(spec, "every compared cell has the claimed setting; there is nothing to compare it with")
     sign = 1.0 if higher_is_better else -1.0
     order = np.argsort(-sign * cells["mean"].to_numpy())
     best_claimed = next(i for i in order if claimed[i])
     best_other = next(i for i in order if not claimed[i])
     w = np.zeros(len(cells))
     w[best_claimed], w[best_other] = 1.0, -1.0
-    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"])
+    iv, p = stats.linear_contrast(w, cells["mean"], cells["se2"], cells["df"], level=level)
     evidence = BestCellEvidence(
         metric,
         claimed_cell=str(cells["cell"].iloc[best_claimed]),
@@ -372,38 +272,60 @@ def _best_of(cid, cells, claimed, *, metric, higher_is_better) -> Claim:
         difference=iv.estimate, ci_low=iv.low, ci_high=iv.high, p_value=p,
     )
     lo, hi = sorted((sign * iv.low, sign * iv.high))
-    verdict, reason = _verdict(sign * iv.estimate, lo, hi, ACC_MARGIN if is_accuracy(metric) else None, False)
+    margin = spec.margin if spec.margin is not None else (0.001 if is_accuracy(metric) else None)
+    verdict, reason = _verdict(sign * iv.estimate, lo, hi, margin, False, is_accuracy(metric))
     if verdict == SUPPORTED and evidence.claimed_rank != 1:
         verdict, reason = INCONCLUSIVE, "the claimed cell is not ranked first"
-    return Claim(cid, CLAIM_TEXT[cid], verdict, evidence, reason, BEST_METHOD)
+    return _claim(spec, verdict, evidence, reason, BEST_METHOD,
+                  [evidence.claimed_cell, evidence.best_other_cell])
 
 
-def _verdict(estimate, low, high, margin, non_inferiority) -> tuple[str, str]:
+def _verdict(estimate, low, high, margin, non_inferiority, accuracy: bool = False) -> tuple[str, str]:
     """Verdict from an interval oriented so that positive means the claim holds.
 
     Mirror-symmetric: negating the interval turns supported into refuted and
     leaves negligible and inconclusive as they are (a non-inferiority claim is
-    tested against -margin instead of 0, on both sides).
+    tested against -margin instead of 0, on both sides). An inconclusive reason
+    gives the interval's half-width and the half-width a verdict would need.
     """
     if not (math.isfinite(low) and math.isfinite(high)):
         return INCONCLUSIVE, "too few replicates for an interval"
     # "At least as good" is proved, not set aside, by an interval within the margin.
     if margin is not None and not non_inferiority and -margin < low and high < margin:
         real = "real (the interval excludes 0) but " if low > 0 or high < 0 else ""
-        return NEGLIGIBLE, f"the 95% interval lies within ±{_margin_text(margin)}: any difference is {real}smaller than the margin"
+        return NEGLIGIBLE, f"the interval lies within ±{_margin_text(margin, accuracy)}: any difference is {real}smaller than the margin"
     threshold = -margin if non_inferiority else 0.0
-    where = f"a loss of {_margin_text(margin)}" if non_inferiority else "0"
+    where = f"a loss of {_margin_text(margin, accuracy)}" if non_inferiority else "0"
     if low > threshold:
-        return SUPPORTED, f"the 95% interval lies wholly on the claimed side of {where}"
+        return SUPPORTED, f"the interval lies wholly on the claimed side of {where}"
     if high < threshold:
-        return REFUTED, f"the 95% interval lies wholly on the other side of {where}, against the claim"
-    return INCONCLUSIVE, f"the 95% interval includes {where}"
+        return REFUTED, f"the interval lies wholly on the other side of {where}, against the claim"
+    # The nearest verdict: a side of the threshold, or (with a margin) lying within ±margin.
+    need = abs(estimate - threshold)
+    if margin is not None and not non_inferiority:
+        need = max(need, margin - abs(estimate))
+    return INCONCLUSIVE, f"the interval includes {where}" + _resolution((high - low) / 2, need, accuracy)
 
 
-def _margin_text(margin: float) -> str:
-    """Margins are on accuracy: 0.001 -> '0.1 percentage point'."""
-    return f"{100 * margin:g} percentage point"
+def _resolution(half_width: float, needed: float, accuracy: bool = False) -> str:
+    """What an inconclusive interval lacks: its half-width against the one that would decide it (accuracy in pp)."""
+    show = (lambda x: f"{100 * x:.2g} pp") if accuracy else (lambda x: f"{x:.3g}")
+    if not needed > 0:
+        return f" (half-width {show(half_width)}; the estimate sits on the threshold, so no resolution decides it)"
+    more = (half_width / needed) ** 2
+    replicates = (f"about {more:.2g} times the replicates per cell at this spread" if more < 100
+                  else "far more replicates than a study affords: the estimate lies near the threshold")
+    return f" (half-width {show(half_width)}; a verdict needs it below {show(needed)}, {replicates})"
 
 
-def _inconclusive(cid: str, reason: str) -> Claim:
-    return Claim(cid, CLAIM_TEXT[cid], INCONCLUSIVE, None, reason, "")
+def _margin_text(margin: float, accuracy: bool = True) -> str:
+    """A margin in its metric's units: on accuracy 0.001 -> '0.1 percentage point'."""
+    return f"{100 * margin:g} percentage point" if accuracy else f"{margin:g}"
+
+
+def _claim(spec: ClaimSpec, verdict, evidence, reason, method, cells) -> Claim:
+    return Claim(spec.id, spec.text, verdict, evidence, reason, method, spec.post, [str(c) for c in cells])
+
+
+def _inconclusive(spec: ClaimSpec, reason: str) -> Claim:
+    return Claim(spec.id, spec.text, INCONCLUSIVE, None, reason, "", spec.post)

@@ -81,7 +81,7 @@ from analysis.results import (
     from_json,
     to_json,
 )
-from analysis.summary import summary_sentences
+from analysis.summary import answer_sentences, summary_sentences
 from analysis.text import SEARCH_ONLY
 from study.vocabulary.factors import CHANCE_ACCURACY, DIVERGED_ACCURACY, NUISANCE, RATE_FACTORS, SCIENTIFIC_FACTORS
 
@@ -127,13 +127,16 @@ def conclude(
     n_boot: int = 1000,
     seed: int = 0,
     importance: bool = True,
+    claims=None,
 ) -> dict:
-    """The conclusions for these tables (raw or validated DataFrames), as conclusions.json holds them.
+    """The conclusions for these tables (raw or validated DataFrames), as conclusions.json holds them;
+    `claims` (`search_spaces.claims.ClaimSpec`s) replace the shipped claims.
 
     Raises `AnalysisError` for missing columns, an empty table, no full-budget trial,
     or nothing that varied.
     """
     tables = make_tables(trials, epochs, cv, cv_summary, final, metric=metric, search_ranges=search_ranges)
+    tables = replace(tables, claims=tuple(claims) if claims else None)
     return to_json(run_analysis(tables, metric=metric, n_boot=n_boot, seed=seed, importance=importance).conclusions)
 
 
@@ -185,7 +188,7 @@ def run_analysis(
     rates_from = design if rate_source == REPLICATES else search
     rate_fits = fit_dropout_rates(rates_from, n_boot=n_boot, seed=seed, source=rate_source)
     mechanism = summarise_mechanism(design, ranking.source)
-    claims = check_claims(design, ranking, mechanism)
+    claims = check_claims(design, ranking, mechanism, tables.claims)
     fidelity, fidelity_warning = asha_fidelity(tables.trials, tables.epochs, tables.reduction_factor)
     final = summarise_final(tables.final) if tables.final is not None else None
     if importance:
@@ -295,7 +298,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
     # Through the file's form once: a number that could not be computed is None from here on, in memory as in
     # conclusions.json, so the sentences and a report rebuilt from the file read the same values.
     conclusions = from_json(Conclusions, to_json(replace(conclusions, methods=methods(conclusions))))
-    return replace(conclusions, summary=summary_sentences(conclusions))
+    return replace(conclusions, summary=summary_sentences(conclusions), answer=answer_sentences(conclusions))
 
 
 def with_replicate_sets(c: Conclusions, sets: list[ReplicateSet], chosen: str, why: str) -> Conclusions:
@@ -378,12 +381,17 @@ def interaction_result(interaction: Interaction, metric: str) -> InteractionResu
     )
 
 
+MAX_GRID_LEVELS = 4  # a grid of rates (binned means); more levels are a fitted curve
+
+
 def rate_entries(rate_fits: list[RateFit]) -> dict[str, dict[str, RateEntry]]:
     out: dict = {}
     for fit in rate_fits:
         out.setdefault(fit.rate, {})[fit.bn] = RateEntry(
             fit.best, fit.ci_low, fit.ci_high, fit.score_at_best, fit.n, tuple(fit.range), fit.at_edge,
             tuple(fit.near_optimal), fit.source, fit.method,
+            [] if len(fit.grid) > MAX_GRID_LEVELS else
+            [[float(r), float(y), float(lo), float(hi)] for r, y, lo, hi in zip(fit.grid, fit.curve, fit.band_low, fit.band_high)],
         )
     return out
 

@@ -26,11 +26,11 @@ from analysis import stats
 from analysis.design import Design, cell_table, ordered_values, value_label
 from analysis.results import EffectTest, ValueScore
 from analysis.text import SEARCH_ONLY
-from study.vocabulary.factors import CONV_DROPOUT, RATE_FACTORS, RATE_LAYER
+from study.vocabulary.factors import CONV_DROPOUT, NESTED_FACTORS, RATE_FACTORS, RATE_LAYER
 
 # Factors whose value is implied by the compared factor, so they cannot be held fixed.
 # Comparing dropout placements averages over the rates and kinds of Dropout that come with each.
-NESTED = {"dropout": (*RATE_FACTORS, "dropout_kind")}
+NESTED = NESTED_FACTORS
 MATCHED_METHOD = stats.LS_MEAN + ", over cells matched on the other factors"
 UNMATCHED_METHOD = stats.LS_MEAN + ", over all cells (not matched: no combination of the other factors has every value)"
 TRIAL_METHOD = "mean of trials per value (the factor varies inside cells, so not matched), " + stats.T_INTERVAL

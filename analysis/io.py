@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.final import MEANS as FINAL_MEANS
+from search_spaces.claims import ClaimSpec, parse_claims
 from study.vocabulary import replicate_sets, tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
@@ -70,6 +71,8 @@ class Tables:
     # stage 2 (`cv`) among them; empty when only `cv` is given (a table passed by hand).
     replicate_sets: dict = field(default_factory=dict)
     own_set: str | None = None  # the name of the set in the experiment directory itself (cv.csv)
+    # The claims the space declared (study.json's ``space.claims``); None: the shipped claims.
+    claims: tuple[ClaimSpec, ...] | None = None
 
 
 def load_experiment(path: str | Path) -> Tables:
@@ -113,6 +116,7 @@ def load_experiment(path: str | Path) -> Tables:
         source=str(path),
         replicate_sets=sets,
         own_set=own,
+        claims=read_claims(folder / FILES["study"]),
     )
 
 
@@ -189,6 +193,12 @@ def read_search_ranges(path: Path) -> dict | None:
 def read_reduction_factor(path: Path) -> float | None:
     """ASHA's reduction factor recorded in study.json (``plan.scheduler.reduction_factor``), if any."""
     return _from_study_record(path, lambda record: float(record["plan"]["scheduler"]["reduction_factor"]))
+
+
+def read_claims(path: Path) -> tuple[ClaimSpec, ...] | None:
+    """The claims recorded in study.json (``space.claims``), if the space declared any."""
+    record = _from_study_record(path, lambda record: record["space"]["claims"])
+    return None if record is None else parse_claims(record, f"the claims recorded in {str(path)!r}")
 
 
 def _from_study_record(path: Path, read):

@@ -117,19 +117,20 @@ def reference_cells(cells: list[dict], cell_factors) -> dict[str, str]:
             and (key := tuple(r[k] for k in keys)) in without}
 
 
-def shift_line(cells: list[MechanismCell]) -> LineEvidence | None:
-    """Least-squares line of accuracy gap on variance shift over cells that have both, or None under 3 points."""
+def shift_line(cells: list[MechanismCell], level: float = stats.LEVEL) -> LineEvidence | None:
+    """Least-squares line of accuracy gap on variance shift over cells that have both, or None under 3 points;
+    the slope's interval at `level`."""
     points = [(c.var_shift.mean, c.accuracy_gap.mean) for c in cells
               if c.var_shift is not None and c.accuracy_gap is not None
               and _finite(c.var_shift.mean) and _finite(c.accuracy_gap.mean)]
     if len(points) < 3:
         return None
     x, y = (np.array(v, dtype=float) for v in zip(*points))
-    return fit_line(x, y, SHIFT, "accuracy gap to the cell without Dropout")
+    return fit_line(x, y, SHIFT, "accuracy gap to the cell without Dropout", level)
 
 
-def fit_line(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> LineEvidence:
-    """y = intercept + slope * x by least squares; the slope's 95% t interval on n - 2 degrees of freedom."""
+def fit_line(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str, level: float = stats.LEVEL) -> LineEvidence:
+    """y = intercept + slope * x by least squares; the slope's t interval (at `level`) on n - 2 degrees of freedom."""
     n = len(x)
     sxx = float(((x - x.mean()) ** 2).sum())
     if sxx <= 0:
@@ -141,7 +142,7 @@ def fit_line(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> LineEvid
     if n < 3:
         return LineEvidence(x_name, y_name, slope, math.nan, math.nan, math.nan, intercept, math.nan, n)
     se = math.sqrt(sse / (n - 2) / sxx)
-    iv = stats.interval_from_se(slope, se, n - 2)
+    iv = stats.interval_from_se(slope, se, n - 2, level)
     p = float(2 * sps.t.sf(abs(slope) / se, n - 2)) if se > 0 else 0.0
     return LineEvidence(x_name, y_name, slope, iv.low, iv.high, p, intercept, 1 - sse / sst if sst > 0 else math.nan, n)
 

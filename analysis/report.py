@@ -14,7 +14,8 @@ from pathlib import Path
 
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Conclusions, RankedCell
-from analysis.summary import claim_evidence, metric_words
+from analysis.claims import family_level
+from analysis.summary import CLAIM_NAMES, claim_effect, claim_evidence, metric_words, rate_levels
 from analysis.text import ci_pct, num, ok, pct, pp, pvalue
 
 
@@ -40,9 +41,27 @@ def _conclusions(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
 
 
 def _claims(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
-    rows = [[claim.id, claim.text, claim.verdict, claim_evidence(claim.evidence) if claim.evidence else "", claim.reason]
+    if not c.claims:
+        return [Block("p", "No claim was declared for this study.")]
+    rows = [[CLAIM_NAMES.get(claim.id, claim.id), claim.post or claim.text, claim.verdict,
+             claim_effect(claim.evidence) if claim.evidence else "", _cells_text(claim.cells), claim.reason]
             for claim in c.claims]
-    return [Block("table", ["claim", "advice", "verdict", "evidence", "why"], rows)]
+    return [
+        Block("table", ["claim", "the advice", "verdict", "effect and interval", "cells it rests on", "why"], rows),
+        Block("p", (f"The {len(c.claims)} claims are decided on one study, several on shared cells, so each interval "
+                    f"is a simultaneous one (Bonferroni: each at {100 * family_level(len(c.claims)):.2f}%), and the "
+                    "chance that any verdict of the table says supported or refuted where there is no effect is at most "
+                    "5%. Each claim's full statement and evidence is in conclusions.json.")),
+        Block("table", ["claim", "statement", "evidence"],
+              [[claim.id, claim.text, claim_evidence(claim.evidence) if claim.evidence else claim.reason] for claim in c.claims]),
+    ]
+
+
+def _cells_text(cells: list[str], shown: int = 4) -> str:
+    """A claim's cells, the first few by name (conclusions.json lists them all)."""
+    if len(cells) <= shown:
+        return ", ".join(cells)
+    return f"{len(cells)} cells: " + ", ".join(cells[:shown]) + f" and {len(cells) - shown} more"
 
 
 def _ranking(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
@@ -74,13 +93,13 @@ def _dropout_rate(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
         return [Block("p", "No drop rate varied in this study (the rates came with the placement), so there is no best rate to estimate.")]
     rows = [
         [rate, bn, f"{num(e.near_optimal[0], 2)}–{num(e.near_optimal[1], 2)}", num(e.best, 3),
-         f"{num(e.ci_low, 3)}–{num(e.ci_high, 3)}", pct(e.score_at_best), e.n,
+         f"{num(e.ci_low, 3)}–{num(e.ci_high, 3)}", pct(e.score_at_best), rate_levels(e), e.n,
          f"{num(e.range[0], 2)}–{num(e.range[1], 2)}", "search (preliminary)" if e.source == "search" else "replicates"]
         for rate, bn, e in fits
     ]
     methods = sorted({e.method for _, _, e in fits})
     header = ["rate", "bn", f"near-optimal (within {100 * NEAR_OPTIMAL:g} pp)", "fitted best", "95% CI of the best",
-              "fitted score", "rows", "rates tried", "from"]
+              "fitted score", "score per rate (95% band)", "rows", "rates tried", "from"]
     return [Block("table", header, rows), Block("p", "Method: " + "; ".join(methods) + ".")]
 
 
@@ -319,13 +338,13 @@ def _image(plots: dict, skipped: dict, name: str, caption: str) -> list[Block]:
 
 # The report's sections, in order: each title with the function that writes its blocks.
 SECTION_BUILDERS = (
+    ("Claims: the advice, decided", _claims),
+    ("Which drop rates work, with and without BatchNorm", _dropout_rate),
     ("Conclusions", _conclusions),
-    ("Claims from the source post", _claims),
     ("Ranking of cells", _ranking),
     ("Replicate sets", _replicate_sets),
     ("The search stage", _search),
     ("Interaction: does the effect of Dropout depend on BatchNorm?", _interaction),
-    ("Dropout rate", _dropout_rate),
     ("Effects of each factor", _effects),
     ("Learning curves", _learning_curves),
     ("The post's eight experiments", _blog_experiments),

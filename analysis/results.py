@@ -122,6 +122,8 @@ class RateEntry:
     near_optimal: tuple[float | None, float | None]
     source: str  # "replicates" or "search"
     method: str
+    # A grid of rates (rate levels as cells): [rate, fitted score, 95% bootstrap band low, high] per level.
+    levels: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ class Claim:
     evidence: BestCellEvidence | GroupEvidence | LineEvidence | None = None
     reason: str = ""
     method: str = ""
+    post: str = ""  # the advice in the post's words (or the mechanism's)
+    cells: list[str] = field(default_factory=list)  # the cells the verdict rests on
 
 
 @dataclass(frozen=True)
@@ -383,6 +387,8 @@ class Conclusions:
     asha_fidelity: AshaFidelity | None = None
     methods: dict[str, str] = field(default_factory=dict)  # what each part was computed with
     summary: list[str] = field(default_factory=list)
+    # The answer, in a few lines: each claim's verdict, then which drop rates work (the report's first sections).
+    answer: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> PNG file name
     plots_skipped: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
     replicate_set: str | None = None  # the set the conclusions come from (None: the search alone)

@@ -7,7 +7,7 @@ Reads the typed `analysis.results.Conclusions` (rebuilt from conclusions.json by
 from __future__ import annotations
 
 from analysis.rates import NEAR_OPTIMAL
-from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, LineEvidence, Setting
+from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, LineEvidence, RateEntry, Setting
 from analysis.text import CONFIRM, ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
 
 METRIC_WORDS = {
@@ -46,13 +46,16 @@ def summary_sentences(c: Conclusions) -> list[str]:
     out += _interaction(c)
     out += _effects(c)
     out += _resolution(c)
-    out += _rates(c)
-    out += _claims(c)
     out += _diverged(c)
     out += _final(c)
     if c.warnings:
         out.append(f"There {'is' if len(c.warnings) == 1 else 'are'} {len(c.warnings)} warning(s) to read before trusting these numbers.")
     return out
+
+
+def answer_sentences(c: Conclusions) -> list[str]:
+    """What the study answers, first: each claim's verdict with its effect, then which drop rates work."""
+    return _claims(c) + _rates(c)
 
 
 def _stage(c: Conclusions) -> list[str]:
@@ -214,7 +217,8 @@ def _rates(c: Conclusions) -> list[str]:
     for rate, per_bn in c.dropout_rate.items():
         parts = [
             f"{e.near_optimal[0]:.2f}–{e.near_optimal[1]:.2f} with bn={bn} (fitted best {e.best:.2f}, "
-            f"95% bootstrap CI {e.ci_low:.2f}–{e.ci_high:.2f}, {pct(e.score_at_best)})"
+            f"95% bootstrap CI {e.ci_low:.2f}–{e.ci_high:.2f}, {pct(e.score_at_best)}"
+            + (f"; {rate_levels(e)}" if e.levels else "") + ")"
             for bn, e in per_bn.items()
             if ok(e.best)
         ]
@@ -225,29 +229,48 @@ def _rates(c: Conclusions) -> list[str]:
     return out
 
 
+def rate_levels(e: RateEntry) -> str:
+    """A grid's fitted score per rate with its band: '0.15: 90.1% (89.8–90.4%), 0.3: ...'."""
+    return ", ".join(f"{r:g}: {pct(y)} ({pct(lo)}–{pct(hi)})" for r, y, lo, hi in e.levels)
+
+
 def _claims(c: Conclusions) -> list[str]:
     if c.source == "search" and c.claims:
         return [f"The post's claims are not checked on search trials alone; confirm with {CONFIRM}."]
     out = []
     for claim in c.claims:
         name = CLAIM_NAMES.get(claim.id, claim.id)
-        if claim.evidence is None:
-            out.append(f"Claim \"{name}\": inconclusive, {claim.reason}.")
-        else:
-            out.append(f"Claim \"{name}\": {claim.verdict}; {claim_evidence(claim.evidence)} ({claim.reason}).")
+        effect = f", {claim_effect(claim.evidence)}" if claim.evidence is not None else ""
+        why = f" ({claim.reason})" if claim.verdict == "inconclusive" else ""
+        out.append(f"Claim \"{name}\": {claim.verdict}{effect}{why}.")
     return out
+
+
+def claim_effect(ev: BestCellEvidence | GroupEvidence | LineEvidence) -> str:
+    """A claim's effect and its simultaneous interval, in a few words."""
+    if isinstance(ev, LineEvidence):
+        return f"slope {pp(ev.slope)} per unit of shift ({_simultaneous(ci_pp(ev.ci_low, ev.ci_high))})"
+    acc = is_accuracy(ev.metric)
+    diff = pp(ev.difference) if acc else (f"{ev.difference:+.3g}" if ok(ev.difference) else "n/a")
+    interval = ci_pp(ev.ci_low, ev.ci_high) if acc else ci_num(ev.ci_low, ev.ci_high)
+    return f"{metric_words(ev.metric)} {diff} ({_simultaneous(interval)})"
+
+
+def _simultaneous(interval: str) -> str:
+    """The claims' intervals hold together over the table (see `analysis.claims`)."""
+    return interval.replace("95% CI", "simultaneous 95% CI", 1)
 
 
 def claim_evidence(ev: BestCellEvidence | GroupEvidence | LineEvidence) -> str:
     if isinstance(ev, LineEvidence):
         return (
             f"slope of the {ev.y} on {metric_words(ev.x)}: {pp(ev.slope)} per unit of shift "
-            f"({ci_pp(ev.ci_low, ev.ci_high)}, {pvalue(ev.p_value)}, R² {num(ev.r_squared, 2)}, {ev.n_points} configurations)"
+            f"({_simultaneous(ci_pp(ev.ci_low, ev.ci_high))}, {pvalue(ev.p_value)}, R² {num(ev.r_squared, 2)}, {ev.n_points} configurations)"
         )
     acc = is_accuracy(ev.metric)
     val = pct if acc else num
     diff = pp if acc else (lambda x: f"{x:+.3g}" if ok(x) else "n/a")
-    interval = ci_pp(ev.ci_low, ev.ci_high) if acc else ci_num(ev.ci_low, ev.ci_high)
+    interval = _simultaneous(ci_pp(ev.ci_low, ev.ci_high) if acc else ci_num(ev.ci_low, ev.ci_high))
     words = metric_words(ev.metric)
     if isinstance(ev, BestCellEvidence):
         return (

@@ -10,10 +10,20 @@ A space file (YAML or TOML) has these top-level keys:
     scientific factor, sampled by Optuna inside each cell where its Dropout exists
     and recorded per trial (rate-response curves).
 ``cells``
-    Instead of ``scientific``: an explicit list of named cells, each
-    ``{name, experiment, description, factors: {...}, fixed: {...}}``. ``factors``
-    gives scientific values; ``fixed`` gives settings for that cell only (e.g. an
-    experiment without an LR schedule), which take precedence over nuisance ranges.
+    An explicit list of named cells, each ``{name, experiment, description,
+    factors: {...}, fixed: {...}, claims: [...]}``. ``factors`` gives scientific
+    values (on top of the space's ``fixed`` ones); ``fixed`` gives settings for that
+    cell only (e.g. an experiment without an LR schedule), which take precedence over
+    nuisance ranges; ``claims`` names the claims whose contrasts use the cell (checked).
+    Alone, the list is the whole space; beside ``scientific`` it adds named cells to
+    the factorial ("a factorial plus the cells each claim needs"). An added cell
+    without a name is named by the factorial's factors and its own.
+``claims``
+    The claims the study decides (`search_spaces.claims`): ids of shipped claims
+    (``search_spaces/claims.yaml``) and declarations of new ones. Each is checked
+    against the cells when the space is loaded: a claim whose contrast has no cells
+    to compare is an error. Without this key every shipped claim is reported, and
+    those whose cells the space lacks say so.
 ``nuisance``
     Name -> range ``{low, high, log, when}``, tuned by Optuna inside every cell and
     never compared. ``when: {dropout: [fc, all]}`` restricts a range to the cells
@@ -34,12 +44,13 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from search_spaces.claims import CLAIMS_FILE, ClaimSpec, cells_used, check_claims_against_cells, parse_claims, shipped_claims
 from study.vocabulary.config import METADATA_KEYS, ConfigError, TrialConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
@@ -49,8 +60,8 @@ SPACES_DIR = Path(__file__).parent
 RANGED = ("lr", "weight_decay", "momentum")
 # Scientific factors that may be continuous (a range sampled inside each cell).
 CONTINUOUS = ("p_conv", "p_fc")
-TOP_LEVEL_KEYS = ("description", "scientific", "cells", "nuisance", "fixed", "early_stopping")
-CELL_KEYS = ("name", "experiment", "description", "factors", "fixed")
+TOP_LEVEL_KEYS = ("description", "scientific", "cells", "nuisance", "fixed", "early_stopping", "claims")
+CELL_KEYS = ("name", "experiment", "description", "factors", "fixed", "claims")
 # Cell names become file names (optuna/<cell>.log): keep them to a safe alphabet.
 _CELL_NAME = re.compile(r"^[A-Za-z0-9_.=,+-]+$")
 
@@ -105,6 +116,7 @@ class Cell:
     ranges: dict[str, Range]
     experiment: int | None = None
     description: str = ""
+    claims: tuple[str, ...] = ()  # the claims whose contrasts use this cell, as the space file says
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name, "index": self.index}
@@ -114,6 +126,8 @@ class Cell:
             out["description"] = self.description
         out.update(factors=dict(self.factors), settings=dict(self.settings))
         out["ranges"] = {k: r.to_dict() for k, r in self.ranges.items()}
+        if self.claims:
+            out["claims"] = list(self.claims)
         return out
 
 
@@ -126,6 +140,7 @@ class CellDef:
     description: str
     factors: dict[str, Any]
     fixed: dict[str, Any]
+    claims: tuple[str, ...] = ()  # ids of the claims whose contrasts use this cell
 
 
 @dataclass(frozen=True)
@@ -136,8 +151,10 @@ class SearchSpace:
     nuisance: dict[str, Range]  # tuned inside every cell (where its condition holds)
     fixed: dict[str, Any] = field(default_factory=dict)  # same for every trial
     source: str = ""
-    explicit_cells: tuple[CellDef, ...] = ()  # set when the space lists its cells
+    explicit_cells: tuple[CellDef, ...] = ()  # set when the space lists (or adds) named cells
     early_stopping: bool = True
+    factorial: dict[str, list] = field(default_factory=dict)  # the `scientific` lists as written: crossed
+    claims: tuple[ClaimSpec, ...] = ()  # what the study decides; empty: every shipped claim
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -167,7 +184,11 @@ class SearchSpace:
             "early_stopping": self.early_stopping,
             "source": self.source,
         }
+        if self.factorial and self.explicit_cells:
+            out["factorial"] = self.factorial
         out["cells"] = [cell.to_dict() for cell in self.named_cells()]
+        if self.claims:
+            out["claims"] = [claim.to_dict() for claim in self.claims]
         return out
 
 
@@ -177,7 +198,7 @@ def list_spaces() -> dict[str, str]:
 
 
 def _space_files() -> list[Path]:
-    return [p for p in SPACES_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".toml")]
+    return [p for p in SPACES_DIR.iterdir() if p.suffix in (".yaml", ".yml", ".toml") and p != CLAIMS_FILE]
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
@@ -211,33 +232,55 @@ def parse_space(data: Any, name: str, source: str = "<dict>") -> SearchSpace:
     unknown = set(data) - set(TOP_LEVEL_KEYS)
     if unknown:
         raise SpaceError(f"{where} has unknown top-level keys {sorted(unknown)}; allowed: {', '.join(TOP_LEVEL_KEYS)}")
-    if data.get("scientific") and data.get("cells"):
-        raise SpaceError(f"{where}: give either 'scientific' (every combination is a cell) or 'cells' (an explicit list), not both")
     fixed = _parse_fixed(data.get("fixed") or {}, where)
-    if data.get("cells"):
-        explicit = _parse_cells(data["cells"], where)
-        scientific = _varying_values(explicit, fixed)
+    declared = _parse_scientific(data.get("scientific") or {}, where)
+    factorial = {f: v for f, v in declared.items() if isinstance(v, list)}
+    explicit = _parse_cells(data["cells"], where) if data.get("cells") else ()
+    if explicit:
+        # The factors that vary over all cells, factorial and added alike (continuous rates as declared).
+        every = _factorial_values(factorial, fixed) if factorial else []
+        every += [{**fixed, **c.factors} for c in explicit]
+        scientific = {**_varying_values(every), **{f: r for f, r in declared.items() if isinstance(r, Range)}}
     else:
-        explicit = ()
-        scientific = _parse_scientific(data.get("scientific") or {}, where)
+        scientific = declared
     nuisance_section = data.get("nuisance") or {}
     if not isinstance(nuisance_section, dict):
         raise SpaceError(f"{where}: 'nuisance' must map names to ranges {{low, high, log}}, got {nuisance_section!r}")
     nuisance = {k: _parse_range(f"nuisance.{k}", v, where, allowed=RANGED) for k, v in nuisance_section.items()}
-    clash = (set(scientific) | set(nuisance)) & set(fixed)
+    # Named cells may override a fixed value (the factorial's base); the factorial's own factors may not.
+    clash = (set(declared) | set(nuisance)) & set(fixed)
     if clash:
         raise SpaceError(f"{where}: {sorted(clash)} cannot be both fixed and searched")
     early_stopping = data.get("early_stopping", True)
     if not isinstance(early_stopping, bool):
         raise SpaceError(f"{where}: 'early_stopping' must be true or false, got {early_stopping!r}")
     space = SearchSpace(
-        name, str(data.get("description", "")), scientific, nuisance, fixed, source, explicit, early_stopping
+        name, str(data.get("description", "")), scientific, nuisance, fixed, source, explicit, early_stopping,
+        factorial if explicit else {},
     )
     _check_conditions(space, where)
     cells = _expand_cells(space, where)
     _check_ranges_used(space, cells, where)
     _check_builds(space, cells, where)
-    return space
+    claims = parse_claims(data["claims"], where, shipped=shipped_claims()) if "claims" in data else ()
+    check_claims_against_cells(claims, [c.factors for c in cells], where)
+    _check_cells_serve_claims(cells, claims, where)
+    return replace(space, claims=claims)
+
+
+def _check_cells_serve_claims(cells: list[Cell], claims, where: str) -> None:
+    """A cell that says it serves a claim must be one of the cells that claim's contrast uses."""
+    by_id = {claim.id: claim for claim in claims}
+    factors = [c.factors for c in cells]
+    for cell in cells:
+        for cid in cell.claims:
+            if cid not in by_id:
+                raise SpaceError(f"{where}: cell {cell.name!r} says it serves claim {cid!r}, which the space's 'claims' do not list")
+            if cell.index not in cells_used(by_id[cid], factors):
+                raise SpaceError(
+                    f"{where}: cell {cell.name!r} says it serves claim {cid!r}, but that claim's contrast does not use it "
+                    f"(the claim compares {by_id[cid].describe()})"
+                )
 
 
 def _parse_fixed(section: Any, where: str) -> dict[str, Any]:
@@ -368,9 +411,12 @@ def _parse_cells(section: Any, where: str) -> tuple[CellDef, ...]:
         for key in fixed:
             if key in SCIENTIFIC_FACTORS or key in METADATA_KEYS:
                 raise SpaceError(f"{where}: {entry}.fixed.{key}: put scientific factors under 'factors'; 'cell' and 'experiment' are set by the study")
+        serves = spec.get("claims") or []
+        if not isinstance(serves, list) or not all(isinstance(c, str) for c in serves):
+            raise SpaceError(f"{where}: {entry}.claims must be a list of claim ids, got {serves!r}")
         names.add(name)
         experiments.add(experiment)
-        cells.append(CellDef(name, experiment, str(spec.get("description", "")), dict(factors), dict(fixed)))
+        cells.append(CellDef(name, experiment, str(spec.get("description", "")), dict(factors), dict(fixed), tuple(serves)))
     return tuple(cells)
 
 
@@ -385,9 +431,15 @@ def _full_factors(values: dict[str, Any]) -> dict[str, Any]:
     return {f: v for f, v in normalise_factors({f: merged[f] for f in SCIENTIFIC_FACTORS}).items()}
 
 
-def _varying_values(cells: tuple[CellDef, ...], fixed: dict[str, Any]) -> dict[str, list]:
-    """For a space with explicit cells: factor -> distinct values, for factors that vary."""
-    full = [_full_factors({**fixed, **c.factors}) for c in cells]
+def _factorial_values(factorial: dict[str, list], fixed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each combination of the factorial's values, on top of the fixed ones (not yet normalised)."""
+    names = list(factorial)
+    return [{**fixed, **dict(zip(names, values))} for values in itertools.product(*(factorial[f] for f in names))]
+
+
+def _varying_values(cells: list[dict[str, Any]]) -> dict[str, list]:
+    """Factor -> distinct values (normalised), for the factors that vary over these cells."""
+    full = [_full_factors(c) for c in cells]
     out = {}
     for factor in SCIENTIFIC_FACTORS:
         values = []
@@ -401,7 +453,7 @@ def _varying_values(cells: tuple[CellDef, ...], fixed: dict[str, Any]) -> dict[s
 
 def _check_conditions(space: SearchSpace, where: str) -> None:
     """A condition must name a factor this space compares or fixes (else it is a typo)."""
-    declared = set(space.scientific) | {k for k in space.fixed if k in SCIENTIFIC_FACTORS}
+    declared = set(space.scientific) | set(space.factorial) | {k for k in space.fixed if k in SCIENTIFIC_FACTORS}
     for cell in space.explicit_cells:
         declared |= set(cell.factors)
     ranges = {**{f"nuisance.{k}": r for k, r in space.nuisance.items()}, **{f"scientific.{k}": r for k, r in space.continuous.items()}}
@@ -416,29 +468,34 @@ def _check_conditions(space: SearchSpace, where: str) -> None:
 
 def _expand_cells(space: SearchSpace, where: str | None = None) -> list[Cell]:
     where = where or f"search space {space.source!r}"
-    if space.explicit_cells:
-        candidates = [
-            # An explicit cell carries its full factor values (those the space does not fix).
-            (d.name, d.experiment, d.description, {**space.fixed, **d.factors},
-             [f for f in SCIENTIFIC_FACTORS if f in d.factors or f not in space.fixed], d.fixed)
-            for d in space.explicit_cells
-        ]
-    else:
-        factors = space.factors
-        candidates = [
-            (None, None, "", {**space.fixed, **dict(zip(factors, values))}, list(factors), {})
-            for values in itertools.product(*(space.scientific[f] for f in factors))
-        ]
+    # (name, experiment, description, values, factors that name it, declared factors, cell's fixed, claims served);
+    # the factorial's cells come first (claims None: not listed), then the named ones.
+    crossed = tuple(space.factorial) if space.explicit_cells else space.factors
+    crossed_values = {f: space.factorial.get(f, space.scientific.get(f)) for f in crossed}
+    candidates = [
+        (None, None, "", values, crossed, crossed, {}, None)
+        # A space of named cells alone has no factorial; any other crosses its lists (none: one cell).
+        for values in (_factorial_values(crossed_values, space.fixed) if crossed or not space.explicit_cells else [])
+    ]
+    for d in space.explicit_cells:
+        # An explicit cell carries its full factor values (those the space does not fix); unnamed beside
+        # a factorial, it is named by the factorial's factors and its own.
+        naming = tuple(f for f in SCIENTIFIC_FACTORS if f in crossed or f in d.factors) if crossed else space.factors
+        declared = [f for f in SCIENTIFIC_FACTORS if f in d.factors or f in crossed or f not in space.fixed]
+        candidates.append((d.name, d.experiment, d.description, {**space.fixed, **d.factors}, naming, declared, d.fixed, d.claims))
     seen: dict[str, str] = {}
     cells: list[Cell] = []
-    for name, experiment, description, values, declared, cell_fixed in candidates:
+    for name, experiment, description, values, naming, declared, cell_fixed, serves in candidates:
+        explicit = serves is not None
         full = _full_factors(values)
         identity = repr((sorted(full.items()), sorted(cell_fixed.items())))
-        name = name or cell_name(full, space.factors) or "all"
+        name = name or cell_name(full, naming) or "all"
         if identity in seen:
-            if space.explicit_cells:
+            if explicit:
                 raise SpaceError(f"{where}: cells {seen[identity]!r} and {name!r} train the same network with the same settings")
             continue  # equal networks are one cell
+        if name in seen.values():
+            raise SpaceError(f"{where}: two cells are named {name!r}; give the added cell a 'name'")
         seen[identity] = name
         settings = {f: full[f] for f in SCIENTIFIC_FACTORS if f in declared}
         settings.update(cell_fixed)
@@ -450,7 +507,7 @@ def _expand_cells(space: SearchSpace, where: str | None = None) -> list[Cell]:
         for key, rng in space.nuisance.items():
             if key not in cell_fixed and rng.applies(full):
                 ranges[key] = rng
-        cells.append(Cell(name, len(cells), full, settings, ranges, experiment, description))
+        cells.append(Cell(name, len(cells), full, settings, ranges, experiment, description, tuple(serves or ())))
     return cells
 
 

@@ -351,6 +351,10 @@ def analyze_and_report(path: str, out: str | None, replicates: str | None = None
 
     out_dir = Path(out) if out else default_report_dir(path)
     conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates))  # conclusions.json, typed
+    if conclusions.answer:
+        print("\nThe answer (claims, then drop rates; the report's first sections):")
+        for sentence in conclusions.answer:
+            print(f"  - {sentence}")
     print("\nConclusions:")
     for sentence in conclusions.summary:
         print(f"  - {sentence}")

@@ -65,6 +65,17 @@ class Numerics:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
 
+def cpu_name() -> str:
+    """The processor's model name, as /proc/cpuinfo gives it ("unknown CPU" elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 in hardware (a CPU's avx512_bf16 or amx_bf16 instructions)."""
     if device.type == "cuda":

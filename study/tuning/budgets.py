@@ -40,9 +40,12 @@ BUDGETS = {
         grace_period=1, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=2,
         precision="fp32",  # the tests' tiny trials: no probe to pay in every worker
     ),
-    # 4 space-filling trials per cell select its best configuration, 5 seeds confirm it:
-    # the whole flow took 2.4 minutes with 3 and 3 on an idle 2-core AMD EPYC, so this
-    # stays within 10 while stage 2 gets 4 degrees of freedom per cell.
+    # 4 space-filling trials per cell select its best configuration (the best of 4 qmc draws lies within
+    # 0.16 decades of any lr in the default range), 5 seeds confirm it. Seeds are sized by the claim table:
+    # a claim comparing two cells decides differences above 2.5 seed-to-seed sds with 5 seeds (1.7 pp at
+    # the 0.7 pp spread measured at this budget), 4.7 with 3 (3.3 pp), 1.7 with 8 (1.2 pp, for 1.6x stage
+    # 2's time; `analysis.resolution.claim_half_width`); on the simulated default space 5 seeds found a
+    # planted 1 pp advantage of BN-before-Dropout in 30 of 30 studies, 3 seeds in 5 of 30.
     "quick": Budget(
         name="quick", samples_per_cell=4, max_epochs=4, train_size=1500, val_size=1000, batch_size=64,
         grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=5,

@@ -227,7 +227,29 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
     if device == "cpu" and concurrency > 1:
         text += (f"\nThe rates are one trial's alone; {concurrency} at once share the memory bandwidth, so expect "
                  "somewhat longer.")
-    return text
+    if device == "cpu":
+        from study.training.numerics import cpu_name, native_bf16
+
+        bf16 = native_bf16(torch.device("cpu"))
+        text += (f"\nThis CPU: {cpu_name()}, {os.cpu_count()} cores, native bf16 instructions: {'yes' if bf16 else 'no'} "
+                 f"(precision {budget.precision}: the rates above use what it picks here); the estimate is for this "
+                 "kind of processor, so run --dry-run on the machine that will run the study.")
+    return text + "\n" + resolution_line(plan)
+
+
+def resolution_line(plan: StudyPlan) -> str:
+    """What stage 2's seeds buy: the smallest difference between two cells a claim of the table decides."""
+    from analysis.resolution import QUICK_SEED_SD, claim_half_width
+    from search_spaces.claims import shipped_claims
+
+    seeds, claims = plan.budget.confirm_seeds, len(plan.space.claims or shipped_claims())
+    if seeds < 2:
+        return "Stage 2 has fewer than 2 seeds a cell: no claim can be decided (no spread to measure)."
+    width = claim_half_width(seeds, claims)
+    return (f"Resolution: with {seeds} seeds a cell, a claim comparing two cells decides a difference above about "
+            f"{width:.1f} seed-to-seed standard deviations (its interval's half-width, simultaneous over {claims} "
+            f"claims): {100 * width * QUICK_SEED_SD:.1f} pp at the quick budget's spread on FashionMNIST "
+            f"({100 * QUICK_SEED_SD:.1f} pp); the report measures the real spread.")
 
 
 def _dry_run_on_gpus(plan: StudyPlan, gpus: int, rates_file: Path) -> str:

@@ -33,6 +33,9 @@ FC_DROPOUT = ("fc", "all")
 # Drop rates, and the placements whose layer each belongs to (a rate is 0 elsewhere).
 RATE_FACTORS = ("p_conv", "p_fc")
 RATE_LAYER = {"p_conv": CONV_DROPOUT, "p_fc": FC_DROPOUT}
+# Factors that exist only inside a value of another: a rate or a Dropout kind means nothing without
+# Dropout, so comparing Dropout placements must not require cells equal in them.
+NESTED_FACTORS = {"dropout": (*RATE_FACTORS, "dropout_kind")}
 
 NUM_CLASSES = 10  # FashionMNIST
 

@@ -42,7 +42,7 @@ DIVERGED_BELOW = 0.2  # the analysis' threshold: accuracy below 20% is divergenc
 LR_RANGE = (0.005, 0.3)
 WD_RANGE = (1e-6, 1e-2)
 FIXED = {"momentum": 0.9, "optimizer": "sgd", "schedule": "cosine", "batch_size": 256, "train_size": 54_000, "val_size": 6_000}
-FACTOR_COLUMNS = ("model", "bn", "dropout", "order", "p_conv", "p_fc", "augment")
+FACTOR_COLUMNS = ("model", "bn", "dropout", "order", "dropout_kind", "p_conv", "p_fc", "augment")
 TRIAL_COLUMNS = (
     "trial_id", "cell", *FACTOR_COLUMNS, "lr", "weight_decay", "momentum", "optimizer", "schedule",
     "batch_size", "max_epochs", "train_size", "val_size", "seed", "status", "epochs", "train_loss", "train_acc",
@@ -170,7 +170,7 @@ def null_truth(
         no_bn = f["bn"] == "none"
         out.append(CellTruth(
             cell=f["cell"],
-            factors={k: f[k] for k in FACTOR_COLUMNS},
+            factors={k: f.get(k, "bernoulli") for k in FACTOR_COLUMNS},  # dropout_kind: Bernoulli
             peak=peak,
             noise_sd=_value(noise_by_cell, f, 0.003),
             best_lr=_value(best_lr_by_cell, f, 0.03 if no_bn else 0.1),

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from analysis import SECTIONS, AnalysisError, analyze, load_experiment
@@ -53,9 +54,11 @@ def test_plots_and_report_are_written(analysed):
     # Self-contained: every image is inline.
     assert page.count("data:image/png;base64,") == md.count("![")
     assert 'src="http' not in page and ".png\"" not in page
-    # The report opens with the conclusions, as sentences with numbers.
-    first_section = md.split("## ")[1]
-    assert first_section.startswith("Conclusions") and "%" in first_section
+    # The report leads with the answer: the claim table, then which drop rates work, then the conclusions.
+    sections = md.split("## ")[1:4]
+    assert sections[0].startswith("Claims: the advice, decided") and "| verdict |" in sections[0]
+    assert sections[1].startswith("Which drop rates work")
+    assert sections[2].startswith("Conclusions") and "%" in sections[2]
 
 
 def test_bare_trials_csv_works(tmp_path):
@@ -70,7 +73,12 @@ def test_bare_trials_csv_works(tmp_path):
 
 def test_trials_csv_path_picks_up_its_siblings(experiment):
     tables = load_experiment(experiment / "trials.csv")
-    assert tables.epochs is not None and tables.cv is not None and tables.final is not None
+    written = {name: pd.read_csv(experiment / f"{name}.csv") for name in ("epochs", "cv", "final")}
+    for name, frame in (("epochs", tables.epochs), ("cv", tables.cv), ("final", tables.final)):
+        assert len(frame) == len(written[name]) > 0, name  # the siblings themselves, every row read
+    assert sorted(tables.epochs["trial_id"].unique()) == sorted(written["epochs"]["trial_id"].astype(str).unique())
+    assert list(tables.cv["config_id"]) == list(written["cv"]["config_id"])
+    assert tables.final["test_acc"].tolist() == pytest.approx(written["final"]["test_acc"].tolist())
 
 
 def test_analyze_errors_are_clear(tmp_path):

@@ -29,8 +29,8 @@ def test_every_claim_is_always_reported_and_says_why_it_cannot_be_checked():
     assert all(claim["text"] for claim in c["claims"])
     # The default cells vary neither order, nor augmentation, nor the model size.
     assert claims["bn_before_dropout"]["verdict"] == "inconclusive" and "order" in claims["bn_before_dropout"]["reason"]
-    assert "augmentation" in claims["all_three_generalize_best"]["reason"]
-    assert "large model was not run" in claims["large_model_all_three_best"]["reason"]
+    assert "augment in [True]" in claims["all_three_generalize_best"]["reason"]
+    assert "model in ['large']" in claims["large_model_all_three_best"]["reason"]
     assert claims["dropout_fc_only_with_bn"]["evidence"]["n_cells"] == 4  # fc and all, with pre_act and post_act
     # The synthetic table measured no mechanism: every such claim says what it lacks.
     assert "var_shift_max" in claims["dropout_after_last_bn_no_shift"]["reason"]
@@ -139,3 +139,10 @@ def test_large_model_claim_refuted_when_another_cell_is_better():
     scores = {1: 0.89, 2: 0.905, 3: 0.91, 4: 0.915, 5: 0.912, 6: 0.93, 7: 0.925, 8: 0.91}
     claims, _ = claims_of(blog_trials(0, n_per_cell=6, scores=scores))
     assert claims["large_model_all_three_best"]["verdict"] == "refuted"
+
+
+def test_an_inconclusive_verdict_says_how_much_resolution_it_lacks():
+    # An estimate of +0.5 pp with a half-width of 1 pp: deciding it needs a half-width below 0.5 pp, 4x the replicates.
+    verdict, reason = _verdict(0.005, -0.005, 0.015, None, False, accuracy=True)
+    assert verdict == "inconclusive"
+    assert "half-width 1 pp" in reason and "below 0.5 pp" in reason and "about 4 times the replicates" in reason

@@ -50,7 +50,11 @@ def test_untestable_layouts_say_why():
 
 
 def test_blog_ablation_interaction_uses_the_medium_model_cells():
-    result = interaction_test(design_of(blog_trials(0, n_per_cell=5)))
-    # Experiments 2, 4, 5, 6 form the only complete bn x dropout 2 x 2 table.
+    planted = {4: 0.02, 6: -0.01}  # BN helps by 2 pp without Dropout and hurts by 1 pp with it: an interaction
+    scores = {e: 0.90 + planted.get(e, 0.0) for e in range(1, 9)}
+    result = interaction_test(design_of(blog_trials(0, n_per_cell=5, scores=scores)))
+    # Experiments 2, 4, 5, 6 form the only complete bn x dropout 2 x 2 table: one degree of freedom.
     assert result.df1 == 1
-    assert result.p_value is not None
+    assert result.p_value < 0.05 and result.significant
+    flat = interaction_test(design_of(blog_trials(1, n_per_cell=5, scores={e: 0.90 for e in range(1, 9)})))
+    assert flat.df1 == 1 and flat.p_value > 0.05 and not flat.significant

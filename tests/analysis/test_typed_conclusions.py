@@ -65,10 +65,10 @@ def test_both_kinds_of_claim_evidence_survive_the_file():
     loaded = from_json(Conclusions, json.loads(json.dumps(to_json(conclusions))))
     assert {claim.id: type(claim.evidence) for claim in loaded.claims} == kinds
     groups = next(c.evidence.groups for c in loaded.claims if c.id == "bn_dropout_improves_loss")
-    assert set(groups) == {"bn+dropout", "bn only"}
+    assert set(groups) == {"fc+conv+all", "none"}  # the claimed dropout values, then those against
     # A group's score sits beside the other fields in the file, as it always has.
     entry = next(c for c in to_json(conclusions)["claims"] if c["id"] == "bn_dropout_improves_loss")
-    assert entry["evidence"]["bn only"] == groups["bn only"]
+    assert entry["evidence"]["none"] == groups["none"]
 
 
 def test_missing_numbers_are_null_in_the_file_and_nan_or_none_in_memory():

@@ -7,7 +7,7 @@ import pytest
 from search_spaces import Range, SpaceError, list_spaces, load_space, parse_space
 from study.vocabulary.config import TrialConfig
 
-SHIPPED = ("default", "blog_ablation", "blog_ablation_post", "placement", "dropout_rate", "full", "variance_shift")
+SHIPPED = ("default", "bn_dropout", "blog_ablation", "blog_ablation_post", "placement", "dropout_rate", "full", "variance_shift")
 
 
 def _error(data: dict) -> str:
@@ -43,15 +43,15 @@ def test_cell_counts_after_normalisation():
     # placement: 3 bn x 4 dropout x 2 order, but order only matters with BN and Dropout2d:
     # 4 (bn none) + 2 x 2 (bn, dropout none/fc) + 2 x 2 x 2 (bn, dropout conv/all, order) = 16.
     assert len(load_space("placement").cells()) == 16
-    assert len(load_space("default").cells()) == 12
+    assert len(load_space("bn_dropout").cells()) == 12
     assert len(load_space("dropout_rate").cells()) == 12
     assert len(load_space("full").cells()) == 96
     # variance_shift: bn none: 1 + 2 kinds x (fc, conv); pre_act: 1 + 2 (fc) + 2 orders x 2 kinds (conv).
     assert len(load_space("variance_shift").cells()) == 12
 
 
-def test_default_space_names_cells_by_their_factors():
-    space = load_space("default")
+def test_bn_dropout_space_names_cells_by_their_factors():
+    space = load_space("bn_dropout")
     assert space.factors == ("bn", "dropout")
     assert space.cells()[0] == {"bn": "none", "dropout": "none"}
     cell = space.named_cells()[5]
@@ -246,8 +246,58 @@ def test_fixed_and_searched_clash():
     assert "both fixed and searched" in _error({"scientific": {"bn": ["none"]}, "fixed": {"bn": "none"}})
 
 
-def test_scientific_and_cells_together():
-    assert "either 'scientific'" in _error({"scientific": {"bn": ["none"]}, "cells": [{"factors": {"bn": "none"}}]})
+# ---- a factorial plus named cells
+
+
+FACTORIAL_PLUS = {
+    "scientific": {"bn": ["none", "pre_act"], "dropout": ["none", "conv"]},
+    "cells": [
+        {"factors": {"bn": "pre_act", "dropout": "conv", "order": "dropout_first"}},
+        {"name": "big", "factors": {"model": "large", "bn": "pre_act", "dropout": "conv"}, "fixed": {"schedule": "none"}},
+    ],
+    "nuisance": {"lr": {"low": 0.01, "high": 0.1, "log": True}},
+    "fixed": {"model": "medium", "p_conv": 0.1},
+}
+
+
+def test_a_factorial_plus_named_cells():
+    space = parse_space(FACTORIAL_PLUS, name="plus")
+    cells = space.named_cells()
+    assert [c.name for c in cells] == [
+        "bn=none,dropout=none", "bn=none,dropout=conv", "bn=pre_act,dropout=none", "bn=pre_act,dropout=conv",
+        "bn=pre_act,dropout=conv,order=dropout_first", "big",  # unnamed: the factorial's factors and its own
+    ]
+    assert cells[4].factors["order"] == "dropout_first" and cells[4].factors["model"] == "medium"
+    assert cells[5].factors["model"] == "large" and cells[5].settings["schedule"] == "none"
+    assert all("lr" in c.ranges for c in cells)
+    # The factors that vary over all cells, factorial and added alike; the factorial as written is kept.
+    assert space.factors == ("model", "bn", "dropout", "order", "p_conv")  # p_conv: 0 where no Dropout2d
+    assert space.to_dict()["factorial"] == {"bn": ["none", "pre_act"], "dropout": ["none", "conv"]}
+
+
+def test_an_added_cell_equal_to_a_factorial_cell_is_an_error():
+    data = {**FACTORIAL_PLUS, "cells": [{"factors": {"bn": "pre_act", "dropout": "conv", "order": "bn_first"}}]}
+    message = _error(data)
+    assert "'bn=pre_act,dropout=conv'" in message and "same network" in message
+
+
+def test_a_factorial_factor_cannot_also_be_fixed_but_an_added_cell_may_override_a_fixed_value():
+    assert "both fixed and searched" in _error({**FACTORIAL_PLUS, "fixed": {"bn": "none"}})
+    assert parse_space(FACTORIAL_PLUS, name="plus").named_cells()[5].factors["model"] == "large"  # fixed: medium
+
+
+def test_a_cell_must_serve_the_claims_it_names():
+    data = {**FACTORIAL_PLUS, "claims": ["bn_before_dropout"],
+            "cells": [{"factors": {"bn": "pre_act", "dropout": "conv", "order": "dropout_first"}, "claims": ["bn_before_dropout"]},
+                      {"name": "big", "factors": {"model": "large", "bn": "pre_act", "dropout": "conv"}, "claims": ["bn_before_dropout"]}]}
+    message = _error(data)
+    assert "'big'" in message and "does not use it" in message
+    data["cells"][1]["claims"] = ["uout_removes_shift"]
+    assert "do not list" in _error(data)
+    data["cells"][1]["claims"] = []
+    space = parse_space(data, name="plus")
+    assert [c.id for c in space.claims] == ["bn_before_dropout"]
+    assert space.named_cells()[4].claims == ("bn_before_dropout",)
 
 
 def test_duplicate_experiment_and_equal_cells():

@@ -27,7 +27,7 @@ from study.tuning.planning import SAMPLERS, tpe_startup_trials
 MAX_EPOCHS = 4
 
 
-def _searcher(space="default", n=2, journal_dir=None, n_cells=None, **kwargs) -> CellSearcher:
+def _searcher(space="bn_dropout", n=2, journal_dir=None, n_cells=None, **kwargs) -> CellSearcher:
     # Tests that write journals use a few cells: every journal write is fsync'ed.
     cells = load_space(space).named_cells()[:n_cells]
     return CellSearcher(
@@ -54,7 +54,7 @@ def _read_journal(journal_dir, cell: str) -> optuna.Study:
 
 
 def test_every_cell_gets_exactly_the_same_budget_then_finished():
-    searcher = _searcher("default", n=3)
+    searcher = _searcher("bn_dropout", n=3)
     n_cells = len(searcher.cells)
     suggestions = [searcher.suggest(f"t{i}") for i in range(3 * n_cells)]
     per_cell = collections.Counter(s["cell"] for s in suggestions)
@@ -67,7 +67,7 @@ def test_every_cell_gets_exactly_the_same_budget_then_finished():
 
 
 def test_round_robin_skips_cells_whose_budget_is_used_while_trials_finish():
-    searcher = _searcher("default", n=2)
+    searcher = _searcher("bn_dropout", n=2)
     seen = collections.Counter()
     for i in range(24):
         s = searcher.suggest(f"t{i}")
@@ -79,8 +79,8 @@ def test_round_robin_skips_cells_whose_budget_is_used_while_trials_finish():
 
 
 def test_suggestion_is_cell_values_plus_sampled_nuisance_plus_metadata():
-    space = load_space("default")
-    searcher = _searcher("default")
+    space = load_space("bn_dropout")
+    searcher = _searcher("bn_dropout")
     s = searcher.suggest("t0")
     cell = space.named_cells()[0]
     assert s == {**cell.settings, "lr": s["lr"], "weight_decay": s["weight_decay"], "cell": cell.name}
@@ -116,12 +116,12 @@ def test_each_cell_samples_only_its_own_ranges(sampler):
 
 
 def test_seeded_per_cell_studies_are_reproducible_and_independent():
-    a = [_searcher("default", seed=3).suggest(f"t{i}") for i in range(1)]
-    b = [_searcher("default", seed=3).suggest(f"t{i}") for i in range(1)]
-    c = [_searcher("default", seed=4).suggest(f"t{i}") for i in range(1)]
+    a = [_searcher("bn_dropout", seed=3).suggest(f"t{i}") for i in range(1)]
+    b = [_searcher("bn_dropout", seed=3).suggest(f"t{i}") for i in range(1)]
+    c = [_searcher("bn_dropout", seed=4).suggest(f"t{i}") for i in range(1)]
     assert a == b and a != c
     # Cell i's sampler has seed + i: the first trials of two cells differ.
-    s = _searcher("default", seed=3)
+    s = _searcher("bn_dropout", seed=3)
     first, second = s.suggest("x"), s.suggest("y")
     assert first["lr"] != second["lr"]
 
@@ -159,7 +159,7 @@ def test_the_default_sampler_follows_the_budget():
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_gives_every_cell_exactly_its_budget(sampler):
-    searcher = _searcher("default", n=3, sampler=sampler)
+    searcher = _searcher("bn_dropout", n=3, sampler=sampler)
     assert searcher.sampler == sampler
     suggestions = [searcher.suggest(f"t{i}") for i in range(36)]
     assert set(collections.Counter(s["cell"] for s in suggestions).values()) == {3}
@@ -171,7 +171,7 @@ def test_every_sampler_gives_every_cell_exactly_its_budget(sampler):
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_is_seeded_reproducible_and_differs_between_cells(sampler):
     def first_pass(seed):
-        searcher = _searcher("default", n=2, seed=seed, sampler=sampler)
+        searcher = _searcher("bn_dropout", n=2, seed=seed, sampler=sampler)
         return [searcher.suggest(f"t{i}") for i in range(24)]  # two trials in each of the 12 cells
 
     a, b, c = first_pass(3), first_pass(3), first_pass(4)
@@ -180,7 +180,7 @@ def test_every_sampler_is_seeded_reproducible_and_differs_between_cells(sampler)
 
 
 def test_each_sampler_kind_is_built_with_the_cells_seed():
-    samplers = {kind: _searcher("default", n=3, seed=7, sampler=kind)._samplers for kind in SAMPLERS}
+    samplers = {kind: _searcher("bn_dropout", n=3, seed=7, sampler=kind)._samplers for kind in SAMPLERS}
     cells = list(samplers["qmc"])
     assert all(type(s) is CellQMCSampler for s in samplers["qmc"].values())
     assert [s._seed for s in samplers["qmc"].values()] == [7 + i for i in range(len(cells))]
@@ -192,7 +192,7 @@ def test_each_sampler_kind_is_built_with_the_cells_seed():
 def test_qmc_is_built_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. Optuna's ExperimentalWarning, or scipy's Sobol balance warning
-        searcher = _searcher("default", n=8, sampler="qmc")
+        searcher = _searcher("bn_dropout", n=8, sampler="qmc")
         for i in range(96):
             searcher.suggest(f"t{i}")
 
@@ -202,7 +202,7 @@ def test_qmc_draws_in_a_cell_are_distinct_and_space_filling(seed):
     # 4 points of a 2-d scrambled Sobol sequence: one in each half-by-half quadrant, and
     # one in each quarter of each range (log scale). Uniform random draws put all 4 in
     # one half of a range with probability 1/4, which across 12 cells is near certain.
-    searcher = _searcher("default", n=4, seed=seed, sampler="qmc")
+    searcher = _searcher("bn_dropout", n=4, seed=seed, sampler="qmc")
     by_cell = collections.defaultdict(list)
     for i in range(48):
         s = searcher.suggest(f"t{i}")
@@ -219,7 +219,7 @@ def test_qmc_draws_in_a_cell_are_distinct_and_space_filling(seed):
 def test_qmc_trial_k_of_a_cell_is_sobol_point_k_from_the_first_trial_on():
     # The stock QMCSampler draws a study's first trial at random (it learns the space
     # from the trials); CellQMCSampler knows the cell's space, so trial 0 is point 0.
-    searcher = _searcher("default", n=4, n_cells=1, seed=11, sampler="qmc")
+    searcher = _searcher("bn_dropout", n=4, n_cells=1, seed=11, sampler="qmc")
     points = np.array([_unit(searcher, searcher.suggest(f"t{i}")) for i in range(4)])
     expected = qmc.Sobol(2, scramble=True, seed=11).random(4)
     np.testing.assert_allclose(points, expected, rtol=1e-9, atol=1e-12)
@@ -228,7 +228,7 @@ def test_qmc_trial_k_of_a_cell_is_sobol_point_k_from_the_first_trial_on():
 @pytest.mark.parametrize("samples_per_cell, startup", [(1, 1), (2, 1), (3, 1), (6, 2), (24, 8), (30, 10), (60, 10)])
 def test_tpe_startup_trials_follow_the_budget(samples_per_cell, startup):
     assert tpe_startup_trials(samples_per_cell) == startup
-    searcher = _searcher("default", n=samples_per_cell, n_cells=2, sampler="tpe")
+    searcher = _searcher("bn_dropout", n=samples_per_cell, n_cells=2, sampler="tpe")
     assert [s._n_startup_trials for s in searcher._samplers.values()] == [startup, startup]
 
 
@@ -251,7 +251,7 @@ def test_a_bad_sampler_is_refused_with_the_choices():
 
 
 def test_pruned_completed_and_errored_trials_in_the_journal(tmp_path):
-    searcher = _searcher("default", n=3, journal_dir=tmp_path, n_cells=2)
+    searcher = _searcher("bn_dropout", n=3, journal_dir=tmp_path, n_cells=2)
     cell = searcher.cells[0].name
     n_cells = len(searcher.cells)
     ids = {}
@@ -279,14 +279,14 @@ def test_pruned_completed_and_errored_trials_in_the_journal(tmp_path):
 
 
 def test_completed_value_best(tmp_path):
-    searcher = _searcher("default", n=1, journal_dir=tmp_path, n_cells=1, completed_value="best")
+    searcher = _searcher("bn_dropout", n=1, journal_dir=tmp_path, n_cells=1, completed_value="best")
     s = searcher.suggest("t0")
     _run(searcher, "t0", [0.55, 0.72, 0.71, 0.70])
     assert _read_journal(tmp_path, s["cell"]).trials[0].value == 0.72
 
 
 def test_duplicate_and_unknown_notifications_are_ignored(tmp_path):
-    searcher = _searcher("default", n=1, journal_dir=tmp_path, n_cells=1)
+    searcher = _searcher("bn_dropout", n=1, journal_dir=tmp_path, n_cells=1)
     s = searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6, 0.7, 0.8])
     searcher.on_trial_complete("t0", {"epoch": 4, "val_acc": 0.1})  # told twice: no change
@@ -297,7 +297,7 @@ def test_duplicate_and_unknown_notifications_are_ignored(tmp_path):
 
 
 def test_nan_metric_is_failed_not_completed(tmp_path):
-    searcher = _searcher("default", n=1, journal_dir=tmp_path, n_cells=1)
+    searcher = _searcher("bn_dropout", n=1, journal_dir=tmp_path, n_cells=1)
     s = searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6, 0.7, float("nan")])
     assert _read_journal(tmp_path, s["cell"]).trials[0].state != TrialState.COMPLETE
@@ -307,7 +307,7 @@ def test_nan_metric_is_failed_not_completed(tmp_path):
 
 
 def test_pickling_drops_study_handles_and_keeps_routing(tmp_path):
-    searcher = _searcher("default", n=2, journal_dir=tmp_path, n_cells=2)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=tmp_path, n_cells=2)
     searcher.suggest("t0")
     searcher.on_trial_result("t0", {"epoch": 1, "val_acc": 0.5})
     assert searcher._studies  # opened
@@ -320,7 +320,7 @@ def test_pickling_drops_study_handles_and_keeps_routing(tmp_path):
 
 def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
     journal = tmp_path / "optuna"
-    pristine = pickle.dumps(_searcher("default", n=3, journal_dir=journal, n_cells=3, seed=1))  # as in tuner.pkl
+    pristine = pickle.dumps(_searcher("bn_dropout", n=3, journal_dir=journal, n_cells=3, seed=1))  # as in tuner.pkl
     first = pickle.loads(pristine)
     for i in range(6):
         first.suggest(f"t{i}")
@@ -361,7 +361,7 @@ def test_save_restore_continues_live_trials_and_reaches_the_budget(tmp_path):
 def test_save_restore_continues_every_samplers_sequence(tmp_path, sampler):
     """An interrupted and restored run suggests exactly what an uninterrupted one does: no point twice."""
     def make(journal):
-        return _searcher("default", n=4, journal_dir=journal, n_cells=2, seed=5, sampler=sampler)
+        return _searcher("bn_dropout", n=4, journal_dir=journal, n_cells=2, seed=5, sampler=sampler)
 
     ids = [f"t{i}" for i in range(8)]
     expected = _run_one_at_a_time(make(tmp_path / "uninterrupted"), ids)
@@ -387,11 +387,11 @@ def test_save_restore_continues_every_samplers_sequence(tmp_path, sampler):
 
 
 def test_qmc_after_a_run_killed_before_its_first_checkpoint_continues_the_sequence(tmp_path):
-    killed = _searcher("default", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
+    killed = _searcher("bn_dropout", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
     points = [_unit(killed, killed.suggest("t0"))]
     _run(killed, "t0", [0.5, 0.6])
     points.append(_unit(killed, killed.suggest("t1")))  # running when the run was killed
-    fresh = _searcher("default", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
+    fresh = _searcher("bn_dropout", n=4, journal_dir=tmp_path, n_cells=1, sampler="qmc")
     points += [_unit(fresh, fresh.suggest(f"u{i}")) for i in range(2)]
     # The journal's points count on: the new trials are Sobol points 2 and 3, not 0 and 1 again.
     assert len(set(points)) == 4
@@ -399,11 +399,11 @@ def test_qmc_after_a_run_killed_before_its_first_checkpoint_continues_the_sequen
 
 
 def test_a_journal_left_by_a_run_without_checkpoint_fails_its_running_trials(tmp_path):
-    killed = _searcher("default", n=2, journal_dir=tmp_path, n_cells=1)
+    killed = _searcher("bn_dropout", n=2, journal_dir=tmp_path, n_cells=1)
     killed.suggest("t0")
     _run(killed, "t0", [0.5, 0.6])
     killed.suggest("t1")  # running when the run was killed, before any checkpoint
-    fresh = _searcher("default", n=2, journal_dir=tmp_path, n_cells=1)
+    fresh = _searcher("bn_dropout", n=2, journal_dir=tmp_path, n_cells=1)
     fresh.suggest("u0")
     cell = fresh.trial_cell("u0")
     states = {t.user_attrs["tune_trial_id"]: (t.state, t.user_attrs.get("orphaned")) for t in
@@ -413,13 +413,13 @@ def test_a_journal_left_by_a_run_without_checkpoint_fails_its_running_trials(tmp
 
 def test_restore_rewrites_a_missing_journal_from_the_checkpoint(tmp_path):
     journal = tmp_path / "optuna"
-    searcher = _searcher("default", n=1, journal_dir=journal, n_cells=1)
+    searcher = _searcher("bn_dropout", n=1, journal_dir=journal, n_cells=1)
     s = searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
     searcher.save(str(tmp_path / "state.json"))
     for f in journal.iterdir():
         f.unlink()  # e.g. resumed on a new head node from remote storage
-    resumed = _searcher("default", n=1, journal_dir=journal, n_cells=1)
+    resumed = _searcher("bn_dropout", n=1, journal_dir=journal, n_cells=1)
     resumed.restore(str(tmp_path / "state.json"))
     assert load_cell_study(journal, s["cell"]).trials[0].state == TrialState.PRUNED
     assert resumed.budget()[s["cell"]]["pruned"] == 1
@@ -429,7 +429,7 @@ def test_restore_rewrites_a_missing_journal_from_the_checkpoint(tmp_path):
 
 
 def test_num_samples_below_the_budget_is_refused():
-    searcher = _searcher("default", n=2)
+    searcher = _searcher("bn_dropout", n=2)
     with pytest.raises(ValueError, match="num_samples=10 .* 2 x 12 = 24.*set num_samples=24"):
         searcher.set_search_properties("val_acc", "max", {"max_epochs": MAX_EPOCHS}, num_samples=10)
     assert searcher.set_search_properties("val_acc", "max", {"max_epochs": MAX_EPOCHS}, num_samples=24)
@@ -441,7 +441,7 @@ def test_max_epochs_must_agree_with_param_space():
 
 
 def test_metric_and_mode_come_from_the_tuner():
-    searcher = CellSearcher(load_space("default").named_cells(), samples_per_cell=1, max_epochs=MAX_EPOCHS)
+    searcher = CellSearcher(load_space("bn_dropout").named_cells(), samples_per_cell=1, max_epochs=MAX_EPOCHS)
     with pytest.raises(RuntimeError, match="metric and mode"):
         searcher.suggest("t0")
     searcher.set_search_properties("val_acc", "max", {})
@@ -462,4 +462,4 @@ def test_metric_and_mode_come_from_the_tuner():
 def test_constructor_arguments_are_validated(kwargs, match):
     args = {"samples_per_cell": 1, "max_epochs": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
-        CellSearcher(load_space("default").named_cells(), **args)
+        CellSearcher(load_space("bn_dropout").named_cells(), **args)

@@ -31,22 +31,22 @@ def test_the_validation_split_must_fit_in_the_data(fake_data_dir, tmp_path):
 
 
 def test_gpu_budget_shares_the_gpu_by_model_size(options):
-    assert plan_study(options(space="default", budget="full")).budget.gpus_per_trial == GPU_SHARE_BY_MODEL["medium"]
-    small = plan_study(options(space="default", budget="full", model="small"))
+    assert plan_study(options(space="bn_dropout", budget="full")).budget.gpus_per_trial == GPU_SHARE_BY_MODEL["medium"]
+    small = plan_study(options(space="bn_dropout", budget="full", model="small"))
     assert small.budget.gpus_per_trial == GPU_SHARE_BY_MODEL["small"]
     # blog_ablation compares sizes: the large model's cells decide
     assert plan_study(options(space="blog_ablation", budget="full")).budget.gpus_per_trial == GPU_SHARE_BY_MODEL["large"]
 
 
 def test_explicit_gpu_share_and_cpu_budgets_are_kept(options):
-    assert plan_study(options(space="default", budget="full", gpus_per_trial=1.0)).budget.gpus_per_trial == 1.0
-    assert plan_study(options(space="default", budget="quick")).budget.gpus_per_trial == 0
+    assert plan_study(options(space="bn_dropout", budget="full", gpus_per_trial=1.0)).budget.gpus_per_trial == 1.0
+    assert plan_study(options(space="bn_dropout", budget="quick")).budget.gpus_per_trial == 0
 
 
 def test_trial_count_must_split_evenly_over_cells(options):
     with pytest.raises(StudyError, match="--num-samples 13 is not a multiple of the 12 cells"):
-        plan_study(options(space="default", num_samples=13))
-    assert plan_study(options(space="default", num_samples=24)).samples_per_cell == 2
+        plan_study(options(space="bn_dropout", num_samples=13))
+    assert plan_study(options(space="bn_dropout", num_samples=24)).samples_per_cell == 2
 
 
 # ---- the sampler of each cell's study (`--sampler`)
@@ -58,7 +58,7 @@ def test_trial_count_must_split_evenly_over_cells(options):
      ("quick", 12 * 16, "tpe")],
 )
 def test_the_default_sampler_is_resolved_from_the_trials_per_cell_and_recorded(options, budget, num_samples, sampler):
-    plan = plan_study(options(space="default", budget=budget, num_samples=num_samples))
+    plan = plan_study(options(space="bn_dropout", budget=budget, num_samples=num_samples))
     assert plan.options.sampler is None and plan.sampler == sampler
     assert plan.record()["searcher"]["sampler"] == sampler
 
@@ -66,7 +66,7 @@ def test_the_default_sampler_is_resolved_from_the_trials_per_cell_and_recorded(o
 def test_an_explicit_sampler_is_kept_and_recorded_with_its_settings(options):
     records = {}
     for sampler in SAMPLERS:
-        plan = plan_study(options(space="default", budget="full", sampler=sampler))
+        plan = plan_study(options(space="bn_dropout", budget="full", sampler=sampler))
         assert plan.sampler == sampler
         records[sampler] = plan.record()["searcher"]
     assert records["qmc"]["sampler_settings"] == {"qmc_type": "sobol", "scramble": True}
@@ -97,7 +97,7 @@ def test_build_tuner_gives_the_searcher_the_planned_sampler(options, monkeypatch
     from study.tuning import run as tuning
 
     monkeypatch.setattr(tuning.tune, "Tuner", lambda trainable, **kwargs: kwargs)  # no Tuner, no Ray
-    plan = plan_study(options(space="default", budget="quick", sampler=sampler, max_concurrent=1,
+    plan = plan_study(options(space="bn_dropout", budget="quick", sampler=sampler, max_concurrent=1,
                               storage=str(tmp_path)))
     searcher = tuning.build_tuner(plan)["tune_config"].search_alg
     assert searcher.sampler == plan.sampler == (sampler or "qmc")

@@ -31,7 +31,7 @@ def test_a_planted_pickle_as_searcher_state_runs_nothing_and_is_refused(tmp_path
     state = tmp_path / "searcher-state-2026.json"
     plant(state, marker)
     with pytest.raises(StateFileError, match="searcher state .*searcher-state-2026.json cannot be read"):
-        _searcher("default", n=1, n_cells=1).restore(str(state))
+        _searcher("bn_dropout", n=1, n_cells=1).restore(str(state))
     with pytest.raises(StateFileError, match="move it away"):
         check_before_resume(tmp_path, tmp_path / "optuna")
     assert not marker.exists()
@@ -63,7 +63,7 @@ def test_a_broken_rungs_file_is_named_with_what_to_do(tmp_path, content, problem
 
 
 def test_state_files_round_trip_as_json(tmp_path):
-    searcher = _searcher("default", n=2, journal_dir=tmp_path / "optuna", n_cells=2)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=tmp_path / "optuna", n_cells=2)
     searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
     searcher.save(str(tmp_path / "searcher-state-1.json"))
@@ -82,7 +82,7 @@ def test_an_experiment_with_a_pickled_searcher_state_from_an_earlier_version_is_
 
 def test_a_searcher_state_with_malformed_fields_is_refused_before_anything_is_rewritten(tmp_path):
     journal = tmp_path / "optuna"
-    searcher = _searcher("default", n=2, journal_dir=journal, n_cells=2)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=journal, n_cells=2)
     searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
     state_file = tmp_path / "searcher-state-1.json"
@@ -93,7 +93,7 @@ def test_a_searcher_state_with_malformed_fields_is_refused_before_anything_is_re
     state_file.write_text(json.dumps(state))
     journals = {p.name: p.read_bytes() for p in journal.iterdir()}
     with pytest.raises(StateFileError, match="has malformed counts, journals"):
-        _searcher("default", n=2, journal_dir=journal, n_cells=2).restore(str(state_file))
+        _searcher("bn_dropout", n=2, journal_dir=journal, n_cells=2).restore(str(state_file))
     assert {p.name: p.read_bytes() for p in journal.iterdir()} == journals
 
 
@@ -101,7 +101,7 @@ def test_a_remote_experiments_journals_and_rungs_travel_with_its_checkpoints(tmp
     """Published beside each searcher checkpoint (the folder Tune syncs), fetched back on a new head node."""
     remote = tmp_path / "bucket" / "experiment"  # what Tune's sync makes of the checkpoint's folder
     head_one, head_two = tmp_path / "head1" / "optuna", tmp_path / "head2" / "optuna"
-    searcher = _searcher("default", n=2, journal_dir=head_one, n_cells=2, publish_copy=True)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=head_one, n_cells=2, publish_copy=True)
     searcher.suggest("t0")
     _run(searcher, "t0", [0.5, 0.6])
     CellScheduler(max_t=3, grace_period=1, reduction_factor=2).save(str(head_one / RUNGS_FILE))
@@ -123,7 +123,7 @@ def test_a_local_experiment_publishes_no_copy_and_removes_one_a_remote_run_left(
     """Tune's sync would otherwise copy a snapshot over the live journals in EXPERIMENT/optuna:
     also when the same Tune session resumed the experiment after it was brought back from S3."""
     journals, staging = tmp_path / "experiment" / "optuna", tmp_path / "staging"
-    searcher = _searcher("default", n=2, journal_dir=tmp_path / "head" / "optuna", n_cells=2, publish_copy=True)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=tmp_path / "head" / "optuna", n_cells=2, publish_copy=True)
     searcher.suggest("t0")
     searcher.save(str(staging / "searcher-state-1.json"))
     assert (staging / "optuna").is_dir()
@@ -138,7 +138,7 @@ def test_a_local_experiment_publishes_no_copy_and_removes_one_a_remote_run_left(
 def test_the_checkpoint_holds_the_rungs_and_a_resume_puts_them_back(tmp_path):
     """Rungs written after the checkpoint (by trials Tune will replay or forget) do not survive the resume."""
     journals = tmp_path / "optuna"
-    searcher = _searcher("default", n=2, journal_dir=journals, n_cells=2)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=journals, n_cells=2)
     searcher.suggest("t0")
     at_checkpoint = CellScheduler(max_t=3, grace_period=1, reduction_factor=2)
     at_checkpoint.save(str(journals / RUNGS_FILE))
@@ -146,13 +146,13 @@ def test_the_checkpoint_holds_the_rungs_and_a_resume_puts_them_back(tmp_path):
     searcher.save(str(tmp_path / "searcher-state-1.json"))
     (journals / RUNGS_FILE).write_text(rungs_then.replace('"stopped": []', '"stopped": ["after-the-checkpoint"]'))
 
-    _searcher("default", n=2, journal_dir=journals, n_cells=2).restore(str(tmp_path / "searcher-state-1.json"))
+    _searcher("bn_dropout", n=2, journal_dir=journals, n_cells=2).restore(str(tmp_path / "searcher-state-1.json"))
     assert (journals / RUNGS_FILE).read_text() == rungs_then
 
 
 def test_broken_rungs_inside_a_searcher_state_are_refused_before_anything_is_rewritten(tmp_path):
     journals = tmp_path / "optuna"
-    searcher = _searcher("default", n=2, journal_dir=journals, n_cells=2)
+    searcher = _searcher("bn_dropout", n=2, journal_dir=journals, n_cells=2)
     searcher.suggest("t0")
     searcher.save(str(tmp_path / "searcher-state-1.json"))
     state = json.loads((tmp_path / "searcher-state-1.json").read_text())
