@@ -104,6 +104,8 @@ def open_experiment(path: str) -> Experiment:
             f"experiment directory {path!r} does not exist; pass the directory `study run` wrote "
             "(STORAGE/NAME, e.g. experiments/default-quick)"
         )
+    if is_uri(uri):
+        _probe(path, uri)
     text = read_text(uri, tables.TRIALS)
     if text is None:
         raise RetrainError(
@@ -114,6 +116,22 @@ def open_experiment(path: str) -> Experiment:
     plan = json.loads(read_text(uri, tables.STUDY) or "{}").get("plan") or {}
     return Experiment(uri, trials, dict(plan.get("param_space") or {}), dict(plan.get("budget") or {}),
                       int(plan.get("seed", 0)), plan.get("dataset"))
+
+
+def _probe(path: str, uri: str) -> None:
+    """A test write to a remote experiment, in a child process with a time limit: a store whose client retries
+    for minutes (gs:// without credentials) would otherwise hang the command where Ctrl-C cannot reach it."""
+    from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
+
+    try:
+        probe_storage(uri, PROBE_TIMEOUT_S)
+    except StorageProbeError as exc:
+        reason = f"no answer in {PROBE_TIMEOUT_S:.0f} s: its client is retrying" if exc.timed_out else str(exc)
+        raise RetrainError(
+            f"experiment {path!r} cannot be written ({reason}); check the URI and that this machine has "
+            "credentials that may write there (gs://: GOOGLE_APPLICATION_CREDENTIALS; s3://: `aws sts "
+            "get-caller-identity`)"
+        ) from None
 
 
 def _missing(value: Any) -> bool:

@@ -261,19 +261,23 @@ def check_storage(storage: str, uri: str) -> None:
 
 
 def _check_remote_storage(storage: str, uri: str) -> None:
-    """Write and delete a probe object, as every node will write there (credentials, bucket, region)."""
-    from study.runtime.results import filesystem_for  # not at import: planning a local study needs no pyarrow
+    """Write and delete a probe object, as every node will write there (credentials, bucket, region), in a child
+    process with a time limit: some stores' clients retry for many minutes where Ctrl-C cannot reach them."""
+    from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
 
     try:
-        fs, root = filesystem_for(uri)
-        fs.create_dir(root, recursive=True)
-        probe = f"{root}/.study-write-check"
-        with fs.open_output_stream(probe) as stream:
-            stream.write(b"")
-        fs.delete_file(probe)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid (an unknown scheme) is a ValueError
+        probe_storage(uri, PROBE_TIMEOUT_S)
+    except StorageProbeError as exc:
+        if exc.timed_out:
+            raise StudyError(
+                f"--storage {storage!r} did not answer a test write in {PROBE_TIMEOUT_S:.0f} s (its client is "
+                "retrying: no credentials it can find, an unreachable endpoint, or a bucket that does not exist); "
+                "check the URI and that this machine has credentials that may write there (for gs://: "
+                "`gcloud auth application-default login` or GOOGLE_APPLICATION_CREDENTIALS; for s3://: `aws sts "
+                "get-caller-identity`, the instance's IAM role), or use a local --storage"
+            ) from None
         raise StudyError(
-            f"--storage {storage!r} cannot be written ({type(exc).__name__}: {str(exc).strip()[:300]}); check the "
+            f"--storage {storage!r} cannot be written ({exc}); check the "
             "URI (s3://BUCKET/PREFIX), that the bucket exists, and that this machine has credentials that may "
             "write there (`aws sts get-caller-identity`, the instance's IAM role)"
         ) from None
