@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.runtime.interruption import Interrupted, stop_on_sigterm
+from study.runtime.storage_full import EXIT_CODE as STORAGE_FULL_EXIT, StorageFull, is_storage_full
 from study.runtime.lock import experiment_lock
 from study.runtime.tracking import TRACKERS, TRACKING_HELP
 from study.tuning.budgets import BUDGETS
@@ -301,6 +302,19 @@ def interrupted_message(signal_name: str, argv: list[str], *, saved: bool | None
             + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
 
 
+def storage_full_message(detail: str, argv: list[str], *, saved: bool) -> str:
+    """What a command stopped by a full disk (or quota) says: what was kept, and the command that resumes."""
+    kept = ("Ray Tune stopped the stage at the first training that could not write and saved its state where it "
+            "could; finished trainings are kept." if saved else
+            "It stopped where the write failed.")
+    return (paragraph(
+        f"stopped: the experiment's storage ran out of space ({detail}). {kept} Every file already written is whole "
+        "(a snapshot, state file or table cut short leaves the previous one), and a resume starts from the last "
+        "whole snapshot; no results table was written for the unfinished stage. Make room on that disk (or raise "
+        "the quota), then resume with the same command.")
+        + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
+
+
 def print_final(outcome) -> None:
     plan, final = outcome.plan, outcome.final
     train_size = plan.config.get("train_size")
@@ -410,6 +424,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a stage's run
         print(interrupted_message("SIGINT", argv, saved=None), file=sys.stderr)
         return 130
+    except StorageFull as exc:  # a stage stopped for lack of space
+        print(storage_full_message(exc.detail, argv, saved=exc.saved), file=sys.stderr)
+        return STORAGE_FULL_EXIT
+    except OSError as exc:
+        if not is_storage_full(exc):  # any other OSError out here is a bug
+            traceback.print_exc()
+            print(paragraph(BUG), file=sys.stderr)
+            return 1
+        # a table, record or report that could not be written (each is written whole or not at all)
+        print(storage_full_message(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "), argv, saved=False),
+              file=sys.stderr)
+        return STORAGE_FULL_EXIT
     except Exception:  # anything else is a bug: keep its traceback
         traceback.print_exc()
         print(paragraph(BUG), file=sys.stderr)

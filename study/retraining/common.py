@@ -231,13 +231,13 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         )
 
     tuner = restore_or_build(
-        path, experiment, record_file, plan, trainable, build_tuner,
+        path, experiment, record_file, plan, trainable, build_tuner, resume_errored=True,
         first_record=lambda: {"plan": jsonable(plan), "versions": versions(), "hardware": hardware()},
         start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
         error=RetrainError,
     )
-    set_callbacks(tuner, display, tracker_callbacks(tracking, experiment, command))
-    return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
+    watch = set_callbacks(tuner, display, tracker_callbacks(tracking, experiment, command))
+    return interruption.fit(tuner, watch)  # Ctrl-C, SIGTERM or a full disk: Tune saves its state, no table
 
 
 def run_record(plan: dict, started: float, finished: float, **results: Any) -> dict:
@@ -260,6 +260,22 @@ def ended_diverged(metrics: Mapping, score: str) -> bool:
 def status_of(error: str, diverged: bool) -> str:
     """A retraining's status in cv.csv and final.csv."""
     return "error" if error else ("diverged" if diverged else "completed")
+
+
+def result_config(result) -> dict:
+    """The config a Tune result was trained with. `result.config` comes from the last reported epoch, so a
+    training that failed before its first report (a full disk, a lost worker) has none: its trial folder's
+    params.json, which Tune writes when the trial starts, says which one it was."""
+    if result.config is not None:
+        return result.config
+    try:
+        with result.filesystem.open_input_stream(f"{result.path}/params.json") as stream:
+            return json.loads(stream.read().decode())
+    except (OSError, ValueError, TypeError) as exc:
+        raise RetrainError(
+            f"the training in {result.path} failed before its first epoch and its params.json cannot be read "
+            f"({exc}); run the same command again to train it again"
+        ) from None
 
 
 def last_metrics(result) -> tuple[dict, str]:

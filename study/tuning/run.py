@@ -133,8 +133,8 @@ def run_study(plan: StudyPlan, verbose: bool = False) -> tuple[str, pd.DataFrame
     )
     follow_moves(tuner, plan)
     display = None if verbose else StageProgress("search", plan.num_samples, plan.budget.max_epochs)
-    ray_private.set_callbacks(tuner, display, tracker_callbacks(options.tracking, uri, "search"))
-    results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
+    watch = ray_private.set_callbacks(tuner, display, tracker_callbacks(options.tracking, uri, "search"))
+    results = interruption.fit(tuner, watch)  # Ctrl-C, SIGTERM or a full disk: Tune saves its state, no table
     trials, epochs = tables_from_results(results, plan.space.factors)
     refuse_fewer_rows(uri, len(trials))
     write_csv(plan.experiment_uri, tables.TRIALS, trials)
