@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.files import write_whole
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Conclusions, RankedCell
 from analysis.summary import claim_evidence, metric_words
@@ -386,6 +387,6 @@ def write_report(conclusions: Conclusions, plots: dict, out_dir: Path, skipped: 
     out_dir = Path(out_dir)
     blocks = build_report(conclusions, plots, skipped, source)
     md, page = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(to_markdown(blocks))
-    page.write_text(to_html(blocks))
+    write_whole(md, to_markdown(blocks))  # whole or not at all: a kill mid-write keeps the previous report
+    write_whole(page, to_html(blocks))
     return md, page
