@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 from study.runtime.storage_probe import StorageProbeError, probe_storage
@@ -58,8 +57,7 @@ def test_ctrl_c_ends_study_run_while_the_store_hangs(tmp_path, fake_data_dir):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:  # wait until the probe is under way
-            children = psutil.Process(process.pid).children(recursive=True)
-            if any("study-write-check" in " ".join(c.cmdline()) for c in children if c.is_running()):
+            if any("study-write-check" in command for command in _children(process.pid)):
                 break
             time.sleep(0.2)
         if process.poll() is not None:
@@ -73,6 +71,23 @@ def test_ctrl_c_ends_study_run_while_the_store_hangs(tmp_path, fake_data_dir):
             process.kill()
     assert process.returncode == 130 and time.monotonic() - started < 10
     assert "Traceback" not in err and "interrupted" in err.lower()
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of `pid`'s child processes (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    out.append(cmdline.read().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 @pytest.mark.parametrize("command", ["cv", "final"])
