@@ -10,6 +10,7 @@ Nothing already written is removed.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -30,6 +31,8 @@ from study.vocabulary.tables import is_uri
 from study.vocabulary.config import PRECISIONS
 from study.vocabulary.factors import MODELS
 
+# Errors of a write to a place the user chose (an immutable or read-only file, a folder where a file is wanted).
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
 BUG = (
     "error: this is a bug in the study tool, not a problem with your input; nothing already written was removed. "
     "Please report it with the command line and the traceback above."
@@ -352,10 +355,16 @@ def default_report_dir(path: str) -> Path:
 
 
 def analyze_and_report(path: str, out: str | None) -> None:
-    from analysis import Conclusions, analyze, from_json
+    from analysis import AnalysisError, Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
-    conclusions = from_json(Conclusions, analyze(path, out_dir))  # what conclusions.json holds, typed
+    try:
+        conclusions = from_json(Conclusions, analyze(path, out_dir))  # what conclusions.json holds, typed
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE or is_storage_full(exc):
+            raise
+        raise AnalysisError(f"cannot write the report to {str(out_dir)!r} ({exc.strerror}: {exc.filename}); pass "
+                            "--out with a folder you can write to") from None
     print("\nConclusions:")
     for sentence in conclusions.summary:
         print(f"  - {sentence}")
@@ -428,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
         print(storage_full_message(exc.detail, argv, saved=exc.saved), file=sys.stderr)
         return STORAGE_FULL_EXIT
     except OSError as exc:
+        if exc.errno in UNWRITABLE:  # a file or folder of the user's that cannot be written (nothing half-written)
+            print(paragraph(f"error: cannot write {exc.filename or 'a file'} ({exc.strerror}); make it writable "
+                            "(permissions, `chattr -i`, a read-only mount), or choose another place for it, then run "
+                            "the same command again"), file=sys.stderr)
+            return 2
         if not is_storage_full(exc):  # any other OSError out here is a bug
             traceback.print_exc()
             print(paragraph(BUG), file=sys.stderr)

@@ -193,8 +193,9 @@ class Resources:
         """Options where given, else the study's recorded budget, else 1 CPU and no GPU."""
         cpus = float(cpus if cpus is not None else budget.get("cpus_per_trial", 1))
         gpus = float(gpus if gpus is not None else budget.get("gpus_per_trial", 0))
-        if cpus < 0 or gpus < 0:
-            raise RetrainError(f"--cpus-per-trial {cpus:g} / --gpus-per-trial {gpus:g}: resources cannot be negative")
+        if not (math.isfinite(cpus) and math.isfinite(gpus)) or cpus <= 0 or gpus < 0:
+            raise RetrainError(f"--cpus-per-trial {cpus:g} / --gpus-per-trial {gpus:g}: a training needs a finite "
+                               "number of CPUs above 0 and of GPUs at least 0 (e.g. --cpus-per-trial 1)")
         if max_concurrent is not None and max_concurrent < 1:
             raise RetrainError(f"--max-concurrent must be at least 1, got {max_concurrent}")
         return cls(cpus, gpus, max_concurrent, address)

@@ -8,6 +8,7 @@ and Ray's start-up. Nothing in this module starts or imports anything heavy.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tempfile
 from dataclasses import asdict, dataclass
@@ -206,12 +207,18 @@ def check_options(options: StudyOptions) -> None:
         value = getattr(options, field_name)
         if value is None:
             continue
-        if isinstance(value, bool) or (whole and int(value) != value) or value < low:
+        # not finite: nan passes every comparison, inf is no count of anything
+        if isinstance(value, bool) or not math.isfinite(value) or (whole and int(value) != value) or value < low:
             kind = "a whole number" if whole else "a number"
             raise StudyError(f"{flag} must be {kind} of at least {low:g}, got {value!r}")
-    if options.reduction_factor is not None and not options.reduction_factor > 1:
+    if options.cpus_per_trial is not None and options.cpus_per_trial == 0:  # Ray would place unboundedly many
+        raise StudyError("--cpus-per-trial must be a number above 0 (each training needs some CPU: e.g. 0.5 or 1), "
+                         f"got {options.cpus_per_trial!r}")
+    if options.reduction_factor is not None and not (options.reduction_factor > 1
+                                                     and math.isfinite(options.reduction_factor)):
         raise StudyError(
-            f"--reduction-factor must be above 1 (ASHA keeps the best 1/F at each rung), got {options.reduction_factor!r}"
+            "--reduction-factor must be above 1 and finite (ASHA keeps the best 1/F at each rung), got "
+            f"{options.reduction_factor!r}"
         )
     check_trackers(options.tracking)
     if options.precision is not None and options.precision not in PRECISIONS:
@@ -315,6 +322,12 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         confirm_seeds=options.confirm_seeds,
         precision=options.precision,
     )
+    if options.grace_period is not None and options.grace_period >= budget.max_epochs:
+        raise StudyError(
+            f"--grace-period {options.grace_period} is not below the {budget.max_epochs} epochs of a trial "
+            f"({'--max-epochs' if options.max_epochs else f'the {budget.name} budget'}): ASHA could never stop a "
+            f"trial; choose a grace period below {budget.max_epochs}, or more --max-epochs"
+        )
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))
