@@ -128,8 +128,9 @@ def test_a_resumed_fit_gets_the_trackers_asked_now_not_those_it_was_pickled_with
     config = type("RunConfig", (), {"callbacks": ["result logger", *first, StageProgress("search", 4, 2)]})()
     tuner = type("Tuner", (), {"_local_tuner": type("Local", (), {"get_run_config": lambda self: config})()})()
     now = tracking.tracker_callbacks(("tensorboard",), str(tmp_path), "search")
-    set_callbacks(tuner, None, now)
-    assert config.callbacks == ["result logger", *now] and config.verbose == 1
+    watch = set_callbacks(tuner, None, now)
+    assert config.callbacks == ["result logger", watch, *now] and config.verbose == 1
+    assert set_callbacks(tuner, None, now) in config.callbacks and watch not in config.callbacks  # replaced, not doubled
 
 
 def test_an_mlflow_server_that_does_not_answer_stops_the_command_in_seconds(tmp_path, fake_data_dir, monkeypatch,
