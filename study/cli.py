@@ -358,6 +358,16 @@ def analyze_and_report(path: str, out: str | None) -> None:
     from analysis import AnalysisError, Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
+    if is_uri(path):  # a store whose client retries for minutes (gs:// without credentials): ask it in a child first
+        from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
+
+        try:
+            probe_storage(path, PROBE_TIMEOUT_S, read_only=True)
+        except StorageProbeError as exc:
+            reason = f"no answer in {PROBE_TIMEOUT_S:.0f} s: its client is retrying" if exc.timed_out else str(exc)
+            raise AnalysisError(f"cannot read the experiment {path!r} ({reason}); check the URI and the "
+                                "credentials (gs://: GOOGLE_APPLICATION_CREDENTIALS; s3://: `aws sts "
+                                "get-caller-identity`)") from None
     try:
         conclusions = from_json(Conclusions, analyze(path, out_dir))  # what conclusions.json holds, typed
     except OSError as exc:

@@ -13,18 +13,22 @@ import sys
 
 PROBE_TIMEOUT_S = 25.0  # an object store answers a write in a second; a retry loop does not end by itself
 
-# The child: the same calls every node makes when it writes there. Exit 0 and "ok", or exit 3 and the error.
+# The child: the same calls every node makes when it writes there (or, with "read", a listing of the folder).
+# Exit 0 and "ok", or exit 3 and the error.
 _CHILD = r"""
 import sys
 import pyarrow.fs
-uri = sys.argv[1]
+uri, mode = sys.argv[1], sys.argv[2]
 try:
     fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-    fs.create_dir(root, recursive=True)
-    probe = root + "/.study-write-check"
-    with fs.open_output_stream(probe) as stream:
-        stream.write(b"")
-    fs.delete_file(probe)
+    if mode == "read":
+        fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    else:
+        fs.create_dir(root, recursive=True)
+        probe = root + "/.study-write-check"
+        with fs.open_output_stream(probe) as stream:
+            stream.write(b"")
+        fs.delete_file(probe)
 except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid (an unknown scheme) is a ValueError
     print(type(exc).__name__ + ": " + " ".join(str(exc).split())[:300])
     sys.exit(3)
@@ -40,11 +44,13 @@ class StorageProbeError(Exception):
         self.timed_out = timed_out
 
 
-def probe_storage(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Return when a probe object can be written to and deleted from `uri`; else raise `StorageProbeError`."""
+def probe_storage(uri: str, timeout_s: float = PROBE_TIMEOUT_S, read_only: bool = False) -> None:
+    """Return when a probe object can be written to and deleted from `uri` (with `read_only`, when its folder can be
+    listed); else raise `StorageProbeError`."""
+    mode = "read" if read_only else "write"
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, uri], capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-c", _CHILD, uri, mode], capture_output=True, text=True,
+                              timeout=timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise StorageProbeError(f"no answer in {timeout_s:.0f} s", timed_out=True) from None
     if done.returncode == 0:

@@ -100,3 +100,18 @@ def test_cv_and_final_on_a_hanging_store_exit_2(command, monkeypatch, capsys):
     assert main([command, f"{HANGING}/g"]) == 2 and time.monotonic() - started < 30
     err = " ".join(capsys.readouterr().err.split())
     assert f"experiment '{HANGING}/g' cannot be written" in err
+
+
+def test_analyze_of_a_hanging_store_exits_2(monkeypatch, capsys):
+    from study.cli import main
+    from study.runtime import storage_probe
+
+    monkeypatch.setattr(storage_probe, "PROBE_TIMEOUT_S", 3.0)
+    started = time.monotonic()
+    assert main(["analyze", f"{HANGING}/g"]) == 2 and time.monotonic() - started < 30
+    assert f"cannot read the experiment '{HANGING}/g'" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_read_probe_lists_without_writing(tmp_path):
+    probe_storage(f"file://{tmp_path}", timeout_s=30, read_only=True)
+    assert not list(tmp_path.iterdir())
