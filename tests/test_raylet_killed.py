@@ -14,6 +14,15 @@ import pandas as pd
 from study.runtime.raylet_watch import EXIT_CODE, raylet_message
 
 
+# Two cells, small networks, an lr range where no trial diverges (as tests/conftest.py's TWO_CELL_SPACE).
+TWO_CELLS = """
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.01, high: 0.2, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
+
 def _descendants(pid: int) -> list[int]:
     children = {}
     for entry in os.listdir("/proc"):
@@ -49,10 +58,8 @@ def test_the_message_names_the_raylet_and_the_resume_command():
 
 
 def test_a_killed_raylet_ends_the_search_with_the_resume_command_and_it_resumes(tmp_path, fake_data_dir):
-    from conftest import TWO_CELL_SPACE
-
     space = tmp_path / "two_cells.yaml"
-    space.write_text(TWO_CELL_SPACE)
+    space.write_text(TWO_CELLS)
     argv = ["run", "--budget", "smoke", "--space", str(space), "--num-samples", "8", "--data-dir", str(fake_data_dir),
             "--storage", str(tmp_path / "e"), "--name", "a", "--no-analyze"]
     process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=subprocess.PIPE,

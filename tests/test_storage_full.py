@@ -24,13 +24,22 @@ from study.runtime.storage_full import StorageFull, is_storage_full, whole_file_
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
 
+# Two cells, small networks, an lr range where no trial diverges (as tests/conftest.py's TWO_CELL_SPACE).
+TWO_CELLS = """
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.01, high: 0.2, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
+
 def test_a_copy_cut_short_leaves_the_previous_file_whole(tmp_path):
     destination = tmp_path / "experiment"
     destination.mkdir()
     (destination / "experiment_state.json").write_text('{"old": "whole"}')
 
     def copy_that_fills_the_disk(source, target, **kwargs):
-        Path(target).mkdir(parents=True)
+        Path(target).mkdir(parents=True, exist_ok=True)
         (Path(target) / "experiment_state.json").write_text('{"new": "trunc')  # half written, then the disk is full
         raise ENOSPC
 
@@ -41,7 +50,7 @@ def test_a_copy_cut_short_leaves_the_previous_file_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment"]  # the partial copy is gone
 
     def copy_that_works(source, target, **kwargs):
-        (Path(target) / "sub").mkdir(parents=True)
+        (Path(target) / "sub").mkdir(parents=True, exist_ok=True)
         (Path(target) / "experiment_state.json").write_text('{"new": "whole"}')
         (Path(target) / "sub" / "params.json").write_text("{}")
 
@@ -147,10 +156,8 @@ def _whole_state(experiment: Path) -> None:
 
 
 def _space(tmp_path: Path) -> Path:
-    from conftest import TWO_CELL_SPACE
-
     path = tmp_path / "two_cells.yaml"
-    path.write_text(TWO_CELL_SPACE)
+    path.write_text(TWO_CELLS)
     return path
 
 

@@ -84,9 +84,12 @@ def whole_file_copy(copy_files, source, destination: str, source_filesystem, des
     fails (a full disk) leaves every file at `destination` as it was, and the partial copy is removed."""
     staging = f"{destination.rstrip('/')}.partial-{uuid.uuid4().hex[:8]}"
     try:
+        if os.path.isdir(destination) or _is_folder(source, source_filesystem):
+            os.makedirs(staging)  # as Ray makes the destination folder before it copies one into it
         copy_files(source, staging, source_filesystem=source_filesystem,
                    destination_filesystem=destination_filesystem, **kwargs)
-        if os.path.isfile(staging):
+        # A file, or a folder where there is none or an empty one (a new checkpoint): renamed whole, at once.
+        if os.path.isfile(staging) or not os.path.exists(destination) or not os.listdir(destination):
             os.replace(staging, destination)
             return
         for folder, _, files in os.walk(staging):
@@ -99,3 +102,15 @@ def whole_file_copy(copy_files, source, destination: str, source_filesystem, des
             shutil.rmtree(staging, ignore_errors=True)
         elif os.path.exists(staging):
             os.remove(staging)
+
+
+def _is_folder(source, filesystem) -> bool:
+    """Whether the copy's source is a folder (on its own filesystem, or a local path)."""
+    if filesystem is None:
+        return os.path.isdir(str(source))
+    try:
+        import pyarrow.fs
+
+        return filesystem.get_file_info(str(source)).type == pyarrow.fs.FileType.Directory
+    except (OSError, ValueError, TypeError):
+        return False
