@@ -16,7 +16,6 @@ import shlex
 import sys
 import textwrap
 import threading
-import time
 
 EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): nothing is wrong with the input; run it again
 POLL_S = 0.5
