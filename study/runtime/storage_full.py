@@ -2,12 +2,13 @@
 
 Three things make that work:
 
-- `StorageWatch` (`study.runtime.storage_watch`), a Tune callback, stops the run at the first trial that failed for lack of space (Tune's own
-  graceful stop, as a signal would), instead of letting Tune start trial after trial that fail the same way;
-- `install_whole_file_uploads` makes Tune's copies into a local experiment directory (its experiment state,
-  `tuner.pkl`, the searcher's state, checkpoints) write each file under a temporary name and rename it over
-  the old one: a copy cut short by a full disk leaves the previous, whole file (an object store's upload
-  is already all or nothing);
+- `StorageWatch` (`study.runtime.storage_watch`), a Tune callback, stops the run at the first trial that
+  failed for lack of space (Tune's own graceful stop, as a signal would), instead of letting Tune start trial
+  after trial that fail the same way;
+- `install_whole_file_uploads` (in the driver and in each trial's worker) makes Tune's copies into a local
+  experiment directory (its experiment state, `tuner.pkl`, the searcher's state, checkpoints) write each file
+  under a temporary name and rename it over the old one: a copy cut short by a full disk leaves the previous,
+  whole file (an object store's upload is already all or nothing);
 - `StorageFull`, raised by `interruption.fit` and caught by the command line for any write that ran out of space,
   which prints what happened and the resume command (exit 74, EX_IOERR of sysexits.h).
 """
