@@ -197,3 +197,32 @@ def test_a_full_disk_stops_the_search_and_stage_two_cleanly_and_both_resume(smal
     assert pd.read_csv(experiment / "trials.csv", dtype={"trial_id": str}).equals(trials)
     cv = pd.read_csv(experiment / "cv.csv")
     assert len(cv) == 4 and set(cv["status"]) == {"completed"}  # each errored replicate trained again
+
+
+def test_the_watch_stops_the_run_at_the_first_trial_that_ran_out_of_space(tmp_path, monkeypatch):
+    import signal
+
+    from study.runtime import storage_watch
+
+    stops = []
+    monkeypatch.setattr(signal, "getsignal", lambda signum: (lambda s, frame: stops.append(s)))
+
+    class Trial:
+        def __init__(self, text):
+            self.path = str(tmp_path)
+            self.error_file = str(tmp_path / f"error-{len(text)}.txt")
+            Path(self.error_file).write_text(text)
+
+    watch = storage_watch.StorageWatch()
+    watch.on_trial_error(0, [], Trial("Traceback ...\nValueError: a bug of the trial"))
+    assert watch.full == "" and stops == []  # another error: the stage goes on
+    watch.on_trial_recover(0, [], Trial("Traceback ...\nOSError: [Errno 28] No space left on device"))
+    assert "No space left on device" in watch.full and stops == [signal.SIGUSR1]
+    watch.on_trial_error(0, [], Trial("OSError: [Errno 28] No space left on device"))
+    assert stops == [signal.SIGUSR1]  # stopped once
+
+    unreadable = type("Trial", (), {"path": str(tmp_path), "error_file": None})()
+    later = storage_watch.StorageWatch()
+    monkeypatch.setattr(storage_watch, "_nearly_full", lambda path: True)
+    later.on_trial_error(0, [], unreadable)  # no error file to read, the disk itself full
+    assert later.full.startswith("No space left on device") and len(stops) == 2

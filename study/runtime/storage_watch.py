@@ -25,11 +25,16 @@ class StorageWatch(tune.Callback):
         self._check(trial)
 
     def _check(self, trial) -> None:
-        text = _error_text(trial)
-        if self.full or not any(word in text for word in FULL_WORDS):
+        if self.full:
             return
-        self.full = next((line.strip() for line in reversed(text.splitlines()) if any(w in line for w in FULL_WORDS)),
-                         "No space left on device")
+        text = _error_text(trial)
+        if any(word in text for word in FULL_WORDS):
+            self.full = next(line.strip() for line in reversed(text.splitlines()) if any(w in line for w in FULL_WORDS))
+        elif not text and _nearly_full(getattr(trial, "path", None)):
+            # No error file to read (the driver's staging folder may be on the full disk too): the disk says it.
+            self.full = f"No space left on device: {trial.path}"
+        else:
+            return
         stop = signal.getsignal(signal.SIGUSR1)
         if callable(stop):
             stop(signal.SIGUSR1, None)
@@ -45,3 +50,20 @@ def _error_text(trial) -> str:
     except (OSError, AttributeError):
         pass
     return ""
+
+
+NEARLY_FULL_BYTES = 1 << 20  # less than this free under a trial's folder: not even a checkpoint of the small model fits
+
+
+def _nearly_full(path) -> bool:
+    """Whether the local disk under `path` (a trial's folder; a URI is not local) has next to no space left."""
+    if not path or "://" in str(path):
+        return False
+    folder = str(path)
+    while folder and not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    try:
+        stats = os.statvfs(folder or ".")
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < NEARLY_FULL_BYTES
