@@ -448,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         return STORAGE_FULL_EXIT
     except OSError as exc:
         if exc.errno in UNWRITABLE:  # a file or folder of the user's that cannot be written (nothing half-written)
-            print(paragraph(f"error: cannot write {exc.filename or 'a file'} ({exc.strerror}); make it writable "
+            target = exc.filename2 or exc.filename or "a file"  # a rename over the file names it second
+            print(paragraph(f"error: cannot write {target} ({exc.strerror}); make it writable "
                             "(permissions, `chattr -i`, a read-only mount), or choose another place for it, then run "
                             "the same command again"), file=sys.stderr)
             return 2

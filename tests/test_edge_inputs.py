@@ -105,3 +105,26 @@ def test_an_immutable_table_the_command_must_rewrite_is_a_clear_error(monkeypatc
     assert cli.main(["run", "--budget", "smoke"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"cannot write {tmp_path / 'trials.csv'} (Operation not permitted)" in err and "chattr -i" in err
+
+
+def test_a_run_that_must_rewrite_an_immutable_trials_csv_names_it(smoke_study, smoke_data_dirs, tmp_path, capsys):
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr")
+    copy = tmp_path / "experiments" / "smoke"
+    shutil.copytree(smoke_study, copy, ignore=shutil.ignore_patterns("report"))
+    trials = copy / "trials.csv"
+    if subprocess.run(["chattr", "+i", str(trials)], capture_output=True).returncode:
+        pytest.skip("this filesystem has no immutable flag (or we may not set it)")
+    try:
+        _, train_only = smoke_data_dirs
+        argv = ["run", "--space", str(smoke_study.parent.parent / "two_cells.yaml"), "--budget", "smoke",
+                "--num-samples", "8", "--data-dir", str(train_only), "--storage", str(copy.parent), "--name", "smoke",
+                "--no-analyze"]
+        assert main(argv) == 2
+    finally:
+        subprocess.run(["chattr", "-i", str(trials)], check=False)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"cannot write {trials} (Operation not permitted)" in err and "this is a bug" not in err
