@@ -21,6 +21,12 @@ from study.vocabulary.factors import NUISANCE
 
 METHOD = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator): top 10% of full-budget trials against all, normalised to sum to 1"
 MIN_TRIALS = 20
+# Above this many full-budget trials PED-ANOVA sees every k-th trial in score order, this many in all: Optuna copies
+# each trial it is given (about 0.3 ms each, 15 s for 50,000), and an even sample in score order keeps the top
+# 10% and the whole in their proportions. On tests' tables of 6,000 trials the sampled importances are within
+# 0.03 of the exact ones (tests/analysis/test_importance.py).
+MAX_TRIALS = 5_000
+SAMPLED = "; {m} of the {n} trials, evenly spaced in score order"
 LOG_SCALE = ("lr", "weight_decay")
 
 
@@ -29,6 +35,11 @@ def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | 
     df = design.trials
     if len(df) < MIN_TRIALS:
         return None, f"hyperparameter importance needs at least {MIN_TRIALS} full-budget trials, got {len(df)}"
+    method, n_all = METHOD, len(df)
+    if len(df) > MAX_TRIALS:
+        df = df.sort_values(["score", "trial_id"], kind="stable").iloc[np.linspace(0, len(df) - 1, MAX_TRIALS).round()
+                                                                       .astype(int)]
+        method += SAMPLED.format(n=n_all, m=len(df))
     try:
         import optuna
         from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -70,7 +81,7 @@ def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | 
         return None, f"hyperparameter importance failed in Optuna: {type(exc).__name__}: {exc}"
     # Ties (equal importances) in name order: Optuna returns them in no fixed order.
     values = dict(sorted(((k, float(v)) for k, v in values.items()), key=lambda kv: (-kv[1], kv[0])))
-    return Importance(values, METHOD, len(df), kinds), None
+    return Importance(values, method, n_all, kinds), None
 
 
 def _python(value):

@@ -176,9 +176,20 @@ def _load_remote(uri: str) -> Tables:
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A CSV with identifier columns kept as strings."""
     try:
-        return pd.read_csv(path, dtype=_STRING_COLUMNS)
+        # low_memory=False: one type per column over the whole file (else a long table's mixed `error` column
+        # warns, and its chunks may come back typed differently).
+        return pd.read_csv(path, dtype=_STRING_COLUMNS, low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise AnalysisError(f"{str(path)!r} is empty; it needs a header row and one row per trial") from exc
+    except UnicodeDecodeError as exc:  # a binary file, or text in UTF-16 and the like
+        raise AnalysisError(
+            f"{str(path)!r} is not a UTF-8 CSV ({exc.reason} at byte {exc.start}); save it as UTF-8 text with a "
+            "header row and one row per trial") from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise AnalysisError(f"{str(path)!r} is not a readable CSV ({exc}); pass the table `study run` wrote, or "
+                            "one with a header row and one row per trial") from exc
+    except OSError as exc:  # unreadable: permissions, a folder, an I/O error
+        raise AnalysisError(f"cannot read {str(path)!r} ({exc.strerror or exc}); check its permissions") from exc
 
 
 def read_search_ranges(path: Path) -> dict | None:

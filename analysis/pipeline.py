@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from analysis.conclusions import run_analysis
+from analysis.files import write_whole
 from analysis.io import load_experiment
 from analysis.plots import write_plots
 from analysis.report import write_report
@@ -44,7 +45,7 @@ def analyze(
     conclusions = replace(analysis.conclusions, plots={name: p.name for name, p in plots.files.items()},
                           plots_skipped=dict(plots.skipped))
     written = to_json(conclusions)
-    (out / CONCLUSIONS_FILE).write_text(json.dumps(written, indent=2) + "\n")
+    write_whole(out / CONCLUSIONS_FILE, json.dumps(written, indent=2) + "\n")  # a kill mid-write keeps the old one
     write_report(conclusions, plots.files, out, plots.skipped, source=str(path))
     return written
 

@@ -112,8 +112,11 @@ def fit_rate(trials: pd.DataFrame, rate: str, group_factors, n_boot: int = 1000,
     for s in np.unique(strata):
         members = np.flatnonzero(strata == s)
         W[:, members] = rng.multinomial(len(members), np.full(len(members), 1.0 / len(members)), size=n_boot)
-    XtWX = np.einsum("bn,ni,nj->bij", W, X, X) + 1e-12 * np.eye(X.shape[1])
-    XtWy = np.einsum("bn,ni,n->bi", W, X, y)
+    # X'WX and X'Wy of every resample as one matrix product each (BLAS): the same sums as the einsum over
+    # (resample, trial, i, j), seconds faster with tens of thousands of trials.
+    p = X.shape[1]
+    XtWX = (W @ (X[:, :, None] * X[:, None, :]).reshape(len(y), p * p)).reshape(n_boot, p, p) + 1e-12 * np.eye(p)
+    XtWy = W @ (X * y[:, None])
     betas = np.linalg.solve(XtWX, XtWy[..., None])[..., 0]
     boot_curves = betas[:, :n_g].mean(axis=1)[:, None] + betas[:, n_g:] @ basis.T
     boot_best = grid[np.argmax(boot_curves, axis=1)]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.files import write_whole
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Conclusions, RankedCell
 from analysis.claims import family_level
@@ -363,16 +365,16 @@ def to_markdown(blocks: list[Block]) -> str:
     out = []
     for block in blocks:
         if block.kind == "h1":
-            out.append(f"# {block.content}\n")
+            out.append(f"# {_md_text(block.content)}\n")
         elif block.kind == "h2":
-            out.append(f"## {block.content}\n")
+            out.append(f"## {_md_text(block.content)}\n")
         elif block.kind == "p":
-            out.append(f"{block.content}\n")
+            out.append(f"{_md_text(block.content)}\n")
         elif block.kind == "ul":
-            out.append("\n".join(f"- {item}" for item in block.content) + "\n")
+            out.append("\n".join(f"- {_md_text(item)}" for item in block.content) + "\n")
         elif block.kind == "table":
             header, rows = block.content, block.extra
-            lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
             lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
             out.append("\n".join(lines) + "\n")
         elif block.kind == "img":
@@ -380,8 +382,20 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
+# Text from the tables (cell names, trial ids, error messages: anything a hand-made trials.csv holds) must read as
+# itself, as report.html's escaping makes it there: in Markdown a tag is raw HTML and [x](y) a link.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+
+
+def _md_text(value) -> str:
+    """Prose: no raw HTML tag and no link can start in it; the report's own code spans (`...`) stay."""
+    return _TAG_START.sub("&lt;", str(value)).replace("[", "\\[").replace("]", "\\]")
+
+
 def _md_cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """A table cell: every character Markdown would read as markup escaped, on one line."""
+    return _MD_SPECIAL.sub(r"\\\1", str(value)).replace("\r", " ").replace("\n", " ")
 
 
 CSS = """
@@ -431,6 +445,6 @@ def write_report(conclusions: Conclusions, plots: dict, out_dir: Path, skipped: 
     out_dir = Path(out_dir)
     blocks = build_report(conclusions, plots, skipped, source)
     md, page = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(to_markdown(blocks))
-    page.write_text(to_html(blocks))
+    write_whole(md, to_markdown(blocks))  # whole or not at all: a kill mid-write keeps the previous report
+    write_whole(page, to_html(blocks))
     return md, page

@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from search_spaces.claims import CLAIMS_FILE, ClaimSpec, cells_used, check_claims_against_cells, parse_claims, shipped_claims
+from search_spaces.limits import check_expansion, check_file_size
 from study.vocabulary.config import METADATA_KEYS, ConfigError, TrialConfig
 from study.vocabulary.errors import UserError
 from study.vocabulary.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
@@ -216,11 +217,13 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         raise SpaceError(f"search space file {str(path)!r} must end in .yaml, .yml or .toml")
     if not path.is_file():
         raise SpaceError(f"search space file {str(path)!r} does not exist")
+    check_file_size(path, SpaceError)  # before reading: a hostile file is refused in milliseconds
     text = path.read_text()
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise SpaceError(f"search space file {str(path)!r} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    check_expansion(data, f"search space file {str(path)!r}", SpaceError)  # YAML aliases: before anything walks it
     return parse_space(data, name=path.stem, source=str(path))
 
 

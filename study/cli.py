@@ -10,6 +10,7 @@ Nothing already written is removed.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shlex
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.runtime.interruption import Interrupted, stop_on_sigterm
+from study.runtime.storage_full import EXIT_CODE as STORAGE_FULL_EXIT, StorageFull, is_storage_full
 from study.runtime.lock import experiment_lock
 from study.runtime.working_dir import leave_job_working_dir
 from study.runtime.tracking import TRACKERS, TRACKING_HELP
@@ -30,6 +32,8 @@ from study.vocabulary.tables import is_uri
 from study.vocabulary.config import PRECISIONS
 from study.vocabulary.factors import MODELS
 
+# Errors of a write to a place the user chose (an immutable or read-only file, a folder where a file is wanted).
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST)
 BUG = (
     "error: this is a bug in the study tool, not a problem with your input; nothing already written was removed. "
     "Please report it with the command line and the traceback above."
@@ -310,6 +314,19 @@ def interrupted_message(signal_name: str, argv: list[str], *, saved: bool | None
             + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
 
 
+def storage_full_message(detail: str, argv: list[str], *, saved: bool) -> str:
+    """What a command stopped by a full disk (or quota) says: what was kept, and the command that resumes."""
+    kept = ("Ray Tune stopped the stage at the first training that could not write and saved its state where it "
+            "could; finished trainings are kept." if saved else
+            "It stopped where the write failed.")
+    return (paragraph(
+        f"stopped: the experiment's storage ran out of space ({detail}). {kept} Every file already written is whole "
+        "(a snapshot, state file or table cut short leaves the previous one), and a resume starts from the last "
+        "whole snapshot; no results table was written for the unfinished stage. Make room on that disk (or raise "
+        "the quota), then resume with the same command.")
+        + f"\nResume with the same command:\n  {shlex.join(['study', *argv])}")
+
+
 def print_final(outcome) -> None:
     plan, final = outcome.plan, outcome.final
     train_size = plan.config.get("train_size")
@@ -347,10 +364,26 @@ def default_report_dir(path: str) -> Path:
 
 
 def analyze_and_report(path: str, out: str | None, replicates: str | None = None) -> None:
-    from analysis import Conclusions, analyze, from_json
+    from analysis import AnalysisError, Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
-    conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates))  # conclusions.json, typed
+    if is_uri(path):  # a store whose client retries for minutes (gs:// without credentials): ask it in a child first
+        from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
+
+        try:
+            probe_storage(path, PROBE_TIMEOUT_S, read_only=True)
+        except StorageProbeError as exc:
+            reason = f"no answer in {PROBE_TIMEOUT_S:.0f} s: its client is retrying" if exc.timed_out else str(exc)
+            raise AnalysisError(f"cannot read the experiment {path!r} ({reason}); check the URI and the "
+                                "credentials (gs://: GOOGLE_APPLICATION_CREDENTIALS; s3://: `aws sts "
+                                "get-caller-identity`)") from None
+    try:
+        conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates))  # conclusions.json, typed
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE or is_storage_full(exc):
+            raise
+        raise AnalysisError(f"cannot write the report to {str(out_dir)!r} ({exc.strerror}: {exc.filename}); pass "
+                            "--out with a folder you can write to") from None
     if conclusions.answer:
         print("\nThe answer (claims, then drop rates; the report's first sections):")
         for sentence in conclusions.answer:
@@ -432,6 +465,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a stage's run
         print(interrupted_message("SIGINT", argv, saved=None), file=sys.stderr)
         return 130
+    except StorageFull as exc:  # a stage stopped for lack of space
+        print(storage_full_message(exc.detail, argv, saved=exc.saved), file=sys.stderr)
+        return STORAGE_FULL_EXIT
+    except OSError as exc:
+        if exc.errno in UNWRITABLE:  # a file or folder of the user's that cannot be written (nothing half-written)
+            target = exc.filename2 or exc.filename or "a file"  # a rename over the file names it second
+            print(paragraph(f"error: cannot write {target} ({exc.strerror}); make it writable "
+                            "(permissions, `chattr -i`, a read-only mount), or choose another place for it, then run "
+                            "the same command again"), file=sys.stderr)
+            return 2
+        if not is_storage_full(exc):  # any other OSError out here is a bug
+            traceback.print_exc()
+            print(paragraph(BUG), file=sys.stderr)
+            return 1
+        # a table, record or report that could not be written (each is written whole or not at all)
+        print(storage_full_message(f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "), argv, saved=False),
+              file=sys.stderr)
+        return STORAGE_FULL_EXIT
     except Exception:  # anything else is a bug: keep its traceback
         traceback.print_exc()
         print(paragraph(BUG), file=sys.stderr)

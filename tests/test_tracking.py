@@ -128,5 +128,59 @@ def test_a_resumed_fit_gets_the_trackers_asked_now_not_those_it_was_pickled_with
     config = type("RunConfig", (), {"callbacks": ["result logger", *first, StageProgress("search", 4, 2)]})()
     tuner = type("Tuner", (), {"_local_tuner": type("Local", (), {"get_run_config": lambda self: config})()})()
     now = tracking.tracker_callbacks(("tensorboard",), str(tmp_path), "search")
-    set_callbacks(tuner, None, now)
-    assert config.callbacks == ["result logger", *now] and config.verbose == 1
+    watch = set_callbacks(tuner, None, now)
+    assert config.callbacks == ["result logger", watch, *now] and config.verbose == 1
+    assert set_callbacks(tuner, None, now) in config.callbacks and watch not in config.callbacks  # replaced, not doubled
+
+
+def test_an_mlflow_server_that_does_not_answer_stops_the_command_in_seconds(tmp_path, fake_data_dir, monkeypatch,
+                                                                             capsys):
+    # MLflow's client retried http://127.0.0.1:9 for 254 s, then the command ended "this is a bug".
+    import time
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    started = time.monotonic()
+    argv = ["run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", str(tmp_path / "e"),
+            "--tracking", "mlflow"]
+    assert main(argv) == 2 and time.monotonic() - started < 30
+    err = " ".join(capsys.readouterr().err.split())
+    assert "MLFLOW_TRACKING_URI=http://127.0.0.1:9 does not answer" in err and "unset MLFLOW_TRACKING_URI" in err
+    assert not (tmp_path / "e").exists()  # before anything is written or started
+
+
+def test_a_tracking_server_is_reachable_when_it_answers_anything(monkeypatch):
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tracking.check_mlflow_server(f"http://127.0.0.1:{server.server_port}")  # a 404 still answers
+    finally:
+        server.shutdown()
+    tracking.check_mlflow_server("sqlite:///x.db")  # a local store: nothing to reach
+
+
+def test_a_server_that_accepts_but_never_answers_is_given_up_on(monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) and never replies
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        started = time.monotonic()
+        try:
+            tracking.check_mlflow_server(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_s=2)
+        except tracking.TrackingError as exc:
+            assert "does not answer" in str(exc)
+        else:
+            raise AssertionError("a silent server passed the check")
+        assert time.monotonic() - started < 10

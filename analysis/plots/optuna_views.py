@@ -26,6 +26,12 @@ from analysis.plots.common import DPI
 
 TUNED = ("lr", "weight_decay", "momentum")
 MAX_CELLS = 2  # the best cells of the search
+# Optuna's curves view gives each trial a line and a legend entry: past a few dozen it is unreadable, and drawing
+# thousands of legend entries takes minutes. A larger cell shows this many, evenly spaced in trial order.
+MAX_CURVES = 48
+# A cell's study is rebuilt from at most this many trials, evenly spaced in trial order (Optuna copies each trial it
+# is given: seconds per cell of thousands); the contour of so many is the same picture.
+MAX_VIEW_TRIALS = 2_000
 
 
 @dataclass(frozen=True)
@@ -40,26 +46,50 @@ def cell_study(trials: pd.DataFrame, epochs: pd.DataFrame, cell: str, params: li
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=cell, direction="maximize")
-    curves = epochs.pivot_table(index="trial_id", columns="epoch", values="val_acc", aggfunc="last")
+    mine = trials[trials["cell"] == cell]
+    if len(mine) > MAX_VIEW_TRIALS:
+        mine = mine.iloc[np.unique(np.linspace(0, len(mine) - 1, MAX_VIEW_TRIALS).round().astype(int))]
+    own = epochs[epochs["trial_id"].isin(mine["trial_id"])]  # pivoting only the cell's rows: seconds less at scale
+    curves = own.pivot_table(index="trial_id", columns="epoch", values="val_acc", aggfunc="last")
     distributions = {}
     for name in params:
         low, high, log = (ranges or {}).get(name, (float(trials[name].min()), float(trials[name].max()), name != "momentum"))
         distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
-    for row in trials[trials["cell"] == cell].to_dict("records"):
-        if row["status"] not in ("completed", "pruned") or row["trial_id"] not in curves.index:
+    # Rows of the pivot by position: a label lookup per trial costs seconds in a cell of thousands.
+    row_of = {trial_id: i for i, trial_id in enumerate(curves.index)}
+    grid, epoch_axis = curves.to_numpy(float), [int(e) for e in curves.columns]
+    made = []
+    for row in mine.to_dict("records"):
+        i = row_of.get(row["trial_id"])
+        if row["status"] not in ("completed", "pruned") or i is None:
             continue
-        curve = curves.loc[row["trial_id"]].dropna()
-        if curve.empty:
+        curve = {epoch: float(value) for epoch, value in zip(epoch_axis, grid[i]) if not np.isnan(value)}
+        if not curve:
             continue
         state = optuna.trial.TrialState.COMPLETE if row["status"] == "completed" else optuna.trial.TrialState.PRUNED
-        study.add_trial(optuna.trial.create_trial(
+        made.append(optuna.trial.create_trial(
             params={name: float(np.clip(row[name], distributions[name].low, distributions[name].high)) for name in params},
             distributions=distributions,
             value=float(row["best_val_acc"]) if state == optuna.trial.TrialState.COMPLETE else None,
-            intermediate_values={int(epoch): float(value) for epoch, value in curve.items()},
+            intermediate_values=curve,
             state=state,
         ))
+    study.add_trials(made)
     return study
+
+
+def thinned(study, most: int):
+    """`study` itself when it has at most `most` trials, else an in-memory copy of `most` of them, evenly spaced in
+    trial order (pruned and complete in the proportions the search had)."""
+    import optuna
+
+    every = study.get_trials(deepcopy=False)  # `study.trials` copies them all at each access
+    if len(every) <= most:
+        return study
+    keep = np.unique(np.linspace(0, len(every) - 1, most).round().astype(int))
+    out = optuna.create_study(study_name=study.study_name, direction="maximize")
+    out.add_trials([every[i] for i in keep])
+    return out
 
 
 def optuna_views_info(trials: pd.DataFrame, epochs: pd.DataFrame | None, ranked_cells: list[str],
@@ -71,7 +101,7 @@ def optuna_views_info(trials: pd.DataFrame, epochs: pd.DataFrame | None, ranked_
     if not params:
         return None
     studies = {cell: cell_study(trials, epochs, cell, params, ranges) for cell in ranked_cells[:MAX_CELLS]}
-    studies = {cell: s for cell, s in studies.items() if s.trials}
+    studies = {cell: s for cell, s in studies.items() if s.get_trials(deepcopy=False)}
     return OptunaViewsInfo(studies, params) if studies else None
 
 
@@ -82,8 +112,10 @@ def plot_optuna_views(info: OptunaViewsInfo, folder: Path) -> dict[str, Path]:
 
     files = {}
     for rank, (cell, study) in enumerate(info.studies.items(), start=1):
-        drawings = {"curves": lambda: views.plot_intermediate_values(study)}
-        completed = [t for t in study.trials if t.state.name == "COMPLETE"]
+        shown = thinned(study, MAX_CURVES)
+        drawings = {"curves": lambda: views.plot_intermediate_values(shown)}
+        every = study.get_trials(deepcopy=False)
+        completed = [t for t in every if t.state.name == "COMPLETE"]
         if len(completed) >= 2:
             drawings["nuisance"] = (lambda: views.plot_contour(study, params=info.params[:2])) if len(info.params) >= 2 \
                 else (lambda: views.plot_slice(study, params=info.params))
@@ -93,8 +125,12 @@ def plot_optuna_views(info: OptunaViewsInfo, folder: Path) -> dict[str, Path]:
             with plt.rc_context(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib views experimental
                 figure = np.ravel(draw())[0].figure
-                figure.suptitle(f"{cell} ({'learning curves ASHA saw' if kind == 'curves' else 'nuisance response'})",
-                                fontsize=9)
+                what = "nuisance response"
+                if kind == "curves":
+                    what = "learning curves ASHA saw" + (
+                        f": {len(shown.trials)} of {len(every)} trials, evenly spaced in trial order"
+                        if shown is not study else "")
+                figure.suptitle(f"{cell} ({what})", fontsize=9)
                 figure.savefig(path, dpi=DPI, bbox_inches="tight")
             plt.close(figure)
             files[f"optuna_{kind}_{rank}"] = path

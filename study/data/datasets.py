@@ -73,6 +73,19 @@ def find_file(directory: Path, name: str) -> Path | None:
     return None
 
 
+def _check_one_copy(path: Path) -> None:
+    """`path` (the plain file `find_file` prefers) and `path.gz` beside it, when both exist, hold the same data;
+    else `IdxFormatError`: which of two different datasets was meant is not ours to guess."""
+    packed = path.with_name(path.name + ".gz")
+    if path.name.endswith(".gz") or not packed.is_file():
+        return
+    if idx.read_bytes(path) != idx.read_bytes(packed):
+        raise idx.IdxFormatError(
+            f"{path} and {packed} are both in {path.parent} and hold different data; keep the one you mean "
+            "(delete or move the other), then run the command again"
+        )
+
+
 def _missing(directory: Path, names: tuple[str, ...] = ALL_FILES) -> list[str]:
     return [n for n in names if find_file(directory, n) is None]
 
@@ -201,6 +214,8 @@ def _read_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarra
     if image_path is None or label_path is None:
         raise _not_found([f"{directory} (missing the {split} files {image_name} or {label_name})"])
 
+    _check_one_copy(image_path)
+    _check_one_copy(label_path)
     images = idx.read_idx(image_path, ndim=3)  # [N, H, W]
     labels = idx.read_idx(label_path, ndim=1)  # [N]
     if images.shape[1:] != IMAGE_SIZE:

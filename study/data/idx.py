@@ -41,7 +41,7 @@ def _error(path: Path, what: str) -> IdxFormatError:
     return IdxFormatError(f"{path}: {what}; {_FIX}")
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     """The file's contents, decompressed when it starts with the gzip magic bytes."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -63,7 +63,7 @@ def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
     Returns a writable array of shape given by the header, e.g. (N, 28, 28).
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_bytes(path)
     allowed = [ndim] if ndim is not None else sorted(KNOWN_NDIMS)
     expected = " or ".join(f"0x{0x800 | n:08x} ({KNOWN_NDIMS.get(n, f'{n} dimensions')})" for n in allowed)
 

@@ -104,6 +104,8 @@ def open_experiment(path: str) -> Experiment:
             f"experiment directory {path!r} does not exist; pass the directory `study run` wrote "
             "(STORAGE/NAME, e.g. experiments/default-quick)"
         )
+    if is_uri(uri):
+        _probe(path, uri)
     text = read_text(uri, tables.TRIALS)
     if text is None:
         raise RetrainError(
@@ -114,6 +116,22 @@ def open_experiment(path: str) -> Experiment:
     plan = json.loads(read_text(uri, tables.STUDY) or "{}").get("plan") or {}
     return Experiment(uri, trials, dict(plan.get("param_space") or {}), dict(plan.get("budget") or {}),
                       int(plan.get("seed", 0)), plan.get("dataset"))
+
+
+def _probe(path: str, uri: str) -> None:
+    """A test write to a remote experiment, in a child process with a time limit: a store whose client retries
+    for minutes (gs:// without credentials) would otherwise hang the command where Ctrl-C cannot reach it."""
+    from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
+
+    try:
+        probe_storage(uri, PROBE_TIMEOUT_S)
+    except StorageProbeError as exc:
+        reason = f"no answer in {PROBE_TIMEOUT_S:.0f} s: its client is retrying" if exc.timed_out else str(exc)
+        raise RetrainError(
+            f"experiment {path!r} cannot be written ({reason}); check the URI and that this machine has "
+            "credentials that may write there (gs://: GOOGLE_APPLICATION_CREDENTIALS; s3://: `aws sts "
+            "get-caller-identity`)"
+        ) from None
 
 
 def _missing(value: Any) -> bool:
@@ -175,8 +193,9 @@ class Resources:
         """Options where given, else the study's recorded budget, else 1 CPU and no GPU."""
         cpus = float(cpus if cpus is not None else budget.get("cpus_per_trial", 1))
         gpus = float(gpus if gpus is not None else budget.get("gpus_per_trial", 0))
-        if cpus < 0 or gpus < 0:
-            raise RetrainError(f"--cpus-per-trial {cpus:g} / --gpus-per-trial {gpus:g}: resources cannot be negative")
+        if not (math.isfinite(cpus) and math.isfinite(gpus)) or cpus <= 0 or gpus < 0:
+            raise RetrainError(f"--cpus-per-trial {cpus:g} / --gpus-per-trial {gpus:g}: a training needs a finite "
+                               "number of CPUs above 0 and of GPUs at least 0 (e.g. --cpus-per-trial 1)")
         if max_concurrent is not None and max_concurrent < 1:
             raise RetrainError(f"--max-concurrent must be at least 1, got {max_concurrent}")
         return cls(cpus, gpus, max_concurrent, address)
@@ -214,13 +233,13 @@ def fit_resumable(experiment: str, folder: str, record_file: str, plan: dict, tr
         )
 
     tuner = restore_or_build(
-        path, experiment, record_file, plan, trainable, build_tuner,
+        path, experiment, record_file, plan, trainable, build_tuner, resume_errored=True,
         first_record=lambda: {**(named or {}), "plan": jsonable(plan), "versions": versions(), "hardware": hardware()},
         start_over=f"delete {path} and {experiment}/{record_file} to run `study {command}` again from the start",
         error=RetrainError,
     )
-    set_callbacks(tuner, display, tracker_callbacks(tracking, experiment, command))
-    return interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
+    watch = set_callbacks(tuner, display, tracker_callbacks(tracking, experiment, command))
+    return interruption.fit(tuner, watch)  # Ctrl-C, SIGTERM or a full disk: Tune saves its state, no table
 
 
 def run_record(plan: dict, started: float, finished: float, **results: Any) -> dict:
@@ -243,6 +262,22 @@ def ended_diverged(metrics: Mapping, score: str) -> bool:
 def status_of(error: str, diverged: bool) -> str:
     """A retraining's status in cv.csv and final.csv."""
     return "error" if error else ("diverged" if diverged else "completed")
+
+
+def result_config(result) -> dict:
+    """The config a Tune result was trained with. `result.config` comes from the last reported epoch, so a
+    training that failed before its first report (a full disk, a lost worker) has none: its trial folder's
+    params.json, which Tune writes when the trial starts, says which one it was."""
+    if result.config is not None:
+        return result.config
+    try:
+        with result.filesystem.open_input_stream(f"{result.path}/params.json") as stream:
+            return json.loads(stream.read().decode())
+    except (OSError, ValueError, TypeError) as exc:
+        raise RetrainError(
+            f"the training in {result.path} failed before its first epoch and its params.json cannot be read "
+            f"({exc}); run the same command again to train it again"
+        ) from None
 
 
 def last_metrics(result) -> tuple[dict, str]:

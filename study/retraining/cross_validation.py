@@ -51,6 +51,7 @@ from study.retraining.common import (
     Resources,
     RetrainError,
     RetrainingOptions,
+    result_config,
     config_columns,
     ended_diverged,
     fit_resumable,
@@ -254,7 +255,8 @@ def cv_table(results, plan: CVPlan) -> pd.DataFrame:
     """cv.csv: one row per configuration and replicate, in the order picked, then by replicate."""
     rows = []
     for result in results:
-        config_id, replicate = str(result.config["config_id"]), int(result.config["replicate"])
+        config = result_config(result)
+        config_id, replicate = str(config["config_id"]), int(config["replicate"])
         flat = plan.trial_config(config_id, replicate)
         metrics, error = last_metrics(result)
         epochs = int(metrics.get("epoch") or 0)

@@ -30,6 +30,7 @@ from study.retraining.common import (
     Resources,
     RetrainError,
     RetrainingOptions,
+    result_config,
     config_columns,
     ended_diverged,
     fit_resumable,
@@ -129,7 +130,7 @@ def final_table(results, plan: FinalPlan) -> pd.DataFrame:
     """final.csv: one row per seed."""
     rows = []
     for result in results:
-        seed = int(result.config["seed"])
+        seed = int(result_config(result)["seed"])
         metrics, error = last_metrics(result)
         diverged = not error and ended_diverged(metrics, "test_acc")  # a diverged seed stops untested
         if not error and not diverged and "test_acc" not in metrics:

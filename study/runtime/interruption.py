@@ -25,6 +25,8 @@ import signal
 import threading
 from contextlib import contextmanager
 
+from study.runtime.storage_full import StorageFull, install_whole_file_uploads, is_storage_full
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Tune reads this when its run starts: it then leaves SIGINT to the handler below.
 TUNE_SIGINT_VARIABLE = "TUNE_DISABLE_SIGINT_HANDLER"
@@ -66,13 +68,28 @@ def stop_requested() -> bool:
     return _stopping.is_set()
 
 
-def fit(tuner):
-    """`tuner.fit()`; raises `Interrupted` when SIGINT or SIGTERM stopped it (Tune saved its state first)."""
+def fit(tuner, watch=None):
+    """`tuner.fit()`; raises `Interrupted` when SIGINT or SIGTERM stopped it (Tune saved its state first), and
+    `StorageFull` when a write ran out of space: one of the driver's (Tune's loop ends there; the last whole
+    snapshot is kept) or a trial's, which `watch` (a `StorageWatch` among the callbacks) saw and stopped the run on."""
+    install_whole_file_uploads()  # a snapshot cut short by a full disk never replaces the previous one
     with _graceful_stop() as received:
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception as exc:
+            if is_storage_full(exc):
+                raise StorageFull(_last_line(exc), saved=False) from exc
+            raise
     if received:
         raise Interrupted(received[0])
+    if watch is not None and watch.full:
+        raise StorageFull(watch.full)
     return results
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
 
 
 @contextmanager

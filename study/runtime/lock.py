@@ -52,7 +52,7 @@ def experiment_lock(experiment: str, command: str, *, create: bool = False, name
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ExperimentInUse(_in_use_message(named or str(path.parent), _holder(fd))) from None
+            raise ExperimentInUse(_in_use_message(named or str(path.parent), _holder(fd), command)) from None
         holder = {"host": socket.gethostname(), "pid": os.getpid(), "command": command,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _write(fd, json.dumps(holder))
@@ -77,7 +77,11 @@ def _holder(fd: int) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _in_use_message(experiment: str, holder: dict | None) -> str:
+def _in_use_message(experiment: str, holder: dict | None, command: str = "study run") -> str:
+    """What `command`, refused, says: who holds the experiment, and what this command can do instead (only
+    `study run` has --name; `study cv` and `study final` work on the experiment they are given)."""
     who = (f"`{holder.get('command')}` (pid {holder.get('pid')} on host {holder.get('host')}, since "
            f"{holder.get('started')})" if holder else "another command")
-    return f"experiment {experiment} is in use by {who}; wait until it ends, or run this one under another --name"
+    instead = ("or run this one under another --name" if command == "study run" else
+               f"then run `{command}` again (it resumes or adds to what is there)")
+    return f"experiment {experiment} is in use by {who}; wait until it ends, {instead}"

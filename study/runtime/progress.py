@@ -48,13 +48,21 @@ def ray_log_to_file(folder: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("ray")
     if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in logger.handlers):
-        handler = logging.FileHandler(path, delay=True)  # written when Ray first logs
+        handler = _LogFile(path, delay=True)  # written when Ray first logs
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
     for handler in logger.handlers:
         if type(handler) is not logging.FileHandler:  # Ray's console handler
             handler.setLevel(logging.ERROR)
     return path
+
+
+class _LogFile(logging.FileHandler):
+    """ray.log. A line that cannot be written (a full disk) is dropped without a word: logging's default prints a
+    traceback per line, hundreds of them, over the one message that says what happened."""
+
+    def handleError(self, record):  # noqa: N802 - logging's name
+        pass
 
 
 def tune_console_output(on: bool) -> None:

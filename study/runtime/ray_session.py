@@ -16,6 +16,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from study.runtime import interruption
 from study.runtime.checkpoint_retention import SupersededCheckpointCleaner
+from study.runtime.raylet_watch import watch_raylet
 from study.vocabulary.errors import UserError
 
 # On a cluster that autoscales, the trials waiting for resources are what make the
@@ -55,6 +56,7 @@ def connect(address: str | None, cpus_per_trial: float = 0, gpus_per_trial: floa
             _loopback_only()
             # "local": a new Ray, never one that `ray start` left running on this machine.
             ray.init(address="local", include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+            watch_raylet()  # its raylet killed: our message and the resume command, not Ray's exit 1
         interruption.keep_sigterm(sigterm)
         warning = secrets_warning(dict(ray.get_runtime_context().runtime_env.get("env_vars") or {}))
         if warning:

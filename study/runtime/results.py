@@ -88,7 +88,7 @@ def tables_from_results(results, factors: Iterable[str]) -> tuple[pd.DataFrame, 
     rows, epoch_frames = [], []
     for result in results:
         trial_id = _trial_id(result)
-        epochs = _epoch_frame(result.metrics_dataframe, trial_id)
+        epochs = epoch_frame(result.metrics_dataframe, trial_id)
         error = "" if result.error is None else one_line(result.error)
         row = trial_row(trial_id, result.config, epochs, result.error is not None, error, factors)
         # The precision and layout the trial computed with (`precision` is what was asked: auto chooses).
@@ -106,7 +106,7 @@ def _trial_id(result) -> str:
     return str(result.path).rstrip("/").rsplit("/", 1)[-1]  # a trial that never reported
 
 
-def _epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
+def epoch_frame(frame: pd.DataFrame | None, trial_id: str) -> pd.DataFrame:
     columns = ["trial_id", *EPOCH_METRICS]
     if frame is None or "epoch" not in frame:
         return pd.DataFrame(columns=columns)

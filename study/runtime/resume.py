@@ -36,7 +36,7 @@ MAX_LISTED = 6
 
 def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, trainable,
                      build_tuner: Callable[[], tune.Tuner], first_record: Callable[[], dict],
-                     start_over: str, error: type[UserError] = UserError) -> tune.Tuner:
+                     start_over: str, error: type[UserError] = UserError, resume_errored: bool = False) -> tune.Tuner:
     """`Tuner.restore(path)` when it holds a run whose recorded plan matches `plan`, else a new Tuner.
 
     `record_file` (in `experiment`) holds the plan under "plan"; a new run writes
@@ -45,6 +45,8 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
     its current value. So does a record or Tune state file that cannot be read, before
     Tune could start the stage over. Both messages end with `start_over`, what the
     user can do instead of resuming (e.g. "start a new study with --name NEW_NAME").
+    `resume_errored`: trials that ended in an error train again from their last checkpoint (stage 2 and final
+    evaluation, whose every training counts; not the search, whose searcher has already been told of the error).
     """
     if tune.Tuner.can_restore(path):
         recorded = _recorded_plan(experiment, record_file, start_over, error)
@@ -58,7 +60,7 @@ def restore_or_build(path: str, experiment: str, record_file: str, plan: dict, t
         keep_tuner_state_whole(path)
         print(f"Resuming {path}")
         try:
-            return tune.Tuner.restore(path, trainable=trainable, resume_errored=False)
+            return tune.Tuner.restore(path, trainable=trainable, resume_errored=resume_errored)
         except (EOFError, pickle.UnpicklingError) as exc:  # Tune's own pickle, the only state it cannot do without
             raise unreadable(f"{path}/tuner.pkl, Ray Tune's record of this run,", exc, start_over, error) from None
     write_json(experiment, record_file, first_record())

@@ -58,11 +58,40 @@ def check_trackers(names: tuple[str, ...]) -> None:
                 f"pip install 'bn-dropout-study[{extra}]' (or in this checkout: pip install -e '.[{extra}]'), "
                 f"or leave out --tracking {name}"
             )
+    if "mlflow" in names:
+        check_mlflow_server(os.environ.get("MLFLOW_TRACKING_URI", ""))
     if "wandb" in names and not _wandb_can_log():
         raise TrackingError(
             "--tracking wandb needs a W&B account or offline mode: run `wandb login`, set WANDB_API_KEY, or set "
             "WANDB_MODE=offline to keep the runs on this machine (upload them later with `wandb sync`)"
         )
+
+
+SERVER_TIMEOUT_S = 10.0  # a tracking server answers in well under a second; MLflow's client retries for minutes
+
+
+def check_mlflow_server(uri: str, timeout_s: float = SERVER_TIMEOUT_S) -> None:
+    """An http(s) MLFLOW_TRACKING_URI answers (any HTTP answer will do), else `TrackingError` within `timeout_s`.
+
+    MLflow's client retries a server that does not answer with back-off for minutes (about 250 s), and each
+    trial's logger would do so again; one request here, with a time limit, finds out before Ray starts."""
+    if not uri.startswith(("http://", "https://")):
+        return  # a local store (sqlite:, file:) or a Databricks profile: nothing to reach
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # the server answered (a proxy's 404, an auth challenge): MLflow reports those itself
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"--tracking mlflow: the tracking server MLFLOW_TRACKING_URI={uri} does not answer ({reason}; waited at "
+            f"most {timeout_s:.0f} s); start it (`mlflow server`), correct the URI, or unset MLFLOW_TRACKING_URI to "
+            "log to EXPERIMENT/mlflow.db"
+        ) from None
 
 
 def _wandb_can_log() -> bool:

@@ -28,6 +28,7 @@ from ray import tune
 from study.vocabulary.config import TrialConfig
 from study.data.device_data import DeviceSplit, load_split
 from study.training.final_eval import train_and_test
+from study.runtime.storage_full import install_whole_file_uploads
 from study.runtime.trainable import replicate_key
 from study.training.loop import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
 
@@ -69,6 +70,7 @@ def train_trial(config: dict, data_dir: str | None = None) -> None:
     After an epoch flagged `diverged` (NaN/inf training loss) it reports that epoch and
     returns: the trial ends normally, before its budget, and the study goes on.
     """
+    install_whole_file_uploads()  # a checkpoint cut short by a full disk never looks whole
     cfg = TrialConfig.from_flat(with_data_dir(config, data_dir))
     state, split = _start_or_resume(cfg)
     while state.epoch < cfg.max_epochs and not state.diverged:
@@ -88,6 +90,7 @@ def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
 
     A diverged epoch ends it as in `train_trial` (that epoch, not validated, is its last report).
     """
+    install_whole_file_uploads()  # a checkpoint cut short by a full disk never looks whole
     cfg = TrialConfig.from_flat(configs[replicate_key(config["config_id"], config["replicate"])])
     state, split = _start_or_resume(cfg)
     while state.epoch < cfg.max_epochs and not state.diverged:
@@ -111,6 +114,7 @@ def train_final_trial(config: dict, data_dir: str | None = None) -> None:
 
     The last report carries `test_loss` and `test_acc` (see `study.training.final_eval`).
     """
+    install_whole_file_uploads()  # a checkpoint cut short by a full disk never looks whole
     cfg = TrialConfig.from_flat(with_data_dir(config, data_dir))
     device = resolve_device(cfg.device)
     _use_assigned_resources(device)

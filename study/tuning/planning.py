@@ -8,6 +8,7 @@ and Ray's start-up. Nothing in this module starts or imports anything heavy.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tempfile
 from dataclasses import asdict, dataclass
@@ -206,12 +207,18 @@ def check_options(options: StudyOptions) -> None:
         value = getattr(options, field_name)
         if value is None:
             continue
-        if isinstance(value, bool) or (whole and int(value) != value) or value < low:
+        # not finite: nan passes every comparison, inf is no count of anything
+        if isinstance(value, bool) or not math.isfinite(value) or (whole and int(value) != value) or value < low:
             kind = "a whole number" if whole else "a number"
             raise StudyError(f"{flag} must be {kind} of at least {low:g}, got {value!r}")
-    if options.reduction_factor is not None and not options.reduction_factor > 1:
+    if options.cpus_per_trial is not None and options.cpus_per_trial == 0:  # Ray would place unboundedly many
+        raise StudyError("--cpus-per-trial must be a number above 0 (each training needs some CPU: e.g. 0.5 or 1), "
+                         f"got {options.cpus_per_trial!r}")
+    if options.reduction_factor is not None and not (options.reduction_factor > 1
+                                                     and math.isfinite(options.reduction_factor)):
         raise StudyError(
-            f"--reduction-factor must be above 1 (ASHA keeps the best 1/F at each rung), got {options.reduction_factor!r}"
+            "--reduction-factor must be above 1 and finite (ASHA keeps the best 1/F at each rung), got "
+            f"{options.reduction_factor!r}"
         )
     check_trackers(options.tracking)
     if options.precision is not None and options.precision not in PRECISIONS:
@@ -261,19 +268,23 @@ def check_storage(storage: str, uri: str) -> None:
 
 
 def _check_remote_storage(storage: str, uri: str) -> None:
-    """Write and delete a probe object, as every node will write there (credentials, bucket, region)."""
-    from study.runtime.results import filesystem_for  # not at import: planning a local study needs no pyarrow
+    """Write and delete a probe object, as every node will write there (credentials, bucket, region), in a child
+    process with a time limit: some stores' clients retry for many minutes where Ctrl-C cannot reach them."""
+    from study.runtime.storage_probe import PROBE_TIMEOUT_S, StorageProbeError, probe_storage
 
     try:
-        fs, root = filesystem_for(uri)
-        fs.create_dir(root, recursive=True)
-        probe = f"{root}/.study-write-check"
-        with fs.open_output_stream(probe) as stream:
-            stream.write(b"")
-        fs.delete_file(probe)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid (an unknown scheme) is a ValueError
+        probe_storage(uri, PROBE_TIMEOUT_S)
+    except StorageProbeError as exc:
+        if exc.timed_out:
+            raise StudyError(
+                f"--storage {storage!r} did not answer a test write in {PROBE_TIMEOUT_S:.0f} s (its client is "
+                "retrying: no credentials it can find, an unreachable endpoint, or a bucket that does not exist); "
+                "check the URI and that this machine has credentials that may write there (for gs://: "
+                "`gcloud auth application-default login` or GOOGLE_APPLICATION_CREDENTIALS; for s3://: `aws sts "
+                "get-caller-identity`, the instance's IAM role), or use a local --storage"
+            ) from None
         raise StudyError(
-            f"--storage {storage!r} cannot be written ({type(exc).__name__}: {str(exc).strip()[:300]}); check the "
+            f"--storage {storage!r} cannot be written ({exc}); check the "
             "URI (s3://BUCKET/PREFIX), that the bucket exists, and that this machine has credentials that may "
             "write there (`aws sts get-caller-identity`, the instance's IAM role)"
         ) from None
@@ -311,6 +322,12 @@ def plan_study(options: StudyOptions) -> StudyPlan:
         confirm_seeds=options.confirm_seeds,
         precision=options.precision,
     )
+    if options.grace_period is not None and options.grace_period >= budget.max_epochs:
+        raise StudyError(
+            f"--grace-period {options.grace_period} is not below the {budget.max_epochs} epochs of a trial "
+            f"({'--max-epochs' if options.max_epochs else f'the {budget.name} budget'}): ASHA could never stop a "
+            f"trial; choose a grace period below {budget.max_epochs}, or more --max-epochs"
+        )
     # Resolve the dataset now: a missing one fails before Ray starts, and workers
     # (which share the driver's filesystem layout) don't each search or download.
     data_dir = str(find_data_dir(options.data_dir))

@@ -32,6 +32,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from study.runtime.progress import StageProgress, tune_console_output
+from study.runtime.storage_watch import StorageWatch
 from study.runtime.tracking import is_tracker
 
 
@@ -85,17 +86,20 @@ def tune_config_of(tuner) -> "tune.TuneConfig":
     return tuner._local_tuner._tune_config
 
 
-def set_callbacks(tuner: tune.Tuner, display: tune.Callback | None, trackers: list | None = None) -> None:
+def set_callbacks(tuner: tune.Tuner, display: tune.Callback | None, trackers: list | None = None) -> StorageWatch:
     """The console output and the trackers of `tuner`'s fit: `display` alone (Tune's own output off:
     verbose 0), or Tune's own (verbose 1) when it is None; `trackers` (`study.runtime.tracking`) log it.
 
     A restored Tuner brings back the run config pickled with it, callbacks and verbosity
     included (`Tuner._local_tuner.get_run_config()`: no public API changes them), so this
     runs for new and restored Tuners alike and replaces the display and trackers a first run pickled.
+    Returns the `StorageWatch` it adds, for `interruption.fit`.
     """
     config = tuner._local_tuner.get_run_config()
     kept = [callback for callback in (config.callbacks or [])
-            if not isinstance(callback, StageProgress) and not is_tracker(callback)]
-    config.callbacks = kept + list(trackers or []) + ([display] if display is not None else [])
+            if not isinstance(callback, (StageProgress, StorageWatch)) and not is_tracker(callback)]
+    watch = StorageWatch()  # a trial that ran out of space stops the stage (study.runtime.storage_full)
+    config.callbacks = kept + [watch] + list(trackers or []) + ([display] if display is not None else [])
     config.verbose = 0 if display is not None else 1
     tune_console_output(on=display is None)
+    return watch

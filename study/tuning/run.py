@@ -11,6 +11,7 @@ the experiment already exists, runs it, and writes the experiment directory.
 from __future__ import annotations
 
 import io
+import sys
 import time
 from dataclasses import asdict
 
@@ -26,6 +27,7 @@ from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime import interruption
 from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
+from study.runtime.lost_results import keep_recorded_rows, lost_trials
 from study.runtime.results import read_text, tables_from_results, write_csv, write_json
 from study.runtime.trainable import train_trial
 from study.runtime.tracking import tracker_callbacks
@@ -133,9 +135,15 @@ def run_study(plan: StudyPlan, verbose: bool = False) -> tuple[str, pd.DataFrame
     )
     follow_moves(tuner, plan)
     display = None if verbose else StageProgress("search", plan.num_samples, plan.budget.max_epochs)
-    ray_private.set_callbacks(tuner, display, tracker_callbacks(options.tracking, uri, "search"))
-    results = interruption.fit(tuner)  # Ctrl-C or SIGTERM: Tune saves its state, no table is written
+    watch = ray_private.set_callbacks(tuner, display, tracker_callbacks(options.tracking, uri, "search"))
+    results = interruption.fit(tuner, watch)  # Ctrl-C, SIGTERM or a full disk: Tune saves its state, no table
     trials, epochs = tables_from_results(results, plan.space.factors)
+    # A trial whose folder was deleted or cut short keeps the rows already written for it (never 'pruned').
+    lost = lost_trials(results, trials, plan.space.factors)
+    trials, epochs, warnings = keep_recorded_rows(trials, epochs, lost, read_text(uri, tables.TRIALS),
+                                                  read_text(uri, tables.EPOCHS))
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     refuse_fewer_rows(uri, len(trials))
     write_csv(plan.experiment_uri, tables.TRIALS, trials)
     write_csv(plan.experiment_uri, tables.EPOCHS, epochs)

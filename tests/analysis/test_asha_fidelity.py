@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.fidelity import asha_fidelity, reduction_factor_of, stratified_tau
+from analysis.fidelity import asha_fidelity, jackknife_interval, reduction_factor_of, stratified_tau
 
 MAX_EPOCHS, RUNG = 4, 1
 
@@ -99,3 +99,28 @@ def test_the_recorded_reduction_factor_sets_the_cutoff_and_is_read_from_study_js
     assert load_experiment(tmp_path).reduction_factor == 3.0
     (tmp_path / "study.json").write_text('{"plan": {}}')
     assert load_experiment(tmp_path).reduction_factor is None
+
+
+@pytest.mark.parametrize("per_cell,ties", [(2, False), (7, True), (25, True), (40, False)])
+def test_the_fast_jackknife_is_the_jackknife_by_its_definition(per_cell, ties):
+    # Each trial removed and tau recounted over all pairs (O(n^3), what the analysis ran before) against the
+    # analysis' own, from one pass over the pairs: the same interval, ties and cells of one trial included.
+    from benchmarks.analysis_scale import fidelity_groups, jackknife_by_definition
+
+    groups = fidelity_groups(5, per_cell, seed=per_cell, ties=ties) + [(np.array([0.8]), np.array([0.9]))]
+    tau = stratified_tau(groups)
+    fast, slow = jackknife_interval(groups, tau), jackknife_by_definition(groups, tau)
+    assert math.isfinite(fast[0]) and fast[0] < tau < fast[1]
+    assert fast == pytest.approx(slow, abs=1e-12)
+
+
+def test_the_jackknife_of_a_large_study_takes_a_second_not_hours():
+    import time
+
+    groups = [(np.round(x, 2), y) for x, y in
+              ((np.random.default_rng(c).normal(size=3000), np.random.default_rng(c + 99).normal(size=3000))
+               for c in range(4))]
+    start = time.perf_counter()
+    low, high = jackknife_interval(groups, stratified_tau(groups))
+    assert time.perf_counter() - start < 20  # about 1 s idle; by its definition, days
+    assert low < 0 < high

@@ -35,3 +35,22 @@ def test_the_best_cells_are_drawn_and_tables_without_curves_are_skipped(tmp_path
     assert dict(matplotlib.rcParams) == style  # Optuna's ggplot style stays inside its own figures
     assert sorted(files) == sorted(f"optuna_{kind}_{k}" for kind in ("curves", "nuisance") for k in (1, 2))
     assert all(path.stat().st_size > 1000 for path in files.values())
+
+
+def test_a_cell_of_thousands_is_drawn_from_an_even_sample_and_says_so(tmp_path, monkeypatch):
+    # Optuna's curves view gives every trial a legend entry: 8,000 of them took minutes to draw.
+    from analysis.plots import optuna_views
+
+    monkeypatch.setattr(optuna_views, "MAX_VIEW_TRIALS", 60)
+    trials = make_trials(2, n_per_cell=70, pruned=30)
+    ranked = list(trials["cell"].unique())
+    info = optuna_views_info(trials, make_epochs(trials), ranked)
+    study = info.studies[ranked[0]]
+    assert len(study.trials) == 60  # of the cell's 100, evenly spaced in trial order
+    assert {t.state.name for t in study.trials} == {"COMPLETE", "PRUNED"}
+    shown = optuna_views.thinned(study, optuna_views.MAX_CURVES)
+    assert len(shown.trials) == optuna_views.MAX_CURVES
+    assert [t.number for t in shown.trials] == list(range(optuna_views.MAX_CURVES))
+    assert optuna_views.thinned(shown, optuna_views.MAX_CURVES) is shown
+    files = plot_optuna_views(info, tmp_path)
+    assert files["optuna_curves_1"].stat().st_size > 1000

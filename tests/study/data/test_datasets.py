@@ -200,3 +200,21 @@ def test_the_probed_mirror_is_torchvisions():
     from torchvision.datasets import FashionMNIST
 
     assert FashionMNIST.mirrors[0] == datasets.FASHION_MNIST_MIRROR
+
+
+def test_a_plain_and_a_gzipped_copy_that_differ_are_refused_naming_both(tmp_path):
+    # The plain file was used without a word; which of two datasets was meant is not ours to guess.
+    import gzip
+    import shutil
+
+    d = write_fake_fashion_mnist(tmp_path / "d", n_train=20, n_test=10)
+    images = d / "train-images-idx3-ubyte"
+    other = write_fake_fashion_mnist(tmp_path / "other", n_train=20, n_test=10, seed=5)
+    with open(other / "train-images-idx3-ubyte", "rb") as source, gzip.open(f"{images}.gz", "wb") as packed:
+        shutil.copyfileobj(source, packed)
+    with pytest.raises(IdxFormatError) as caught:
+        load_arrays(d, "train")
+    assert str(images) in str(caught.value) and f"{images}.gz" in str(caught.value) and "different data" in str(caught.value)
+    with open(images, "rb") as source, gzip.open(f"{images}.gz", "wb") as packed:  # the same data twice: fine
+        shutil.copyfileobj(source, packed)
+    assert len(load_arrays(d, "train")[0]) == 20

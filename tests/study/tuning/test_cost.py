@@ -73,11 +73,13 @@ def test_the_wall_time_is_the_work_over_the_rates_and_the_concurrency(smoke_plan
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(fake_data_dir, tmp_path, capsys):
-    argv = ["run", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", str(tmp_path), "--dry-run"]
+    argv = ["run", "--space", "bn_dropout", "--budget", "smoke", "--data-dir", str(fake_data_dir), "--storage", str(tmp_path),
+            "--dry-run"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "Plan: 25 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
+    assert "Plan: 12 cells" in out and "Estimated wall time:" in out and "measured on this machine" in out
     assert "native bf16 instructions: " in out and "Resolution: with 2 seeds a cell" in out
+    assert "2 probes at once as the trials will run" in out  # smoke: 1 CPU a trial, 2 at once on 2 cores
     assert list(tmp_path.iterdir()) == []  # no experiment directory, no lock, no Ray
 
 

@@ -1,0 +1,90 @@
+"""The embedded Ray's raylet killed mid-search: the command ends with its own message and the resume command (it
+ended 14 s later with exit 1, Ray's log dump and ActorDiedError tracebacks), and that command resumes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from study.runtime.raylet_watch import EXIT_CODE, raylet_message
+
+
+# Two cells, small networks, an lr range where no trial diverges (as tests/conftest.py's TWO_CELL_SPACE).
+TWO_CELLS = """
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.01, high: 0.2, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
+
+def _descendants(pid: int) -> list[int]:
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _raylet_of(pid: int) -> int | None:
+    for child in _descendants(pid):
+        try:
+            with open(f"/proc/{child}/comm") as comm:
+                if comm.read().strip() == "raylet":
+                    return child
+        except OSError:
+            pass
+    return None
+
+
+def test_the_message_names_the_raylet_and_the_resume_command():
+    text = raylet_message(123, -9, ["run", "--name", "my study"])
+    assert "raylet, pid 123" in text and "killed by signal 9" in text
+    assert text.endswith("Resume with the same command:\n  study run --name 'my study'")
+
+
+def test_a_killed_raylet_ends_the_search_with_the_resume_command_and_it_resumes(tmp_path, fake_data_dir):
+    space = tmp_path / "two_cells.yaml"
+    space.write_text(TWO_CELLS)
+    argv = ["run", "--budget", "smoke", "--space", str(space), "--num-samples", "8", "--data-dir", str(fake_data_dir),
+            "--storage", str(tmp_path / "e"), "--name", "a", "--no-analyze"]
+    process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:  # a trial under way: the search is running
+            if list((tmp_path / "e" / "a").glob("train_trial_*")):
+                break
+            time.sleep(0.2)
+        raylet = _raylet_of(process.pid)
+        assert raylet is not None and process.poll() is None
+        os.kill(raylet, signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == EXIT_CODE, err[-3000:]
+    assert time.monotonic() - killed < 15
+    text = " ".join(err.split())
+    assert f"raylet, pid {raylet}) ended unexpectedly (killed by signal 9" in text and "this is a bug" not in text
+    assert err.rstrip().endswith("study " + " ".join(argv))
+
+    again = subprocess.run([sys.executable, "-m", "study", *argv], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "e" / "a" / "trials.csv")) == 8
