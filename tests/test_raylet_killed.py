@@ -10,6 +10,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from study.runtime.raylet_watch import EXIT_CODE, raylet_message
 
@@ -57,6 +58,7 @@ def test_the_message_names_the_raylet_and_the_resume_command():
     assert text.endswith("Resume with the same command:\n  study run --name 'my study'")
 
 
+@pytest.mark.faults
 def test_a_killed_raylet_ends_the_search_with_the_resume_command_and_it_resumes(tmp_path, fake_data_dir):
     space = tmp_path / "two_cells.yaml"
     space.write_text(TWO_CELLS)

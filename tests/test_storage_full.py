@@ -161,6 +161,7 @@ def _space(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.faults
 def test_a_full_disk_stops_the_search_and_stage_two_cleanly_and_both_resume(small_disk, fake_data_dir, tmp_path):
     disk, grow = small_disk
     argv = ["run", "--budget", "smoke", "--space", str(_space(tmp_path)), "--num-samples", "8", "--data-dir",
