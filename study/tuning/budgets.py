@@ -1,7 +1,8 @@
 """Budget presets: how much data, how many epochs and trials a study spends.
 
 `smoke` is for tests (seconds, on tiny synthetic files), `quick` for the README
-command on a 2-core CPU machine (search and stage 2 in about 4 minutes when idle), `full` for a
+command on a 2-core CPU machine (the default space's search, stage 2 and report in about 3 minutes when
+idle, with bf16), `full` for a
 GPU cluster. Every field can be overridden from the command line.
 """
 
@@ -43,9 +44,12 @@ BUDGETS = {
     # 4 space-filling trials per cell select its best configuration (the best of 4 qmc draws lies within
     # 0.16 decades of any lr in the default range), 5 seeds confirm it. Seeds are sized by the claim table:
     # a claim comparing two cells decides differences above 2.5 seed-to-seed sds with 5 seeds (1.7 pp at
-    # the 0.7 pp spread measured at this budget), 4.7 with 3 (3.3 pp), 1.7 with 8 (1.2 pp, for 1.6x stage
-    # 2's time; `analysis.resolution.claim_half_width`); on the simulated default space 5 seeds found a
-    # planted 1 pp advantage of BN-before-Dropout in 30 of 30 studies, 3 seeds in 5 of 30.
+    # the 0.7 pp spread measured at this budget), 4.7 with 3, 1.7 with 8 (`analysis.resolution.
+    # claim_half_width`). On the simulated default space at that spread, a planted 2 pp advantage of BN
+    # before Dropout was supported in 2 of 30 studies with 3 seeds, 13 of 30 with 5 and 29 of 30 with 8;
+    # 5 is the most that keeps the README command within 10 minutes on a 2-core CPU without bf16 (the
+    # default space's 25 cells: 2 min 45 s on an idle AMD EPYC with bf16, search and stage 2 in 4 min 50 s
+    # there in fp32).
     "quick": Budget(
         name="quick", samples_per_cell=4, max_epochs=4, train_size=1500, val_size=1000, batch_size=64,
         grace_period=2, reduction_factor=2, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=5,
