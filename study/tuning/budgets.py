@@ -1,9 +1,9 @@
 """Budget presets: how much data, how many epochs and trials a study spends.
 
 `smoke` is for tests (seconds, on tiny synthetic files), `quick` for the README
-command on a 2-core CPU machine (the default space's search, stage 2 and report in about 3 minutes when
-idle, with bf16), `full` for a
-GPU cluster. Every field can be overridden from the command line.
+command on a 2-core CPU machine (the default space's search, stage 2 and report in
+about 3 minutes when idle, with bf16), `full` for a GPU cluster. Every field can be
+overridden from the command line.
 """
 
 from __future__ import annotations
