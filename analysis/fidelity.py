@@ -149,7 +149,11 @@ def jackknife_interval(groups: list[tuple[np.ndarray, np.ndarray]], tau: float) 
         rest = pairs - (len(x) - 1)
         if rest > 0:
             leave_one_out.append((total - c) / rest)
-    values = np.concatenate(leave_one_out) if leave_one_out else np.array([])
+    return interval_from_leave_one_out(tau, np.concatenate(leave_one_out) if leave_one_out else np.array([]))
+
+
+def interval_from_leave_one_out(tau: float, values: np.ndarray) -> tuple[float, float]:
+    """The 95% t interval of `tau` from its delete-one values' jackknife standard error, within [-1, 1]."""
     n = len(values)
     if n < 3 or not math.isfinite(tau):
         return math.nan, math.nan

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.fidelity import jackknife_interval, stratified_tau
-from analysis import stats
+from analysis.fidelity import interval_from_leave_one_out, jackknife_interval, stratified_tau
+from study.vocabulary.machine import cpu_name
 
 GOAL_S, GOAL_MB = 60.0, 2048.0  # the issue's bound for 100,000 trials on 2 cores
 FULL_SHAPE = dict(max_epochs=30, grace_period=3, reduction_factor=3)
@@ -50,13 +50,7 @@ def jackknife_by_definition(groups, tau: float) -> tuple[float, float]:
         for i in range(len(x)):
             rest = [(np.delete(x, i), np.delete(y, i)) if h == g else other for h, other in enumerate(groups)]
             leave_one_out.append(_tau_by_pairs(rest))
-    values = np.array([v for v in leave_one_out if math.isfinite(v)])
-    n = len(values)
-    if n < 3 or not math.isfinite(tau):
-        return math.nan, math.nan
-    se = math.sqrt((n - 1) / n * float(((values - values.mean()) ** 2).sum()))
-    iv = stats.interval_from_se(tau, se, n - 1)
-    return max(-1.0, iv.low), min(1.0, iv.high)
+    return interval_from_leave_one_out(tau, np.array([v for v in leave_one_out if math.isfinite(v)]))
 
 
 def _tau_by_pairs(groups) -> float:
@@ -234,7 +228,7 @@ def main(argv=None) -> int:
                         help="full-budget trials per cell (12 cells) for the jackknife baseline")
     args = parser.parse_args(argv)
     shape = QUICK_SHAPE if args.quick_shape else FULL_SHAPE
-    print(f"CPU: {_cpu()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
     print("\nBaseline in this run: the delete-one jackknife by its definition against the analysis' own")
     print(f"{'trials':>8} {'definition s':>13} {'analysis s':>11} {'speedup':>9} {'max |diff|':>11}")
     for per_cell in args.baseline_sizes:
@@ -261,17 +255,6 @@ def main(argv=None) -> int:
             ok &= n < 100_000 or (seconds < GOAL_S and mb < GOAL_MB)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     return 0 if ok else 1
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from study.vocabulary.machine import cpu_name
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -32,22 +34,11 @@ class Measured:
 
 def machine() -> str:
     """One line naming the hardware: the GPU when the benchmark uses one, else the CPU."""
-    cpu = _cpu_name()
+    cpu = cpu_name()
     line = f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     if torch.cuda.is_available():
         line = f"{torch.cuda.get_device_name(0)}; host {line}"
     return line
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def versions() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,14 @@ nuisance:
   lr: {low: 0.01, high: 0.2, log: true}
 fixed: {model: small, dropout: fc, p_fc: 0.2}
 """
+
+
+@pytest.fixture
+def two_cell_space(tmp_path) -> Path:
+    """TWO_CELL_SPACE as a space file of the test's own."""
+    path = tmp_path / "two_cells.yaml"
+    path.write_text(TWO_CELL_SPACE)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,6 @@ import pytest
 from study.runtime.raylet_watch import EXIT_CODE, raylet_message
 
 
-# Two cells, small networks, an lr range where no trial diverges (as tests/conftest.py's TWO_CELL_SPACE).
-TWO_CELLS = """
-scientific:
-  bn: [none, pre_act]
-nuisance:
-  lr: {low: 0.01, high: 0.2, log: true}
-fixed: {model: small, dropout: fc, p_fc: 0.2}
-"""
 
 def _descendants(pid: int) -> list[int]:
     children = {}
@@ -59,10 +51,8 @@ def test_the_message_names_the_raylet_and_the_resume_command():
 
 
 @pytest.mark.faults
-def test_a_killed_raylet_ends_the_search_with_the_resume_command_and_it_resumes(tmp_path, fake_data_dir):
-    space = tmp_path / "two_cells.yaml"
-    space.write_text(TWO_CELLS)
-    argv = ["run", "--budget", "smoke", "--space", str(space), "--num-samples", "8", "--data-dir", str(fake_data_dir),
+def test_a_killed_raylet_ends_the_search_with_the_resume_command_and_it_resumes(tmp_path, fake_data_dir, two_cell_space):
+    argv = ["run", "--budget", "smoke", "--space", str(two_cell_space), "--num-samples", "8", "--data-dir", str(fake_data_dir),
             "--storage", str(tmp_path / "e"), "--name", "a", "--no-analyze"]
     process = subprocess.Popen([sys.executable, "-m", "study", *argv], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)

@@ -24,14 +24,6 @@ from study.runtime.storage_full import StorageFull, is_storage_full, whole_file_
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 
 
-# Two cells, small networks, an lr range where no trial diverges (as tests/conftest.py's TWO_CELL_SPACE).
-TWO_CELLS = """
-scientific:
-  bn: [none, pre_act]
-nuisance:
-  lr: {low: 0.01, high: 0.2, log: true}
-fixed: {model: small, dropout: fc, p_fc: 0.2}
-"""
 
 def test_a_copy_cut_short_leaves_the_previous_file_whole(tmp_path):
     destination = tmp_path / "experiment"
@@ -155,16 +147,11 @@ def _whole_state(experiment: Path) -> None:
         json.loads(path.read_text())
 
 
-def _space(tmp_path: Path) -> Path:
-    path = tmp_path / "two_cells.yaml"
-    path.write_text(TWO_CELLS)
-    return path
-
-
 @pytest.mark.faults
-def test_a_full_disk_stops_the_search_and_stage_two_cleanly_and_both_resume(small_disk, fake_data_dir, tmp_path):
+def test_a_full_disk_stops_the_search_and_stage_two_cleanly_and_both_resume(small_disk, fake_data_dir, tmp_path,
+                                                                            two_cell_space):
     disk, grow = small_disk
-    argv = ["run", "--budget", "smoke", "--space", str(_space(tmp_path)), "--num-samples", "8", "--data-dir",
+    argv = ["run", "--budget", "smoke", "--space", str(two_cell_space), "--num-samples", "8", "--data-dir",
             str(fake_data_dir), "--storage", str(disk), "--name", "a", "--no-analyze"]
     experiment = disk / "a"
 

@@ -22,12 +22,12 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from study.data.device_data import normalize
+from study.vocabulary.machine import cpu_has_bf16
 from study.training.models import build_model
 from study.vocabulary.config import TrialConfig
 
@@ -65,26 +65,11 @@ class Numerics:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
 
-def cpu_name() -> str:
-    """The processor's model name, as /proc/cpuinfo gives it ("unknown CPU" elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 in hardware (a CPU's avx512_bf16 or amx_bf16 instructions)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no way to tell, so no bf16 on the CPU
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu_has_bf16()
 
 
 def candidates(precision: str, device: torch.device) -> list[Numerics]:

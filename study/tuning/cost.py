@@ -232,9 +232,9 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
         text += ("\nThis budget gives each trial a GPU share and this machine has no GPU: the estimate is for its "
                  "CPUs, as with --gpus-per-trial 0. --gpus N estimates N GPUs from the GPU check's rates.")
     if device == "cpu":
-        from study.training.numerics import cpu_name, native_bf16
+        from study.vocabulary.machine import cpu_has_bf16, cpu_name
 
-        bf16 = native_bf16(torch.device("cpu"))
+        bf16 = cpu_has_bf16()
         text += (f"\nThis CPU: {cpu_name()}, {os.cpu_count()} cores, native bf16 instructions: {'yes' if bf16 else 'no'} "
                  f"(precision {budget.precision}: the rates above use what it picks here); the estimate is for this "
                  "kind of processor, so run --dry-run on the machine that will run the study.")
