@@ -45,7 +45,7 @@ from analysis.design import Design, cell_table
 from analysis.effects import NESTED, group_weights
 from analysis.results import BestCellEvidence, Claim, GroupEvidence, Mechanism
 from analysis.text import SEARCH_ONLY, is_accuracy
-from analysis.ranking import SEARCH, Ranking
+from analysis.ranking import SEARCH, Ranking, rank_cells
 from search_spaces.claims import ACCURACY, ClaimSpec, shipped_claims
 from study.vocabulary.config import TrialConfig
 
@@ -87,8 +87,6 @@ def decide_claim(spec: ClaimSpec | str, design: Design, ranking: Ranking | None 
     if isinstance(spec, str):
         spec = next(c for c in shipped_claims() if c.id == spec)
     if spec.kind == "best" and ranking is None:
-        from analysis.ranking import rank_cells
-
         ranking = rank_cells(design, "replicates")
     if spec.kind == "shift_slope" and mechanism_summary is None:
         mechanism_summary = mechanism.summarise_mechanism(design, "replicates")
