@@ -125,3 +125,21 @@ def test_the_checks_catch_a_lazy_upward_import_and_a_cycle(tmp_path):
     graph = {"study.tuning": {"study.runtime"}, "study.runtime": {"study.tuning"}, "analysis": {"study.cli"}}
     assert find_cycle(graph) == ["study.runtime", "study.tuning", "study.runtime"]
     assert upward_imports(graph) == ["analysis (layer 3) imports study.cli (layer 6)"]
+
+
+def module_graph() -> dict[str, set[str]]:
+    """module -> the project's modules it imports (lazy imports included). A package's `__init__` re-exports
+    its modules, so `from analysis import stats` is an edge to `analysis.stats`, never to the package."""
+    paths = {".".join(p.relative_to(ROOT).with_suffix("").parts): p
+             for package in ("study", "search_spaces", "analysis") for p in (ROOT / package).rglob("*.py")}
+    modules = {name for name in paths if not name.endswith(".__init__")}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        graph[name] = {target for target in imported_modules(paths[name]) if target in modules and target != name}
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    """Inside a room too: a circle of modules (often through a lazy import) is one idea spread over them."""
+    cycle = find_cycle(module_graph())
+    assert cycle is None, "module import cycle: " + " -> ".join(cycle)

@@ -62,7 +62,8 @@ from study.retraining.common import (
     training_config,
 )
 from study.retraining.selection import pick_configs
-from study.runtime.trainable import replicate_key, train_cv_trial
+from study.runtime.trainable import train_cv_trial
+from study.vocabulary.replicate_sets import replicate_key
 from study.runtime.progress import StageProgress
 from study.runtime.tracking import check_trackers
 from study.runtime.ray_session import connect

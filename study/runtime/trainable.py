@@ -19,11 +19,6 @@ def train_trial(config: dict, data_dir: str | None = None) -> None:
     trial_worker.train_trial(config, data_dir)
 
 
-def replicate_key(config_id: str, replicate: int) -> str:
-    """How `train_cv_trial`'s `configs` name one stage-2 training: a configuration and its replicate."""
-    return f"{config_id}/{replicate}"
-
-
 def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
     from study.runtime import trial_worker
 

@@ -29,7 +29,7 @@ from study.vocabulary.config import TrialConfig
 from study.data.device_data import DeviceSplit, load_split
 from study.training.final_eval import train_and_test
 from study.runtime.storage_full import install_whole_file_uploads
-from study.runtime.trainable import replicate_key
+from study.vocabulary.replicate_sets import replicate_key
 from study.training.loop import TrainingState, resolve_device, run_epoch, start_training, steps_per_epoch
 
 CHECKPOINT_FILE = "state.pt"
@@ -82,7 +82,7 @@ def train_cv_trial(config: dict, configs: dict[str, dict]) -> None:
 
     Tune's config holds only `config_id` and `replicate` (short trial names, small
     state); `configs`, passed with `tune.with_parameters`, maps
-    `study.runtime.trainable.replicate_key(config_id, replicate)` to the training's flat
+    `study.vocabulary.replicate_sets.replicate_key(config_id, replicate)` to the training's flat
     config (its seed or its fold set). The score is val_acc after the last epoch and
     nothing is chosen per epoch, so the validation images (12,000 in a fold of 5,
     more than the quick budget's 1,500-image training subset) are evaluated once

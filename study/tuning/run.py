@@ -22,7 +22,8 @@ from ray import tune
 from study.tuning.cell_scheduler import CellScheduler
 from study.tuning import ray_private
 from study.tuning.cell_search import CellSearcher
-from study.tuning.state_files import RUNGS_FILE, check_before_resume, fetch_journals
+from study.tuning.resume_check import check_before_resume
+from study.tuning.state_files import RUNGS_FILE, fetch_journals
 from study.tuning.planning import METRIC, MODE, StudyError, StudyPlan
 from study.runtime import interruption
 from study.runtime.progress import StageProgress

@@ -7,9 +7,9 @@ copy of each cell's Optuna journal) and the ASHA rungs (`CellScheduler`,
 can hold wrong numbers but never runs code. (Ray's own files, ``tuner.pkl`` and the
 search generator's state, are Ray's pickles: trusted input, as README says.)
 
-`check_before_resume` reads both before `Tuner.restore`, so a broken file stops the
-command with one paragraph that names it and says how to recover, instead of a
-restore that fails half-way or starts the experiment over.
+`study.tuning.resume_check.check_before_resume` reads both before `Tuner.restore`, so
+a broken file stops the command with one paragraph that names it and says how to
+recover, instead of a restore that fails half-way or starts the experiment over.
 
 The searcher's checkpoint holds the journals and the rungs as they were when Tune
 saved the experiment, and a resume puts both back before Tune replays what came
@@ -77,25 +77,6 @@ def newest_searcher_state(experiment: str | Path) -> str | None:
     """The file `Tuner.restore` gives the searcher: Tune picks the greatest name."""
     names = files_in(str(experiment), SEARCHER_FILE_PATTERN.format("*"))
     return f"{experiment}/{names[-1]}" if names else None
-
-
-def check_before_resume(experiment: str | Path, journal_dir: str | Path) -> None:
-    """Read the searcher state and the ASHA rungs; raise `StateFileError` if one is broken."""
-    from study.tuning.cell_scheduler import read_rungs
-    from study.tuning.cell_search import read_searcher_state
-
-    searcher_state = newest_searcher_state(experiment)
-    if searcher_state is not None:
-        read_searcher_state(searcher_state)
-    elif files_in(str(experiment), "searcher-state-*.pkl"):
-        raise StateFileError(
-            f"experiment {experiment} was written by an earlier version of the tool, which kept the searcher's "
-            "state as a pickle; this version does not load pickles of its own state (one could run code). Start "
-            "a new study with --name NEW_NAME; the old one's tables stay readable by `study analyze`."
-        )
-    rungs = Path(journal_dir) / RUNGS_FILE
-    if rungs.is_file():
-        read_rungs(rungs)
 
 
 def publish_journals(files: dict[str, str], checkpoint_dir: str | Path) -> None:

@@ -83,3 +83,8 @@ def check_set_name(name: str) -> str:
 def _count(pattern: str, words: str) -> int | None:
     found = re.search(pattern, words)
     return int(found.group(1)) if found else None
+
+
+def replicate_key(config_id: str, replicate: int) -> str:
+    """How a stage-2 run's `configs` name one training: a configuration and its replicate."""
+    return f"{config_id}/{replicate}"

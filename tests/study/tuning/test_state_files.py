@@ -7,7 +7,8 @@ import pickle
 import pytest
 
 from study.tuning.cell_scheduler import CellScheduler
-from study.tuning.state_files import RUNGS_FILE, StateFileError, check_before_resume, fetch_journals
+from study.tuning.resume_check import check_before_resume
+from study.tuning.state_files import RUNGS_FILE, StateFileError, fetch_journals
 from study.vocabulary.errors import UserError
 from test_cell_search import _run, _searcher
 
