@@ -15,12 +15,11 @@ import pandas as pd
 from analysis.design import Design
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Counts
+from study.vocabulary.factors import LOG_SCALE_NUISANCE, RANGED_NUISANCE
 
 MIN_TRIALS = 3
 FAILED_FRACTION = 0.10
 EDGE_FRACTION = 0.10  # of the range's width, in log space for log-scale ranges
-NUMERIC_NUISANCE = ("lr", "weight_decay", "momentum")
-LOG_SCALE = ("lr", "weight_decay")
 
 
 def status_warnings(counts: Counts, budget: int, rows: str = "trials") -> list[str]:
@@ -80,7 +79,7 @@ def nuisance_edges(trials: pd.DataFrame, design: Design, search_ranges: dict | N
     """Best trial of a cell with a nuisance value within 10% of its range's edge."""
     out = []
     best = design.trials.set_index("trial_id").loc[design.cells["best_trial_id"]]
-    for name in NUMERIC_NUISANCE:
+    for name in RANGED_NUISANCE:
         if name not in trials or trials[name].nunique() < 2:
             continue
         known = (search_ranges or {}).get(name)
@@ -90,7 +89,7 @@ def nuisance_edges(trials: pd.DataFrame, design: Design, search_ranges: dict | N
         else:
             values = trials[name].dropna()
             lo, hi = float(values.min()), float(values.max())
-            log = name in LOG_SCALE and lo > 0
+            log = name in LOG_SCALE_NUISANCE and lo > 0
             where = "range of values tried"
         if not hi > lo or (log and lo <= 0):
             continue

@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis.design import Design, value_label
 from analysis.results import Importance
-from study.vocabulary.factors import NUISANCE
+from study.vocabulary.factors import LOG_SCALE_NUISANCE, NUISANCE
 
 METHOD = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator): top 10% of full-budget trials against all, normalised to sum to 1"
 MIN_TRIALS = 20
@@ -27,7 +27,6 @@ MIN_TRIALS = 20
 # 0.03 of the exact ones (tests/analysis/test_importance.py).
 MAX_TRIALS = 5_000
 SAMPLED = "; {m} of the {n} trials, evenly spaced in score order"
-LOG_SCALE = ("lr", "weight_decay")
 
 
 def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | None]:
@@ -52,7 +51,7 @@ def hyperparameter_importance(design: Design) -> tuple[Importance | None, str | 
         column = df[name]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
             lo, hi = float(column.min()), float(column.max())
-            log = name in LOG_SCALE and lo > 0
+            log = name in LOG_SCALE_NUISANCE and lo > 0
             params[name] = (FloatDistribution(lo, hi, log=log), column.astype(float).to_numpy())
         else:
             labels = column.map(value_label)

@@ -54,11 +54,12 @@ from search_spaces.claims import CLAIMS_FILE, ClaimSpec, cells_used, check_claim
 from search_spaces.limits import check_expansion, check_file_size
 from study.vocabulary.config import METADATA_KEYS, ConfigError, TrialConfig
 from study.vocabulary.errors import UserError
-from study.vocabulary.factors import CATEGORICAL_VALUES, NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors
+from study.vocabulary.factors import (
+    CATEGORICAL_VALUES, NUISANCE, RANGED_NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors,
+)
 
 SPACES_DIR = Path(__file__).parent
-# Hyperparameters that may be tuned over a range (nuisance).
-RANGED = ("lr", "weight_decay", "momentum")
+RANGED = RANGED_NUISANCE  # hyperparameters that may be tuned over a range
 # Scientific factors that may be continuous (a range sampled inside each cell).
 CONTINUOUS = ("p_conv", "p_fc")
 TOP_LEVEL_KEYS = ("description", "scientific", "cells", "nuisance", "fixed", "early_stopping", "claims")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.plots.common import DPI
+from study.vocabulary.factors import LOG_SCALE_NUISANCE
 
 TUNED = ("lr", "weight_decay", "momentum")
 MAX_CELLS = 2  # the best cells of the search
@@ -53,7 +54,8 @@ def cell_study(trials: pd.DataFrame, epochs: pd.DataFrame, cell: str, params: li
     curves = own.pivot_table(index="trial_id", columns="epoch", values="val_acc", aggfunc="last")
     distributions = {}
     for name in params:
-        low, high, log = (ranges or {}).get(name, (float(trials[name].min()), float(trials[name].max()), name != "momentum"))
+        low, high, log = (ranges or {}).get(
+            name, (float(trials[name].min()), float(trials[name].max()), name in LOG_SCALE_NUISANCE))
         distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
     # Rows of the pivot by position: a label lookup per trial costs seconds in a cell of thousands.
     row_of = {trial_id: i for i, trial_id in enumerate(curves.index)}

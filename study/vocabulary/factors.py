@@ -41,6 +41,10 @@ NUM_CLASSES = 10  # FashionMNIST
 
 # Nuisance hyperparameters: tuned inside a cell, never compared across cells.
 NUISANCE = ("lr", "weight_decay", "momentum", "optimizer", "schedule")
+# The ones a space may tune over a range, and those read on a log scale where an experiment does not record
+# its ranges (study.json does: `space.nuisance`): learning rate and weight decay span decades, momentum not.
+RANGED_NUISANCE = ("lr", "weight_decay", "momentum")
+LOG_SCALE_NUISANCE = ("lr", "weight_decay")
 
 # Per-epoch metrics reported by every trial.
 EPOCH_METRICS = (
