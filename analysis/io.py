@@ -22,11 +22,11 @@ from search_spaces.claims import ClaimSpec, parse_claims
 from study.vocabulary import replicate_sets, tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
-    CONV_DROPOUT,
     RATE_FACTORS,
     RATE_LAYER,
     SCIENTIFIC_FACTORS,
     STATUSES,
+    canonical_values,
     cell_name,
     is_diverged,
 )
@@ -332,16 +332,13 @@ def validate_factors(table: str, df: pd.DataFrame) -> pd.DataFrame:
                 raise AnalysisError(
                     f"{table} column {rate!r} has values outside [0, 1): {_quote(bad.unique())}; drop rates are probabilities"
                 )
-    # Normalise as study.vocabulary.factors.normalise_factors does, column-wise: equal networks, one cell.
+    # Equal networks, one cell: the vocabulary's rule, applied per placement (a dozen at most) to the columns there are.
     if "bn" in df.columns and "dropout" in df.columns:
-        if "order" in df.columns:
-            irrelevant = (df["bn"] == "none") | ~df["dropout"].isin(CONV_DROPOUT)
-            df.loc[irrelevant, "order"] = "bn_first"
-        if "dropout_kind" in df.columns:
-            df.loc[df["dropout"] == "none", "dropout_kind"] = "bernoulli"
-        for rate, layers in RATE_LAYER.items():
-            if rate in df.columns:
-                df.loc[~df["dropout"].isin(layers), rate] = 0.0
+        for bn, dropout in df[["bn", "dropout"]].drop_duplicates().itertuples(index=False):
+            rows = (df["bn"] == bn) & (df["dropout"] == dropout)
+            for factor, value in canonical_values(bn, dropout).items():
+                if factor in df.columns:
+                    df.loc[rows, factor] = value
     return df
 
 

@@ -107,11 +107,19 @@ def normalise_factors(factors: dict[str, Any]) -> dict[str, Any]:
     only where there is Dropout, and a drop rate only where its Dropout layer exists.
     """
     out = dict(factors)
-    bn = out.get("bn", "none")
-    dropout = out.get("dropout", "none")
+    for factor, value in canonical_values(out.get("bn", "none"), out.get("dropout", "none")).items():
+        if factor != "dropout_kind" or factor in out:  # a table without Dropout kinds gains no column
+            out[factor] = value
+    return out
+
+
+def canonical_values(bn: str, dropout: str) -> dict[str, Any]:
+    """The factors that cannot matter for a network with this BN and Dropout placement, at the value every such
+    network is recorded with: the one rule `normalise_factors` (a dict) and the analysis (a table) apply."""
+    out: dict[str, Any] = {}
     if bn == "none" or dropout not in CONV_DROPOUT:
         out["order"] = "bn_first"
-    if dropout == "none" and "dropout_kind" in out:
+    if dropout == "none":
         out["dropout_kind"] = "bernoulli"
     for rate, layer in RATE_LAYER.items():
         if dropout not in layer:
