@@ -170,7 +170,7 @@ def training_config(row: Mapping, shared: Mapping, **settings: Any) -> dict:
 def config_columns(flat: Mapping) -> dict:
     """cell, the scientific factors (normalised), nuisance values and recorded settings of a config."""
     cfg = TrialConfig.from_flat(dict(flat))
-    values = {**cfg.to_flat(), **vars(cfg.model.normalised())}
+    values = cfg.to_row()
     out = {"cell": flat["cell"]}
     if "experiment" in flat:
         out["experiment"] = flat["experiment"]

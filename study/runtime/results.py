@@ -38,7 +38,7 @@ def trial_row(
     `max_epochs` epochs and `pruned` when the scheduler stopped it earlier.
     """
     cfg = TrialConfig.from_flat(config)
-    flat = {**cfg.to_flat(), **vars(cfg.model.normalised())}
+    flat = cfg.to_row()
     row: dict[str, Any] = {"trial_id": trial_id, "cell": config.get("cell") or cell_name(flat, tuple(factors))}
     if "experiment" in config:
         row["experiment"] = config["experiment"]

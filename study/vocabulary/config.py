@@ -207,6 +207,10 @@ class TrialConfig:
                     precision=self.precision)
         return flat
 
+    def to_row(self) -> dict[str, Any]:
+        """The flat values as the tables record them: the scientific factors normalised (the network it builds)."""
+        return {**self.to_flat(), **vars(self.model.normalised())}
+
 
 # Keys a trial's config may carry that describe it rather than configure training.
 METADATA_KEYS = ("cell", "experiment")
