@@ -19,7 +19,7 @@ import pandas as pd
 from analysis.errors import AnalysisError
 from analysis.final import MEANS as FINAL_MEANS
 from search_spaces.claims import ClaimSpec, parse_claims
-from study.vocabulary import replicate_sets, tables
+from study.vocabulary import replicate_sets, storage, tables
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES,
     RATE_FACTORS,
@@ -148,27 +148,22 @@ def _load_remote(uri: str) -> Tables:
     """An experiment in remote storage: its tables and study.json copied to a temporary folder, then read."""
     import tempfile
 
-    import pyarrow.fs
-
+    uri = uri.rstrip("/")
     try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(uri.rstrip("/"))
-        names = [name for name in FILES.values() if fs.get_file_info(f"{root}/{name}").type == pyarrow.fs.FileType.File]
+        present = set(storage.files_in(uri))
+        names = [name for name in FILES.values() if name in present]
+        # The replicate sets beside the experiment's own: replicates/NAME/cv.csv and cv.json.
+        for folder in storage.folders_in(f"{uri}/{replicate_sets.SETS_DIR}"):
+            in_set = set(storage.files_in(f"{uri}/{replicate_sets.SETS_DIR}/{folder}"))
+            names += [f"{replicate_sets.SETS_DIR}/{folder}/{name}" for name in (tables.CV, tables.CV_RECORD) if name in in_set]
     except (OSError, ValueError) as exc:  # an unknown scheme, a missing bucket, no credentials
         raise AnalysisError(f"cannot read the experiment {uri!r} ({exc}); check the URI and the credentials") from exc
     if tables.TRIALS not in names:
         raise AnalysisError(f"experiment {uri!r} has no {tables.TRIALS}; pass the experiment `study run` wrote there")
-    # The replicate sets beside the experiment's own: replicates/NAME/cv.csv and cv.json.
-    sets = fs.get_file_info(pyarrow.fs.FileSelector(f"{root}/{replicate_sets.SETS_DIR}", allow_not_found=True))
-    for folder in (info for info in sets if info.type == pyarrow.fs.FileType.Directory):
-        for name in (tables.CV, tables.CV_RECORD):
-            path = f"{folder.path}/{name}"
-            if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
-                names.append(f"{replicate_sets.SETS_DIR}/{folder.base_name}/{name}")
     with tempfile.TemporaryDirectory(prefix="bn-dropout-analysis-") as local:
         for name in names:
             (Path(local) / name).parent.mkdir(parents=True, exist_ok=True)
-            with fs.open_input_stream(f"{root}/{name}") as source:
-                (Path(local) / name).write_bytes(source.read())
+            (Path(local) / name).write_bytes(storage.read_bytes(uri, name))
         loaded = load_experiment(local)
     return Tables(**{**vars(loaded), "source": uri})
 

@@ -31,7 +31,8 @@ from study.vocabulary.tables import RECORDED_SETTINGS, TRIAL_SETTINGS, is_uri, j
 from study.runtime import interruption
 from study.runtime.progress import StageProgress
 from study.tuning.ray_private import MovableFIFOScheduler, set_callbacks
-from study.runtime.results import one_line, read_text
+from study.runtime.results import one_line
+from study.vocabulary.storage import read_text
 from study.runtime.ray_session import default_concurrency, hardware, run_config, versions
 from study.runtime.resume import restore_or_build
 from study.runtime.tracking import tracker_callbacks

@@ -45,7 +45,7 @@ from study.vocabulary import replicate_sets, tables
 from study.vocabulary.config import TrialConfig
 from study.retraining.cv_stats import interval_method, paired_tests, summarise_cv, test_method
 from study.data.datasets import find_data_dir, fingerprint, load_arrays
-from study.runtime.results import read_text, write_csv, write_json
+from study.vocabulary.storage import read_text, write_csv, write_json
 from study.retraining.common import (
     Experiment,
     Resources,

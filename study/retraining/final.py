@@ -24,7 +24,7 @@ from ray import tune
 from study.data import datasets
 from study.vocabulary import tables
 from study.vocabulary.config import TrialConfig
-from study.runtime.results import write_csv, write_json
+from study.vocabulary.storage import write_csv, write_json
 from study.retraining.common import (
     Experiment,
     Resources,

@@ -1,27 +1,18 @@
 """Turn Tune's results into the experiment-directory tables (README, 'The experiment directory').
 
-`trials.csv` has one row per trial and `epochs.csv` one row per trial and epoch.
-Files are written through pyarrow's filesystem layer, so the same code writes to
-a local directory or to a URI such as ``s3://bucket/prefix/name``.
+`trials.csv` has one row per trial and `epochs.csv` one row per trial and epoch
+(written with `study.vocabulary.storage`, to a local directory or a URI).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import io
-import json
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-import pyarrow.fs
 
 from study.vocabulary.config import TrialConfig
 from study.vocabulary import tables
-from study.vocabulary.tables import is_uri
 from study.vocabulary.factors import (
     EPOCH_METRICS, NUISANCE, SCIENTIFIC_FACTORS, VAR_SHIFT_LAYER_PREFIX, cell_name, is_diverged,
 )
@@ -125,78 +116,3 @@ def one_line(error: BaseException) -> str:
     """An error's last line (its message), at most 500 characters: what the tables' `error` column holds."""
     text = str(error).strip().splitlines()
     return (text[-1] if text else type(error).__name__)[:500]
-
-
-def filesystem_for(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if is_uri(uri):
-        return pyarrow.fs.FileSystem.from_uri(uri)
-    return pyarrow.fs.LocalFileSystem(), uri
-
-
-def files_in(folder: str, pattern: str = "*") -> list[str]:
-    """Names of the files directly in `folder` (local or a URI) that match `pattern`, sorted; none if it is absent."""
-    fs, root = filesystem_for(folder)
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
-    names = (info.base_name for info in infos if info.type == pyarrow.fs.FileType.File)
-    return sorted(name for name in names if fnmatch.fnmatch(name, pattern))
-
-
-def write_text(experiment_uri: str, filename: str, text: str) -> None:
-    write_bytes(experiment_uri, filename, text.encode())
-
-
-def write_bytes(experiment_uri: str, filename: str, data: bytes) -> None:
-    """Write a file of the experiment whole or not at all: a kill mid-write leaves the old file.
-
-    Locally through a temporary file renamed over the old one; an object store's PUT
-    is already all or nothing.
-    """
-    fs, root = filesystem_for(experiment_uri)
-    fs.create_dir(root, recursive=True)
-    if is_uri(experiment_uri):
-        with fs.open_output_stream(f"{root}/{filename}") as stream:
-            stream.write(data)
-        return
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's file is private; a table is as readable as any file
-        os.replace(tmp, Path(root) / filename)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # at import, before the driver starts threads: the only way to read it
-    os.umask(mask)
-    return mask
-
-
-UMASK = _read_umask()
-
-
-def read_text(experiment_uri: str, filename: str) -> str | None:
-    data = read_bytes(experiment_uri, filename)
-    return None if data is None else data.decode()
-
-
-def read_bytes(experiment_uri: str, filename: str) -> bytes | None:
-    fs, root = filesystem_for(experiment_uri)
-    path = f"{root}/{filename}"
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return stream.read()
-
-
-def write_csv(experiment_uri: str, filename: str, frame: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    write_text(experiment_uri, filename, buffer.getvalue())
-
-
-def write_json(experiment_uri: str, filename: str, data: dict) -> None:
-    write_text(experiment_uri, filename, json.dumps(data, indent=2, default=str) + "\n")

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ray import tune
 
-from study.runtime.results import files_in, read_bytes, read_text, write_bytes, write_json
+from study.vocabulary.storage import files_in, read_bytes, read_text, write_bytes, write_json
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import jsonable
 

@@ -29,7 +29,8 @@ from study.runtime import interruption
 from study.runtime.progress import StageProgress
 from study.runtime.ray_session import connect, default_concurrency, hardware, run_config, versions
 from study.runtime.lost_results import keep_recorded_rows, lost_trials
-from study.runtime.results import read_text, tables_from_results, write_csv, write_json
+from study.runtime.results import tables_from_results
+from study.vocabulary.storage import read_text, write_csv, write_json
 from study.runtime.trainable import train_trial
 from study.runtime.tracking import tracker_callbacks
 from study.runtime.resume import restore_or_build

@@ -30,7 +30,7 @@ import os
 import shutil
 from pathlib import Path
 
-from study.runtime.results import files_in, read_text, write_text
+from study.vocabulary.storage import files_in, read_text, write_text
 from study.vocabulary.errors import UserError
 from study.vocabulary.tables import JOURNALS_DIR
 

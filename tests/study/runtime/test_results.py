@@ -10,6 +10,7 @@ import pytest
 from study.vocabulary import factors, tables
 
 from study.runtime import results
+from study.vocabulary import storage
 from study.vocabulary.factors import DIVERGED_ACCURACY, EPOCH_METRICS, is_diverged
 
 NAN, INF = float("nan"), float("inf")
@@ -78,14 +79,14 @@ def test_is_diverged(train_loss, val_acc, diverged):
 
 
 def test_a_table_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    results.write_text(str(tmp_path), "trials.csv", "a\n1\n")
+    storage.write_text(str(tmp_path), "trials.csv", "a\n1\n")
     assert (tmp_path / "trials.csv").stat().st_mode & 0o044  # readable like any file, not mkstemp's 0600
 
     def killed_mid_write(src, dst):
         raise OSError("killed")
 
-    monkeypatch.setattr(results.os, "replace", killed_mid_write)
+    monkeypatch.setattr(storage.os, "replace", killed_mid_write)
     with pytest.raises(OSError):
-        results.write_text(str(tmp_path), "trials.csv", "a\n1\n2\n")
+        storage.write_text(str(tmp_path), "trials.csv", "a\n1\n2\n")
     assert (tmp_path / "trials.csv").read_text() == "a\n1\n"  # the old table, intact
     assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]  # no temporary file left behind
