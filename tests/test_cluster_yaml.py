@@ -6,6 +6,9 @@ schema, the two steps `ray up` takes before it first talks to AWS.
 """
 
 import copy
+import shlex
+import sys
+import types
 from pathlib import Path
 
 import jsonschema
@@ -123,8 +126,20 @@ def test_head_can_launch_aws_workers(prepared):
     assert any("--autoscaling-config" in c for c in prepared["head_start_ray_commands"])
 
 
-def test_gpu_checked_on_workers(prepared):
-    assert any("cuda.is_available" in c for c in prepared["worker_setup_commands"])
+def test_gpu_checked_on_workers(prepared, monkeypatch):
+    """A worker's setup fails, naming the CUDA version, where torch sees no GPU, and passes where it does."""
+    checks = [c for c in prepared["worker_setup_commands"] if "python -c" in c]
+    assert len(checks) == 1
+    argv = shlex.split(checks[0])
+    assert argv[0] == "~/venv/bin/python" and argv[1] == "-c"  # the project's environment, not the image's
+    code = argv[2]
+    fake = types.SimpleNamespace(__version__="2.14.1", version=types.SimpleNamespace(cuda="12.8"),
+                                 cuda=types.SimpleNamespace(is_available=lambda: False))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    with pytest.raises(AssertionError, match=r"CUDA 12.8\) sees no GPU"):
+        exec(code, {})
+    fake.cuda.is_available = lambda: True
+    exec(code, {})  # a GPU: the setup goes on
 
 
 def _break_unknown_top_level_key(config):

@@ -22,7 +22,7 @@ import pytest
 
 from study.data.fake_data import write_fake_fashion_mnist
 from study.tuning.cells import load_cell_studies
-from test_resume import FINISHED, reported_epochs
+from experiment_files import FINISHED, reported_epochs
 
 # A learning-rate range where no trial diverges: the second trial then trains every epoch.
 SPACE = """

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
 
@@ -30,6 +29,7 @@ from study.tuning.state_files import RUNGS_FILE
 from study.cli import main
 from study.vocabulary.factors import is_diverged
 from study.data.fake_data import write_fake_fashion_mnist
+from experiment_files import FINISHED, reported_epochs
 
 SPACE = """
 description: two cells for the resume test
@@ -50,30 +50,6 @@ FINISHED_BEFORE_KILL = 2  # the first trial of each cell: ASHA cannot stop those
 # even on a fast machine), while a busy machine never gets far past the first two.
 SNAPSHOT_PERIOD_S = "0.5"
 KILLED_RUN_CONCURRENCY = "1"
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def epoch_results(result_file: Path) -> list[dict]:
-    """The epoch results in a trial's result.json, up to a last line still being written."""
-    epochs = []
-    for line in result_file.read_text().splitlines():
-        try:
-            result = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if "epoch" in result:
-            epochs.append(result)
-    return epochs
-
-
-def reported_epochs(experiment: Path) -> dict[str, list[dict]]:
-    """trial_id -> the epoch results in the trial's result.json."""
-    reported = {}
-    for result_file in experiment.glob("*/result.json"):
-        epochs = epoch_results(result_file)
-        if epochs:
-            reported[epochs[-1]["trial_id"]] = epochs
-    return reported
 
 
 def snapshot_statuses(experiment: Path) -> dict[str, str]:
