@@ -125,13 +125,15 @@ def test_a_lost_worker_node_loses_no_trial(cluster, tmp_path):
                                  env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"})
     try:
         deadline = time.time() + 600
-        while (training := second_trial_training(experiment)) is None or (lost := node_training(raylets)) is None:
+        # Wait for the second trial on a node, and for the first one's epochs in its result.json (the driver
+        # writes them a moment after the trial reports: on a fast machine the second can start before).
+        while ((training := second_trial_training(experiment)) is None or (lost := node_training(raylets)) is None
+               or not (first := {trial_id: epochs for trial_id, epochs in reported_epochs(experiment).items()
+                                 if trial_id != training})):
             assert study.poll() is None, f"the study ended (exit {study.returncode}) too early:\n{log.read_text()[-3000:]}"
             assert time.time() < deadline, log.read_text()[-3000:]
             time.sleep(0.05)
         cluster.remove_node(lost, allow_graceful=False)  # the node is gone: its trial's process with it
-        first = {trial_id: epochs for trial_id, epochs in reported_epochs(experiment).items()
-                 if trial_id != training}  # ran before the second
         exit_code = study.wait(timeout=600)
     finally:
         if study.poll() is None:
