@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,31 @@ nuisance:
   lr: {low: 0.01, high: 0.2, log: true}
 fixed: {model: small, dropout: fc, p_fc: 0.2}
 """
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`mount(mb)`: a tmpfs of `mb` MB in the test's folder (root and `mount` needed, else the test is skipped),
+    returned with `grow(mb)`, which remounts it bigger; every one is unmounted at the end."""
+    mounted = []
+
+    def mount(mb: int):
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("needs root to mount a small tmpfs")
+        folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+        folder.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(folder)], capture_output=True).returncode:
+            pytest.skip("mount is not allowed here")
+        mounted.append(folder)
+
+        def grow(new_mb: int) -> None:
+            subprocess.run(["mount", "-o", f"remount,size={new_mb}m", str(folder)], check=True)
+
+        return folder, grow
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -120,20 +117,9 @@ def test_stage_two_and_final_train_errored_trainings_again_on_resume(monkeypatch
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB tmpfs (root and `mount` needed), grown later with `grow(mb)`; unmounted at the end."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs")
-    folder = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True).returncode:
-        pytest.skip("mount is not allowed here")
-
-    def grow(mb: int) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={mb}m", str(folder)], check=True)
-
-    yield folder, grow
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+def small_disk(tmpfs):
+    """A 2 MB tmpfs, grown later with `grow(mb)`."""
+    return tmpfs(2)
 
 
 def _run(argv, cwd) -> subprocess.CompletedProcess:
