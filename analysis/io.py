@@ -1,4 +1,4 @@
-"""Loading and validating the experiment-directory tables (README, 'The experiment directory').
+"""Loading and validating the experiment-directory tables (docs/experiment-directory.md).
 
 `load_experiment` reads a directory (or a bare trials.csv and whatever sits beside
 it); the `validate_*` functions check one table each and return a cleaned copy:
@@ -67,7 +67,7 @@ class Tables:
     # ASHA's reduction factor from study.json. None when unknown (the fidelity check infers it).
     reduction_factor: float | None = None
     source: str = ""
-    # Every replicate set of the experiment, by name (README, "Replicate sets"), the experiment's own
+    # Every replicate set of the experiment, by name (docs/command-line.md, 'Replicate sets'), the experiment's own
     # stage 2 (`cv`) among them; empty when only `cv` is given (a table passed by hand).
     replicate_sets: dict = field(default_factory=dict)
     own_set: str | None = None  # the name of the set in the experiment directory itself (cv.csv)
@@ -456,7 +456,7 @@ def _check_columns(table: str, frame: pd.DataFrame, required) -> None:
     if missing:
         raise AnalysisError(
             f"{table} table is missing required column(s): {', '.join(missing)}; "
-            f"it has: {', '.join(map(str, frame.columns)) or '(no columns)'} (the README's 'The experiment directory' lists the columns)"
+            f"it has: {', '.join(map(str, frame.columns)) or '(no columns)'} (docs/experiment-directory.md lists the columns)"
         )
 
 

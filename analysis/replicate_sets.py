@@ -1,6 +1,6 @@
 """Which replicate set the conclusions come from, and how the others compare with it.
 
-An experiment may hold several stage-2 runs side by side (README, "Replicate sets"):
+An experiment may hold several stage-2 runs side by side (docs/command-line.md, 'Replicate sets'):
 the seeds `study run` ends with, K folds from `study cv --folds K`, other counts or
 top-k choices. Every conclusion is drawn from one of them, so that no test mixes
 replicates of different kinds; the report names it, says why it was chosen, and

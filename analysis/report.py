@@ -171,7 +171,7 @@ def _optuna_views(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     blocks = [Block("p", "Each of the best cells' search as Optuna shows it, rebuilt from trials.csv and epochs.csv: "
                     "the validation accuracy per epoch of every trial (ASHA's pruned trials end early), and the "
                     "final score over the tuned nuisance values. To browse a cell's own Optuna study, open its "
-                    "journal: `optuna-dashboard 'EXPERIMENT/optuna/CELL.log'` (README, 'Search spaces').")]
+                    "journal: `optuna-dashboard 'EXPERIMENT/optuna/CELL.log'` (docs/search-spaces.md).")]
     for rank in ranks:
         cell = best[rank - 1] if rank <= len(best) else f"cell {rank}"
         blocks += _image(plots, skipped, f"optuna_curves_{rank}", f"{cell}: learning curves of its search trials.")

@@ -344,7 +344,7 @@ class Importance:
 
 @dataclass(frozen=True)
 class ReplicateSet:
-    """One replicate set of the experiment (seeds or folds, README "Replicate sets"), cell by cell."""
+    """One replicate set of the experiment (seeds or folds, docs/command-line.md, 'Replicate sets'), cell by cell."""
 
     name: str
     unit: str  # "seeds", "folds" ("replicates" for a table that mixes them)

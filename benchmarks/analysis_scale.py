@@ -4,7 +4,7 @@
     python -m benchmarks.analysis_scale --trials 3000 20000 100000
 
 Needs numpy, pandas and the analysis' own packages only (no PyTorch, no Ray). Each table is the shape `study run`
-writes (README, "The experiment directory"): trials.csv with every column, epochs.csv with one row per trial and
+writes (docs/experiment-directory.md): trials.csv with every column, epochs.csv with one row per trial and
 epoch, cv.csv with 3 seeds of each cell's best trial, and study.json's scheduler settings. The search is the full
 budget's: 30 epochs, ASHA with grace period 3 and reduction factor 3 (rungs at 3, 9 and 27), so about one trial in
 nine trains the full budget, the trials the ASHA-fidelity jackknife works on. `--quick-shape` uses the quick

@@ -31,7 +31,7 @@ RATES_FILE = Path(__file__).with_name("gpu_rates.json")
 CHECKED = ("throughput", "precision", "profile", "sharing")
 EPOCH_IMAGES = 54_000  # a full-data epoch: the training split without the 6,000 validation images
 
-# The targets the project set for a GPU (README, "Benchmarks"). The CPU dry run shows them, not expecting them met.
+# The targets the project set for a GPU (docs/benchmarks.md). The CPU dry run shows them, not expecting them met.
 MEDIUM_VS_STANDARD = 10.0
 EPOCH_SECONDS = 1.0
 FOUR_TRIALS_VS_ONE = 2.5

@@ -1,8 +1,8 @@
-"""The cluster path as users run it: a real local Ray cluster from `ray start`, README's `ray job submit`.
+"""The cluster path as users run it: a real local Ray cluster from `ray start`, docs/cluster.md's `ray job submit`.
 
 Built as cluster.yaml builds one: token authentication on every node
 (`RAY_AUTH_MODE=token`), a head with 0 CPUs (no trial can land there) whose dashboard
-and job API listen on 127.0.0.1 only, and two worker nodes of 1 CPU each. README's
+and job API listen on 127.0.0.1 only, and two worker nodes of 1 CPU each. docs/cluster.md's
 command then submits `python -m study run --address auto ...` with `--working-dir .`,
 and the test checks the whole flow: the search, stage 2, the report, every trial on a
 worker node, and what a machine without the token is told.
@@ -153,7 +153,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def job(cluster):
-    """README's `ray job submit --working-dir . -- python -m study run --address auto ...`, to the end."""
+    """docs/cluster.md's `ray job submit --working-dir . -- python -m study run --address auto ...`, to the end."""
     from study.data.fake_data import write_fake_fashion_mnist
 
     env, _, dashboard, _, root = cluster

@@ -2,7 +2,7 @@
 
 The same choices as cluster.yaml (tests/test_cluster_yaml.py): a head without
 trials, an autoscaling group of GPU workers, token authentication with the user's
-own token, the dashboard kept inside the cluster, results to S3, and README's
+own token, the dashboard kept inside the cluster, results to S3, and docs/cluster.md's
 command as the entrypoint, which must parse with the study's own command line.
 """
 
@@ -48,7 +48,7 @@ def test_is_a_rayjob_that_cleans_up_after_itself(job):
     assert spec["submissionMode"] == "SidecarMode"
 
 
-def test_the_entrypoint_is_readmes_study_run_on_the_cluster_with_results_in_s3(job, cluster):
+def test_the_entrypoint_is_the_docs_study_run_on_the_cluster_with_results_in_s3(job, cluster):
     args = _entrypoint_args(job)
     assert args.command == "run" and args.address == "auto"
     assert args.storage.startswith("s3://"), args.storage
@@ -57,7 +57,7 @@ def test_the_entrypoint_is_readmes_study_run_on_the_cluster_with_results_in_s3(j
     per_worker = int(float(workers["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
                      / args.gpus_per_trial)
     assert args.max_concurrent == workers["maxReplicas"] * per_worker
-    assert "README" in RAYJOB_YAML.read_text() and "--storage s3://BUCKET/PREFIX" in (ROOT / "README.md").read_text()
+    assert "docs/cluster.md" in RAYJOB_YAML.read_text() and "--storage s3://BUCKET/PREFIX" in (ROOT / "docs" / "cluster.md").read_text()
 
 
 def test_no_trial_can_land_on_the_head(cluster, job):

@@ -1,6 +1,6 @@
 """Where FashionMNIST comes from, and reading its IDX files into arrays.
 
-Sources, in order (as the README lists them):
+Sources, in order (as docs/installing.md lists them):
 
 1. an explicit data directory (``--data-dir``): if it lacks the files that is an
    error, never a silent fall-back to another copy;

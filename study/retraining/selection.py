@@ -1,6 +1,6 @@
 """Which trials of a finished search go on to cross-validation.
 
-Pure functions on a trials table (README, 'The experiment directory'; from `study run` or written
+Pure functions on a trials table (docs/experiment-directory.md; from `study run` or written
 by hand). Only trials with status `completed` (trained the full epoch budget) are
 candidates, ranked by `best_val_acc`; ties go to the smaller `trial_id`, so the
 same table always gives the same pick.
@@ -31,7 +31,7 @@ def completed_trials(trials: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise SelectionError(
             f"the trials table lacks column(s) {', '.join(missing)}; pass a trials.csv written by "
-            "`study run` (README, 'The experiment directory', lists its columns)"
+            "`study run` (docs/experiment-directory.md, lists its columns)"
         )
     done = trials[(trials["status"] == "completed") & trials[METRIC].notna()]
     if done.empty:

@@ -11,7 +11,7 @@ stays, empty). On a network filesystem this needs one with locks (NFSv4 has them
 Object storage (``s3://...``) has no locks. `study run` of an experiment there locks
 the driver's local copy of its journals instead (`StudyPlan.lock_dir`), which stops a
 second run on the same machine but not on another one; `study cv` and `study final`
-there are not locked. README says to run one command at a time per experiment name.
+there are not locked. docs/faults.md says to run one command at a time per experiment name.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ MIN_CLUSTER_CONCURRENCY = 8
 CONNECT_TIMEOUT_S = 5
 TOKEN_ADVICE = (
     "set RAY_AUTH_MODE=token and give this machine the cluster's token: the head's ~/.ray/auth_token copied to "
-    "~/.ray/auth_token here (or RAY_AUTH_TOKEN_PATH, or the token itself in RAY_AUTH_TOKEN); README, "
-    "\"Running on a cluster\""
+    "~/.ray/auth_token here (or RAY_AUTH_TOKEN_PATH, or the token itself in RAY_AUTH_TOKEN); docs/cluster.md"
 )
 
 
@@ -72,7 +71,7 @@ def secrets_warning(env_vars: dict) -> str | None:
     --runtime-env-json`), by name and never by value; None when there are none.
 
     Ray writes a job's runtime environment, values included, into its session logs
-    (/tmp/ray/session_*/logs), which README's cluster steps copy down: on a cluster the
+    (/tmp/ray/session_*/logs), which docs/cluster.md's steps copy down: on a cluster the
     nodes get S3 access from their IAM role instead.
     """
     names = sorted(name for name in env_vars if SECRET_NAME.search(name))

@@ -1,4 +1,4 @@
-"""Turn Tune's results into the experiment-directory tables (README, 'The experiment directory').
+"""Turn Tune's results into the experiment-directory tables (docs/experiment-directory.md).
 
 `trials.csv` has one row per trial and `epochs.csv` one row per trial and epoch
 (written with `study.vocabulary.storage`, to a local directory or a URI).

@@ -5,7 +5,7 @@ into a network; the placement of BatchNorm and Dropout is a constructor argument
 `ConvNet`, never a flag read inside `forward`, so every variant is a plain static
 stack of layers (friendly to `torch.compile` and to `channels_last`).
 
-Layer order, as the README's "What is compared" defines it. Every conv layer is one
+Layer order, as docs/concepts.md defines it. Every conv layer is one
 block; a stage is one or more blocks, and the stage's max-pool closes its last block:
 
     bn        order           conv block (Dropout2d only when dropout is conv/all)

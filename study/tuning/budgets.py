@@ -71,7 +71,7 @@ BUDGETS = {
     # The headline recipe's search (search_spaces/headline.yaml): 6 trials per cell on a 12,000-image subset for
     # up to 9 epochs (ASHA's rungs at 3 and 9), 2 seeds to confirm each cell's best; `study final --max-epochs 30`
     # then trains the winner on all 60,000 images. One CPU per trial: two at once on a 2-core machine beat one
-    # with both (1.15x, README).
+    # with both (1.15x, docs/headline.md).
     "headline": Budget(
         name="headline", samples_per_cell=6, max_epochs=9, train_size=12_000, val_size=6000, batch_size=256,
         grace_period=3, reduction_factor=3, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=2,  # on a GPU: 0.5

@@ -1,6 +1,6 @@
 """A Ray Tune searcher with one Optuna study per scientific cell, and equal budgets.
 
-Fair comparison (README, "Search spaces") needs three things from the searcher:
+Fair comparison (docs/search-spaces.md) needs three things from the searcher:
 
 - every cell gets exactly `samples_per_cell` trials: suggestions go round robin over
   the cells whose budget is not used up, then the searcher answers FINISHED;

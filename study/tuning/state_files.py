@@ -5,7 +5,7 @@ Two files are the project's, not Ray's: the searcher's state (`CellSearcher.save
 copy of each cell's Optuna journal) and the ASHA rungs (`CellScheduler`,
 ``asha_rungs.json`` beside the journals). Both are plain JSON, so a planted file
 can hold wrong numbers but never runs code. (Ray's own files, ``tuner.pkl`` and the
-search generator's state, are Ray's pickles: trusted input, as README says.)
+search generator's state, are Ray's pickles: trusted input, as docs/experiment-directory.md says.)
 
 `study.tuning.resume_check.check_before_resume` reads both before `Tuner.restore`, so
 a broken file stops the command with one paragraph that names it and says how to

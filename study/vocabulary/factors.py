@@ -1,7 +1,7 @@
 """The study's vocabulary: scientific factors, their values, and metric names.
 
 Every other module takes these names from here, so code, columns, plots and docs
-use one word for one thing (the README's "What is compared" lists them).
+use one word for one thing (docs/concepts.md lists them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Replicate sets: the names and places of an experiment's stage-2 runs (README, "Replicate sets").
+"""Replicate sets: the names and places of an experiment's stage-2 runs (docs/command-line.md, 'Replicate sets').
 
 A replicate set is one stage-2 run over the selected configurations: seeds (what
 `study run` ends with) or K folds (`study cv --folds K`), with its own selection and

@@ -1,4 +1,4 @@
-"""The experiment directory's files and the columns the tool writes into them (README, 'The experiment directory').
+"""The experiment directory's files and the columns the tool writes into them (docs/experiment-directory.md).
 
 One place for the file names and column groups that the writers (`study.runtime.results`,
 `study.retraining`) and the readers (`analysis.io`, `study.retraining.common`) share.
@@ -28,7 +28,7 @@ TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, *FIXED_COLUMNS)
 # Settings cv.csv and final.csv record beside the factors and nuisance values.
 RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
 
-# What a trained network's mechanism looks like (README, 'Why a placement works'): the variance
+# What a trained network's mechanism looks like (docs/mechanism.md): the variance
 # shift of its BN layers, and its validation accuracy once their statistics are re-estimated.
 MECHANISM_METRICS = ("var_shift_max", "var_shift_mean", "val_acc_bn_reestimated")
 # Final-epoch metrics of a search trial in trials.csv.

@@ -1,6 +1,6 @@
 """A simulated two-stage study with a known truth, for testing what the analysis concludes.
 
-The real study (README, "Usage") runs in two stages:
+The real study (docs/concepts.md) runs in two stages:
 
 1. the search: per cell, `samples_per_cell` trials with sampled nuisance values
    (lr, weight_decay), trained epoch by epoch and stopped early by an asynchronous
@@ -16,7 +16,7 @@ one seed's result varies (`noise_sd`). A run's full-budget accuracy is
 a curve that rises towards that value, with small per-epoch noise on top. ASHA sees
 those curves, so it prunes the trials that are behind *at a rung*, exactly as Ray's
 rule does (`AshaBracket` copies it). The output tables have the columns of the real
-`trials.csv` and `cv.csv` (README, "The experiment directory").
+`trials.csv` and `cv.csv` (docs/experiment-directory.md).
 
 numpy and pandas only; a 12-cell study of 24 trials x 30 epochs takes about 0.1 s.
 Everything is seeded: the same arguments give the same tables.

@@ -116,14 +116,14 @@ def test_no_single_best_drop_rate_when_the_rate_does_not_matter():
 
 
 def test_a_users_claim_is_decided_without_code_as_readme_declares_it():
-    """README's example: with BN, Dropout 0.6 in the classifier beats 0.3 (planted: 0.6 is the best rate)."""
+    """docs/search-spaces.md's example: with BN, Dropout 0.6 in the classifier beats 0.3 (planted: 0.6 is the best rate)."""
     readme_claim = {
         "id": "half_dropout_in_classifier_with_bn", "text": "With BatchNorm, Dropout 0.6 in the classifier beats 0.3.",
         "kind": "difference", "factor": "p_fc", "claimed": [0.6], "against": [0.3],
         "where": {"bn": ["pre_act"], "dropout": ["fc"]}, "metric": "accuracy", "better": "higher",
         "test": "superiority", "margin": 0.001,
     }
-    assert "half_dropout_in_classifier_with_bn" in (Path(__file__).parents[2] / "README.md").read_text()
+    assert "half_dropout_in_classifier_with_bn" in (Path(__file__).parents[2] / "docs" / "search-spaces.md").read_text()
     space = load_space("default")
     claims = parse_space({**_default_space_data(), "claims": ["bn_before_dropout", readme_claim]}, name="mine").claims
     trials, cv = simulate_claim_study(rate_world({"p_conv": 0.1, "p_fc": 0.3}, {"p_conv": 0.1, "p_fc": 0.6}, drop=0.02), seed=1)

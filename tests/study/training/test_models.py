@@ -1,6 +1,6 @@
 """Tests of study.training.models: shapes, layer order per factor, parameter budgets, modes.
 
-The expected layer orders below are written out by hand from the README's "What is compared",
+The expected layer orders below are written out by hand from docs/concepts.md,
 not derived from the code under test, so a wrong placement fails here.
 """
 
