@@ -287,7 +287,7 @@ def build_conclusions(design, search, ranking, effects, interaction, rate_fits, 
         cell_factors=list(design.cell_factors),
         within_cell_factors=list(design.within_cell),
         search=search_summary(search),
-        setting=setting(trials),
+        setting=setting(trials, design.trials if ranking.source == REPLICATES else None),
         diverged=diverged_by(trials, "cell"),
         diverged_by_bn=diverged_by(trials, "bn") if "bn" in trials else {},
         final=final_results(final),
@@ -333,13 +333,19 @@ def diverged_by(trials: pd.DataFrame, column: str) -> dict[str, DivergedCount]:
     return {str(getattr(r, column)): DivergedCount(int(r.trials), int(r.diverged), float(r.share)) for r in counts.itertuples()}
 
 
-def setting(trials: pd.DataFrame) -> Setting:
-    """What every trial trained on (the fixed part of the budget), where the table records it."""
+def setting(trials: pd.DataFrame, replicates: pd.DataFrame | None = None) -> Setting:
+    """What every trial trained on (the fixed part of the budget), where the table records it.
+
+    A study on the whole training split leaves `train_size` empty (none = all); the images its replicates
+    trained on (cv.csv's `n_train`) then say how many that was."""
     values = {}
     for f in dataclasses.fields(Setting):
         if f.name in trials and trials[f.name].nunique(dropna=False) == 1:
             value = trials[f.name].iloc[0]
             values[f.name] = None if _missing(value) else _plain(value)
+    trained = replicates["n_train"].dropna() if replicates is not None and "n_train" in replicates else None
+    if values.get("train_size") is None and trained is not None and trained.nunique() == 1:
+        values["train_size"] = int(trained.iloc[0])
     return Setting(**values)
 
 

@@ -17,7 +17,7 @@ from analysis.files import write_whole
 from analysis.rates import NEAR_OPTIMAL
 from analysis.results import Conclusions, RankedCell
 from analysis.claims import family_level
-from analysis.summary import CLAIM_NAMES, claim_effect, claim_evidence, metric_words, rate_levels
+from analysis.summary import CLAIM_NAMES, claim_effect, claim_evidence, metric_words, rate_levels, reference_sentences
 from analysis.text import ci_pct, num, ok, pct, pp, pvalue
 
 
@@ -56,7 +56,23 @@ def _claims(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
                     "5%. Each claim's full statement and evidence is in conclusions.json.")),
         Block("table", ["claim", "statement", "evidence"],
               [[claim.id, claim.text, claim_evidence(claim.evidence) if claim.evidence else claim.reason] for claim in c.claims]),
+        *_against_reference(c),
     ]
+
+
+def _against_reference(c: Conclusions) -> list[Block]:
+    """Each claim's verdict here beside a reference run's: is this run's regime a good guide to that one's?"""
+    if c.reference is None:
+        return []
+    evidence = {claim.id: claim.evidence for claim in c.claims}
+
+    def effect(ev) -> str:
+        return claim_effect(ev) if ev else ""
+
+    return [Block("p", reference_sentences(c.reference)[0]),
+            Block("table", ["claim", "this run", "its effect", "reference run", "its effect", "agreement"],
+                  [[CLAIM_NAMES.get(row.id, row.id), row.verdict, effect(evidence.get(row.id)), row.reference_verdict,
+                    effect(row.reference_evidence), row.agreement] for row in c.reference.claims])]
 
 
 def _cells_text(cells: list[str], shown: int = 4) -> str:

@@ -357,6 +357,29 @@ class ReplicateSet:
 
 
 @dataclass(frozen=True)
+class ReferenceClaim:
+    """One claim's verdict here and in a reference run, and how they stand (`analysis.reference_run`)."""
+
+    id: str
+    verdict: str
+    reference_verdict: str
+    agreement: str  # agrees, undecided here, decided only here, contradicts
+    reference_evidence: BestCellEvidence | GroupEvidence | LineEvidence | None = None  # its effect and interval
+
+
+@dataclass(frozen=True)
+class ReferenceAgreement:
+    """This study's verdicts against a reference run's (by default the published full-data run)."""
+
+    label: str  # which run, and what it trained on
+    setting: Setting
+    claims: list[ReferenceClaim]
+
+    def count(self, agreement: str) -> int:
+        return sum(claim.agreement == agreement for claim in self.claims)
+
+
+@dataclass(frozen=True)
 class Conclusions:
     """Everything the analysis concludes; conclusions.json is this, serialised."""
 
@@ -394,6 +417,7 @@ class Conclusions:
     replicate_set: str | None = None  # the set the conclusions come from (None: the search alone)
     replicate_set_reason: str = ""  # why that one
     replicate_sets: list[ReplicateSet] = field(default_factory=list)  # every set, the chosen one first
+    reference: ReferenceAgreement | None = None  # the verdicts against a reference run's, where there is one
 
 
 def to_json(value) -> object:

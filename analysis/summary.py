@@ -7,7 +7,9 @@ Reads the typed `analysis.results.Conclusions` (rebuilt from conclusions.json by
 from __future__ import annotations
 
 from analysis.rates import NEAR_OPTIMAL
-from analysis.results import BestCellEvidence, Conclusions, GroupEvidence, LineEvidence, RateEntry, Setting
+from analysis.reference_run import AGREES, CONTRADICTS, DECIDED_ONLY_HERE, UNDECIDED_HERE
+from analysis.results import (BestCellEvidence, Conclusions, GroupEvidence, LineEvidence, RateEntry,
+                              ReferenceAgreement, Setting)
 from analysis.text import CONFIRM, ci_num, ci_pct, ci_pp, is_accuracy, num, ok, pct, pp, pvalue
 
 METRIC_WORDS = {
@@ -88,11 +90,17 @@ def _tuning_luck(c: Conclusions) -> str:
             "cells may be tuning luck rather than placement; more trials per cell (--num-samples) shrink it.")
 
 
+FASHION_MNIST_TRAIN = 60_000  # FashionMNIST's training images, validation split included
+
+
 def _setting(setting: Setting) -> str:
     """' Every run trained on 1,500 images for 4 epochs: ...' when the study used a subset."""
     size, epochs = setting.train_size, setting.max_epochs
     if not ok(size) or not ok(epochs):
         return ""
+    whole = FASHION_MNIST_TRAIN - int(setting.val_size) if ok(setting.val_size) else None
+    if whole is not None and int(size) >= whole:
+        return f" Every run trained on all {int(size):,} training images for {int(epochs)} epochs."
     return (f" Every run trained on {int(size):,} images for {int(epochs)} epochs: the conclusions are about networks "
             "trained that briefly, on that little data, and may not hold on the full 54,000 images.")
 
@@ -294,3 +302,17 @@ def _final(c: Conclusions) -> list[str]:
         f"On the test set, the best configuration ({best.config_id}, {best.cell}) reaches {pct(best.test_acc)} "
         f"({ci_pct(best.ci_low, best.ci_high)}, {best.n_seeds} seeds)."
     ]
+
+
+def reference_sentences(reference: ReferenceAgreement | None) -> list[str]:
+    """How this run's verdicts stand against a reference run's, in one sentence (none without a reference)."""
+    if reference is None:
+        return []
+    parts = [f"the same verdict on {reference.count(AGREES)} of {len(reference.claims)} claims"]
+    for kind, words in ((UNDECIDED_HERE, "inconclusive here where that run decided"),
+                        (DECIDED_ONLY_HERE, "decided here where that run was inconclusive"),
+                        (CONTRADICTS, "opposite decisions")):
+        ids = [claim.id for claim in reference.claims if claim.agreement == kind]
+        if ids:
+            parts.append(f"{words}: {len(ids)} ({', '.join(ids)})")
+    return [f"Against {reference.label}: " + "; ".join(parts) + "."]

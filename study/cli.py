@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--replicates", metavar="NAME",
                          help="the replicate set to draw the conclusions from (e.g. seeds-5, folds-3; default: the "
                               "set that scores the most cells, as the report says); the others are shown beside it")
+    analyze.add_argument("--against", metavar="RUN",
+                         help="another run (its experiment folder, report folder or conclusions.json) whose claim "
+                              "verdicts the report sets beside this one's (default: the published full-data run, "
+                              "docs/findings, for a study of its design trained otherwise)")
     commands.add_parser("spaces", help="list the shipped search spaces")
     return parser
 
@@ -363,7 +367,7 @@ def default_report_dir(path: str) -> Path:
     return (path.parent if path.is_file() else path) / "report"
 
 
-def analyze_and_report(path: str, out: str | None, replicates: str | None = None) -> None:
+def analyze_and_report(path: str, out: str | None, replicates: str | None = None, against: str | None = None) -> None:
     from analysis import AnalysisError, Conclusions, analyze, from_json
 
     out_dir = Path(out) if out else default_report_dir(path)
@@ -378,7 +382,7 @@ def analyze_and_report(path: str, out: str | None, replicates: str | None = None
                                 "credentials (gs://: GOOGLE_APPLICATION_CREDENTIALS; s3://: `aws sts "
                                 "get-caller-identity`)") from None
     try:
-        conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates))  # conclusions.json, typed
+        conclusions = from_json(Conclusions, analyze(path, out_dir, replicates=replicates, against=against))  # conclusions.json, typed
     except OSError as exc:
         if exc.errno not in UNWRITABLE or is_storage_full(exc):
             raise
@@ -404,7 +408,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
             check_set_name(args.replicates)
         except ValueError as exc:
             raise UserError(f"--replicates: {exc}") from None
-    analyze_and_report(args.path, args.out, args.replicates)
+    analyze_and_report(args.path, args.out, args.replicates, args.against)
 
 
 def print_summary(experiment: str, trials: pd.DataFrame, top: int = 5) -> None:
