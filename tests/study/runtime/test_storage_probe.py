@@ -53,7 +53,10 @@ def test_ctrl_c_ends_study_run_while_the_store_hangs(tmp_path, fake_data_dir):
     env = {**os.environ, "STUDY_DEBIAN_DATA_DIR": str(tmp_path / "none"), "STUDY_DATA_CACHE": str(tmp_path / "none")}
     command = [sys.executable, "-m", "study", "run", "--budget", "smoke", "--data-dir", str(fake_data_dir),
                "--storage", HANGING, "--name", "g"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    # As a terminal's foreground job, whose Ctrl-C Python turns into KeyboardInterrupt: a suite started in the
+    # background of a script (`pytest &`) hands its children SIGINT ignored, and Python then leaves it ignored.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:  # wait until the probe is under way
