@@ -97,3 +97,36 @@ def test_ci_runs_the_readmes_test_command_as_written():
     commands = re.findall(r"```bash\n(.*?)```", quick_start, re.S)
     assert len(commands) == 2, "README's quick start has two commands: the study, then the tests"
     assert "pytest" in commands[1] and commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+FINDINGS = ROOT / "docs" / "findings"
+
+
+def test_readmes_findings_are_the_published_runs_verdicts():
+    """README's Findings table says, claim by claim, what docs/findings/conclusions.json decided, and that run
+    trained on all 54,000 training images."""
+    from analysis.reference_run import read_reference
+    from analysis.summary import CLAIM_NAMES
+
+    published = read_reference(FINDINGS / "conclusions.json")
+    assert published.setting.train_size == 54_000 and published.source == "replicates"
+    findings = (ROOT / "README.md").read_text().split("## Findings", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in findings.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2 and cells[1].strip("*") in ("supported", "refuted", "negligible",
+                                                                                  "inconclusive"):
+            rows[cells[0]] = cells[1].strip("*")
+    said = {claim.id: rows.get(claim.post) or rows.get(CLAIM_NAMES.get(claim.id, "")) for claim in published.claims}
+    assert said == {claim.id: claim.verdict for claim in published.claims}
+
+
+def test_the_published_run_holds_its_tables_and_report_but_no_tune_state():
+    names = {path.name for path in FINDINGS.iterdir()}
+    assert {"report.md", "report.html", "conclusions.json", "trials.csv", "epochs.csv", "cv.csv", "study.json"} <= names
+    assert not [path for path in FINDINGS.iterdir() if path.is_dir()]  # no trial folder, checkpoint, cv/ or optuna/
+    assert not [name for name in names if name.startswith(TUNE_STATE)]
+    assert all(image in names for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (FINDINGS / "report.md").read_text()))
+
+
+TUNE_STATE = ("experiment_state-", "tuner.pkl", "searcher-state-", "search_gen_state-", "basic-variant-state-")

@@ -62,8 +62,8 @@ BUDGETS = {
     # A real answer on one machine: the default space on all 54,000 training images, 10 epochs, 6 trials per
     # cell (ASHA's rungs at 3 and 9), 5 seeds to confirm. One thread per trial, two at once: on a 2-core AMD
     # EPYC with bf16 (batch 256), two one-thread trials together trained 1.85x (medium, no BN), 1.13x (medium,
-    # BN) and 1.05x (large, BN, augmented) the images of one two-thread trial. `--dry-run` there: 1.6 h (at
-    # most 2.1 h), within the 150 minutes this budget is for.
+    # BN) and 1.05x (large, BN, augmented) the images of one two-thread trial. There the run took 1 h 59 min
+    # (`--dry-run`: 1.7 h, at most 2.1 h), within the 150 minutes this budget is for (docs/findings).
     "findings": Budget(
         name="findings", samples_per_cell=6, max_epochs=10, train_size=None, val_size=6000, batch_size=256,
         grace_period=3, reduction_factor=3, cpus_per_trial=1, gpus_per_trial=0, confirm_seeds=5,
