@@ -39,7 +39,7 @@ def agreement(this: str, reference: str) -> str:
 
 
 def compare_claims(claims: list[Claim], reference: Conclusions, label: str) -> ReferenceAgreement:
-    """Each claim of this run that the reference also decided, with both verdicts and how they stand."""
+    """Each claim of this run that the reference run also judged, with both verdicts and how they stand."""
     theirs = {claim.id: claim for claim in reference.claims}
     rows = [ReferenceClaim(claim.id, claim.verdict, theirs[claim.id].verdict,
                            agreement(claim.verdict, theirs[claim.id].verdict), theirs[claim.id].evidence)
