@@ -19,21 +19,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.claims import INCONCLUSIVE
 from analysis.errors import AnalysisError
 from analysis.results import Claim, Conclusions, ReferenceAgreement, ReferenceClaim, Setting, from_json
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "findings" / "conclusions.json"
 AGREES, UNDECIDED_HERE, DECIDED_ONLY_HERE, CONTRADICTS = "agrees", "undecided here", "decided only here", "contradicts"
-_UNDECIDED = "inconclusive"
 
 
 def agreement(this: str, reference: str) -> str:
     """How this run's verdict stands against the reference's."""
     if this == reference:
         return AGREES
-    if this == _UNDECIDED:
+    if this == INCONCLUSIVE:
         return UNDECIDED_HERE
-    if reference == _UNDECIDED:
+    if reference == INCONCLUSIVE:
         return DECIDED_ONLY_HERE
     return CONTRADICTS
 

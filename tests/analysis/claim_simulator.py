@@ -66,6 +66,11 @@ def true_shift(f: Factors, first: float = 1.25, uout_first: float = 1.03, fc: fl
     return fc if f["dropout"] == "fc" else 1.02
 
 
+# The claims the mechanism decides whichever way the advice goes: in the mirrored world (sign -1) they stay as planted.
+MECHANISM_KEPT = {"dropout_before_bn_shifts_variance", "dropout_after_last_bn_no_shift", "bn_reestimation_recovers",
+                  "uout_removes_shift"}
+
+
 def planted_world(sign: float = 1.0, effect: float = 0.01) -> World:
     """Every claim true (`sign` -1: every directional claim false, the variance shift *raising* accuracy; the
     shift itself, and what re-estimation wins back, stay as the mechanism has them)."""

@@ -23,16 +23,13 @@ from analysis.io import validate_cv, validate_trials
 from analysis.mechanism import summarise_mechanism
 from analysis.ranking import rank_cells
 from analysis.rates import fit_dropout_rates
-from claim_simulator import World, null_world, planted_world, rate_world, simulate_claim_study
+from claim_simulator import MECHANISM_KEPT, World, null_world, planted_world, rate_world, simulate_claim_study
 from analysis.replicates import replicate_rows
 from search_spaces import load_space, parse_space
 from search_spaces.claims import shipped_claims
 from search_spaces.space import SPACES_DIR
 
 CLAIMS = [c.id for c in shipped_claims()]
-# What the mechanism does whichever way the advice goes: in the mirrored world these stay supported.
-MECHANISM_KEPT = {"dropout_before_bn_shifts_variance", "dropout_after_last_bn_no_shift", "bn_reestimation_recovers",
-                  "uout_removes_shift"}
 
 
 def design_of(world: World, seed: int, **kwargs):

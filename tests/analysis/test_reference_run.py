@@ -17,11 +17,8 @@ from analysis import reference_run
 from analysis.reference_run import (AGREES, CONTRADICTS, DECIDED_ONLY_HERE, UNDECIDED_HERE, agreement,
                                     compare_claims, load_reference, reference_for)
 from analysis.results import Conclusions, Setting, from_json, to_json
-from claim_simulator import planted_world, simulate_claim_study
+from claim_simulator import MECHANISM_KEPT, planted_world, simulate_claim_study
 
-# What the mechanism does whichever way the advice goes (as test_claim_table): the mirrored world keeps these.
-MECHANISM_KEPT = {"dropout_before_bn_shifts_variance", "dropout_after_last_bn_no_shift", "bn_reestimation_recovers",
-                  "uout_removes_shift"}
 FULL_DATA, QUICK = Setting(train_size=54000, max_epochs=10), Setting(train_size=1500, max_epochs=4)
 
 
