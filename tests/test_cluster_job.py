@@ -39,12 +39,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import TWO_CELL_SPACE
-
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's `ray` and `python`
+TWO_CELLS = """
+description: two cells for the cluster test
+scientific:
+  bn: [none, pre_act]
+nuisance:
+  lr: {low: 0.01, high: 0.2, log: true}
+fixed: {model: small, dropout: fc, p_fc: 0.2}
+"""
 WORKER_PORTS = 12  # worker processes per node (trials, Tune's own actors, the job's driver on the head)
 
 
@@ -153,7 +159,7 @@ def job(cluster):
     env, _, dashboard, _, root = cluster
     data = write_fake_fashion_mnist(root / "data", n_train=1000, n_test=200, seed=2, noise=0.6)
     space = root / "two_cells.yaml"
-    space.write_text(TWO_CELL_SPACE)
+    space.write_text(TWO_CELLS)
     started = time.monotonic()
     submitted = _run([
         BIN / "ray", "job", "submit", "--address", dashboard, "--working-dir", ".",
