@@ -67,6 +67,14 @@ class SizeSpec:
     fc_width: int
     kernel_size: int = 3
 
+    def widened(self, multiplier: float) -> "SizeSpec":
+        """This size with every conv layer's channels times `multiplier` (rounded, at least 1); the
+        classifier's width stays."""
+        if multiplier == 1.0:
+            return self
+        stages = tuple(tuple(max(1, round(c * multiplier)) for c in stage) for stage in self.stages)
+        return SizeSpec(stages, self.fc_width, self.kernel_size)
+
 
 SIZES: dict[str, SizeSpec] = {
     # Smaller than LeNet-5: ~27k parameters, most in the first Linear (16*7*7 -> 32).
@@ -256,7 +264,7 @@ def build_model(cfg: ModelConfig) -> ConvNet:
     """The network a `ModelConfig` describes (its size and BN/Dropout placement)."""
     if not isinstance(cfg, ModelConfig):
         raise TypeError(f"build_model expects a ModelConfig, got {type(cfg).__name__}: {cfg!r}")
-    spec = SIZES[cfg.model]  # ModelConfig already checked cfg.model against MODELS
+    spec = SIZES[cfg.model].widened(cfg.width_multiplier)  # ModelConfig already checked both
     return ConvNet(
         spec.stages,
         spec.fc_width,
@@ -334,7 +342,8 @@ def describe_model(cfg: ModelConfig) -> str:
     """
     model = build_model(cfg).eval()
     lines = [
-        f"{cfg.model}: bn={cfg.bn} dropout={cfg.dropout} order={cfg.order} "
+        f"{cfg.model}" + (f" x{cfg.width_multiplier:g}" if cfg.width_multiplier != 1.0 else "")
+        + f": bn={cfg.bn} dropout={cfg.dropout} order={cfg.order} "
         + (f"dropout_kind={cfg.dropout_kind} " if cfg.dropout_kind != "bernoulli" else "")
         + f"p_conv={cfg.p_conv:g} p_fc={cfg.p_fc:g} ({count_parameters(model):,} parameters)"
     ]

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from study.data.device_data import DeviceSplit
 from study.training.loop import evaluate, resolve_device, start_training, steps_per_epoch, train_one_epoch
 from study.vocabulary.config import TrialConfig
+
+# Epochs the probe's learning-rate schedule is planned for: more than fit in any probe's few seconds.
+PROBE_SCHEDULE_EPOCHS = 10_000  # the most TrialConfig allows
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ def measure_rates(cfg: TrialConfig, threads: int, images: int = 1024, seconds: f
         x = torch.randint(0, 256, (images, 1, 28, 28), dtype=torch.uint8, generator=generator).to(device)
         y = torch.randint(0, 10, (images,), generator=generator).to(device)
         split = DeviceSplit(x, y, x, y)
-        state = start_training(cfg, steps_per_epoch(images, cfg.data.batch_size), device)
+        # The probe runs as many epochs as fit in `seconds`, more than a short budget's max_epochs on a fast
+        # machine: its schedule is planned for more (a one-cycle schedule refuses a step past its last).
+        probe_cfg = replace(cfg, max_epochs=PROBE_SCHEDULE_EPOCHS)
+        state = start_training(probe_cfg, steps_per_epoch(images, cfg.data.batch_size), device)
 
         def rate(run_once) -> float:
             run_once()  # warm-up: first calls allocate and pick kernels

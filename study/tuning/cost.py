@@ -114,8 +114,8 @@ def _row_quantiles(values: np.ndarray, q: float) -> np.ndarray:
     return np.where(count > 0, below + (position - low[:, 0]) * (above - below), -np.inf)
 
 
-def _probe_key(cfg: TrialConfig) -> tuple[str, bool, bool]:
-    return cfg.model.model, cfg.model.bn != "none", cfg.data.augment
+def _probe_key(cfg: TrialConfig) -> tuple[str, bool, bool, float]:
+    return cfg.model.model, cfg.model.bn != "none", cfg.data.augment, cfg.model.width_multiplier
 
 
 RATES_FROM = "measured on this machine just now (study.training.rate_probe)"
@@ -131,7 +131,7 @@ def estimate(plan: StudyPlan, concurrency: int, device: str, rates,
              rates_from: str = RATES_FROM,
              device_per_trial: float | None = None) -> CostEstimate:
     """The work of `plan` and its wall time with `concurrency` trials at once, from `rates`:
-    {probe key: study.training.rate_probe.Rates}, one per distinct (model, BN, augmentation), each the rate
+    {probe key: study.training.rate_probe.Rates}, one per distinct (model, BN, augmentation, width), each the rate
     of one trial while `concurrency` run."""
     budget = plan.budget
     configs = cell_configs(plan)
@@ -164,7 +164,7 @@ def estimate(plan: StudyPlan, concurrency: int, device: str, rates,
 
 
 def probe_rates(plan: StudyPlan, on_device, at_once: int = 1) -> dict:
-    """The training and evaluation rates of each distinct (model, BN, augmentation) of the plan's cells,
+    """The training and evaluation rates of each distinct (model, BN, augmentation, width) of the plan's cells,
     each configuration moved by `on_device` (a TrialConfig -> TrialConfig) to the device to measure, and
     measured while `at_once` copies of it train (on a CPU, trials that share it slow each other down)."""
     from study.training.rate_probe import measure_rates_at_once  # imports PyTorch: only --dry-run needs it here
@@ -194,13 +194,17 @@ def gpu_check_rates(plan: StudyPlan, path: Path, trials_per_gpu: int) -> tuple[d
     sharing = {int(k): float(v) for k, v in measured["sharing"].items()}
     known = max((k for k in sharing if k <= trials_per_gpu), default=min(sharing))
     per_trial = sharing[known] * min(trials_per_gpu, known) / known / trials_per_gpu
-    table = {(r["model"], bool(r["bn"]), bool(r["augment"])): r for r in measured["rates"]}
+    table = {(r["model"], bool(r["bn"]), bool(r["augment"]), float(r.get("width_multiplier", 1.0))): r
+             for r in measured["rates"]}
     rates = {}
     for cfg in cell_configs(plan):
         key = _probe_key(cfg)
         if key not in table:
-            raise UserError(f"the GPU rates at {path} have no {key[0]} model with bn={'yes' if key[1] else 'no'}, "
-                            f"augment={key[2]}: run `python -m benchmarks --gpu-check` on the GPU machine again")
+            width = f" x{key[3]:g}" if key[3] != 1.0 else ""
+            raise UserError(f"the GPU rates at {path} have no {key[0]}{width} model with "
+                            f"bn={'yes' if key[1] else 'no'}, augment={key[2]}: run `python -m benchmarks --gpu-check` "
+                            "on the GPU machine again (it measures the sizes at their own widths: pass --rates FILE "
+                            "for another)")
         rates[key] = Rates(table[key]["train"] * per_trial, table[key]["evaluate"] * per_trial, "cuda")
     source = (f"from the GPU check ({path}: {measured['machine']}, {measured['date']}, batch "
               f"{measured['batch_size']}), {trials_per_gpu} trial{'s' if trials_per_gpu > 1 else ''} per GPU at "
@@ -218,8 +222,9 @@ def describe(cost: CostEstimate) -> str:
         lines.append(f"  {stage.name}: {stage.trainings} trainings, {expected}{stage.epochs_most:,} epochs "
                      f"({stage.epochs_most * cost.train_images:,} training images at most)")
     lines.append("One trial's seconds per training epoch, and per validation (with the train-eval pass):")
-    for (model, bn, augment), (train_s, validation_s) in sorted(cost.epoch_s.items()):
-        lines.append(f"  {model}, {'BN' if bn else 'no BN'}{', augmented' if augment else ''}: "
+    for (model, bn, augment, width), (train_s, validation_s) in sorted(cost.epoch_s.items()):
+        lines.append(f"  {model}{f' x{width:g}' if width != 1.0 else ''}, {'BN' if bn else 'no BN'}"
+                     f"{', augmented' if augment else ''}: "
                      f"{train_s:.2f} s, {validation_s:.2f} s")
     expected, most = cost.wall_s
     unit = "GPU" if cost.device == "cuda" else "CPU"

@@ -26,6 +26,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("none", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")  # study.training.numerics
+MAX_WIDTH_MULTIPLIER = 8.0  # the large model at 8x has 256-512-1024 channels: beyond it a typo is likelier than a plan
 
 
 class ConfigError(UserError):
@@ -83,6 +84,9 @@ class ModelConfig:
     dropout_kind: str = "bernoulli"  # with "uout", p_conv and p_fc are Uout's beta
     p_conv: float = 0.0
     p_fc: float = 0.0
+    # Every conv layer's channels times this (the size's own widths at 1): a recipe setting, like the budget's
+    # epochs, not a factor; the headline recipe trains a wider large model with it (docs/headline.md).
+    width_multiplier: float = 1.0
 
     def __post_init__(self):
         _choice("model", self.model, MODELS)
@@ -92,6 +96,7 @@ class ModelConfig:
         _choice("dropout_kind", self.dropout_kind, DROPOUT_KINDS)
         _number("p_conv", self.p_conv, 0.0, 1.0, high_open=True)
         _number("p_fc", self.p_fc, 0.0, 1.0, high_open=True)
+        _number("width_multiplier", self.width_multiplier, 0.0, MAX_WIDTH_MULTIPLIER, low_open=True)
 
     def normalised(self) -> "ModelConfig":
         """The same network with factors that cannot matter set to their canonical value."""

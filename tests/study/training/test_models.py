@@ -154,6 +154,24 @@ def test_placement_changes_parameters_only_through_batchnorm(model):
             assert count_parameters(build_model(make(model, bn, dropout, order))) == base + sum(widths)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_width_multiplier_scales_every_conv_layer_and_keeps_the_classifier(model):
+    wide = build_model(ModelConfig(model=model, bn="pre_act", dropout="all", p_conv=0.1, p_fc=0.3,
+                                   width_multiplier=1.5))
+    convs = [m for m in wide.modules() if isinstance(m, nn.Conv2d)]
+    widths = [c for stage in SIZES[model].stages for c in stage]
+    assert [c.out_channels for c in convs] == [round(1.5 * w) for w in widths]
+    assert wide.classifier[1].out_features == SIZES[model].fc_width
+    assert wide(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    default = build_model(ModelConfig(model=model, bn="pre_act", dropout="all", p_conv=0.1, p_fc=0.3))
+    assert [m.out_channels for m in default.modules() if isinstance(m, nn.Conv2d)] == widths
+
+
+def test_a_tiny_width_multiplier_keeps_one_channel():
+    tiny = build_model(ModelConfig(model="small", width_multiplier=0.01))
+    assert [m.out_channels for m in tiny.modules() if isinstance(m, nn.Conv2d)] == [1, 1]
+
+
 def test_eval_is_deterministic_and_train_dropout_is_random():
     torch.manual_seed(0)
     x = torch.randn(8, 1, 28, 28)

@@ -12,7 +12,7 @@ from study.cli import main
 from study.training.rate_probe import Rates, measure_rates
 from study.tuning import cost
 from study.tuning.planning import StudyOptions, plan_study
-from study.vocabulary.config import DataConfig, ModelConfig, TrialConfig
+from study.vocabulary.config import DataConfig, ModelConfig, OptimConfig, TrialConfig
 from study.vocabulary.errors import UserError
 
 
@@ -57,6 +57,14 @@ def test_the_probe_measures_this_machine():
     assert rates.evaluate > rates.train  # a forward pass alone is cheaper than forward, backward and step
 
 
+def test_the_probe_outlasts_a_short_one_cycle_schedule():
+    """A one-cycle schedule planned for one epoch refuses the probe's second; the probe plans its own."""
+    cfg = TrialConfig(model=ModelConfig(model="small"), data=DataConfig(batch_size=64), device="cpu",
+                      optim=OptimConfig(schedule="onecycle"), max_epochs=1)
+    rates = measure_rates(cfg, threads=1, images=64, seconds=0.2)  # many one-step epochs in 0.2 s
+    assert rates.train > 0
+
+
 @pytest.fixture
 def smoke_plan(fake_data_dir, tmp_path):
     return plan_study(StudyOptions(space="bn_dropout", budget="smoke", data_dir=str(fake_data_dir), storage=str(tmp_path)))
@@ -64,7 +72,7 @@ def smoke_plan(fake_data_dir, tmp_path):
 
 def test_the_wall_time_is_the_work_over_the_rates_and_the_concurrency(smoke_plan):
     keys = {cost._probe_key(cfg) for cfg in cost.cell_configs(smoke_plan)}
-    assert {model for model, _, _ in keys} == {"medium"} and {bn for _, bn, _ in keys} == {True, False}
+    assert {key[0] for key in keys} == {"medium"} and {key[1] for key in keys} == {True, False}
     slow = cost.estimate(smoke_plan, 1, "cpu", {key: Rates(1000.0, 4000.0, "cpu") for key in keys})
     fast = cost.estimate(smoke_plan, 2, "cpu", {key: Rates(2000.0, 8000.0, "cpu") for key in keys})
     search, stage_two = slow.stages

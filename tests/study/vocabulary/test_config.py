@@ -20,7 +20,8 @@ def test_round_trip_and_defaults():
         ("p_fc", 1.5), ("p_conv", -0.1), ("p_conv", 1.0), ("bn", "after"), ("dropout", "everywhere"),
         ("model", "huge"), ("order", "random"), ("lr", 0.0), ("lr", "fast"), ("optimizer", "adam"),
         ("schedule", "step"), ("batch_size", 0), ("max_epochs", 2.5), ("augment", "maybe"), ("momentum", 1.0),
-        ("label_smoothing", 1.0), ("random_erasing", 1.5),
+        ("label_smoothing", 1.0), ("random_erasing", 1.5), ("width_multiplier", 0.0), ("width_multiplier", 9.0),
+        ("width_multiplier", "wide"),
     ],
 )
 def test_bad_value_is_a_clear_error_naming_key_and_value(key, value):
