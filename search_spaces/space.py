@@ -57,6 +57,7 @@ from study.vocabulary.errors import UserError
 from study.vocabulary.factors import (
     CATEGORICAL_VALUES, NUISANCE, RANGED_NUISANCE, SCIENTIFIC_FACTORS, cell_name, normalise_factors,
 )
+from study.vocabulary.tables import CELL_SETTINGS
 
 SPACES_DIR = Path(__file__).parent
 RANGED = RANGED_NUISANCE  # hyperparameters that may be tuned over a range
@@ -415,6 +416,12 @@ def _parse_cells(section: Any, where: str) -> tuple[CellDef, ...]:
         for key in fixed:
             if key in SCIENTIFIC_FACTORS or key in METADATA_KEYS:
                 raise SpaceError(f"{where}: {entry}.fixed.{key}: put scientific factors under 'factors'; 'cell' and 'experiment' are set by the study")
+            if key not in (*NUISANCE, *CELL_SETTINGS):
+                # Stage 2 and the final evaluation rebuild a trial from study.json's space-wide values and its
+                # trials.csv row: a cell's own value of any other setting would be lost there.
+                raise SpaceError(
+                    f"{where}: {entry}.fixed.{key}: a cell may fix only {', '.join((*NUISANCE, *CELL_SETTINGS))}; "
+                    f"set {key!r} in the space's top-level 'fixed' section (it then holds for every cell)")
         serves = spec.get("claims") or []
         if not isinstance(serves, list) or not all(isinstance(c, str) for c in serves):
             raise SpaceError(f"{where}: {entry}.claims must be a list of claim ids, got {serves!r}")

@@ -21,12 +21,15 @@ FINAL = "final.csv"  # one row per final-evaluation seed
 FINAL_RECORD = "final.json"
 JOURNALS_DIR = "optuna"  # the search's folder: one Optuna journal per cell (<cell>.log) and the ASHA rungs
 
+# Training settings a space may fix for one cell only (besides the nuisance values): study.json's param_space
+# holds the space-wide fixed values, so these go into every table row that retraining reads.
+CELL_SETTINGS = ("label_smoothing", "random_erasing", "width_multiplier")
 # Settings every search trial shares with its cell's others (from the budget and the space).
-FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "precision")
+FIXED_COLUMNS = ("batch_size", "max_epochs", "train_size", "val_size", "seed", "precision", *CELL_SETTINGS)
 # A trial's own settings in trials.csv: what retraining it needs beyond study.json.
 TRIAL_SETTINGS = (*SCIENTIFIC_FACTORS, *NUISANCE, *FIXED_COLUMNS)
 # Settings cv.csv and final.csv record beside the factors and nuisance values.
-RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed")
+RECORDED_SETTINGS = ("batch_size", "max_epochs", "train_size", "seed", *CELL_SETTINGS)
 
 # What a trained network's mechanism looks like (docs/mechanism.md): the variance
 # shift of its BN layers, and its validation accuracy once their statistics are re-estimated.

@@ -313,3 +313,11 @@ def test_unknown_top_level_key():
 def test_unknown_fixed_key_names_key_and_value():
     message = _error({"scientific": {"bn": ["none"]}, "fixed": {"learning_rate": 0.1}})
     assert "'learning_rate'" in message and "0.1" in message
+
+
+def test_a_cell_may_fix_only_what_its_retraining_keeps():
+    message = _error({"cells": [{"name": "a", "factors": {"bn": "none"}, "fixed": {"batch_size": 64}}]})
+    assert "cells[0] (a).fixed.batch_size" in message and "width_multiplier" in message and "top-level" in message
+    space = parse_space({"cells": [{"name": "a", "factors": {"bn": "none"}, "fixed": {"width_multiplier": 2.0}}]},
+                        name="ok", source="ok.yaml")
+    assert TrialConfig.from_flat(space.named_cells()[0].settings).model.width_multiplier == 2.0

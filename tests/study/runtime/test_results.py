@@ -90,3 +90,17 @@ def test_a_table_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
         storage.write_text(str(tmp_path), "trials.csv", "a\n1\n2\n")
     assert (tmp_path / "trials.csv").read_text() == "a\n1\n"  # the old table, intact
     assert [p.name for p in tmp_path.iterdir()] == ["trials.csv"]  # no temporary file left behind
+
+
+def test_a_cells_own_settings_survive_into_its_retraining():
+    """A space may fix label smoothing, random erasing or the width for one cell only; study.json keeps only the
+    space-wide values, so stage 2 and the final evaluation read them from the trial's row (the headline space's
+    experiment 8 trains at twice the large model's width: without this it would retrain at its own)."""
+    from study.retraining.common import training_config
+
+    own = {"label_smoothing": 0.1, "random_erasing": 0.25, "width_multiplier": 2.0}
+    row = _row([1.0, 0.8, 0.6], [0.5, 0.6, 0.7], config={**CONFIG, **own, "cell": "exp8"})
+    shared = {"model": "small", "max_epochs": 3}  # what study.json holds: none of the cell's own values
+    retrained = training_config(row, shared)
+    assert {key: retrained[key] for key in own} == own
+    assert set(own) <= set(tables.RECORDED_SETTINGS)  # and cv.csv and final.csv show them
