@@ -149,6 +149,9 @@ def _add_final(commands) -> None:
                        "(default: the best mean val_acc in cv_summary.csv)")
     final.add_argument("--seeds", type=int, default=3, help="number of seeds, from the trial's own seed on (default: 3)")
     final.add_argument("--train-size", type=int, help="stratified subset of the training set (default: all of it)")
+    final.add_argument("--dry-run", action="store_true",
+                       help="print what would be trained and its estimated wall time on this machine, then stop "
+                       "(a few seconds' probe of the configuration's rate; nothing is trained or tested)")
     _add_retraining_options(final)
 
 
@@ -278,11 +281,15 @@ def print_cv(outcome) -> None:
 
 
 def cmd_final(args: argparse.Namespace) -> None:
-    from study.retraining.final import FinalOptions, run_final  # imports Ray: keep `study spaces` fast
+    from study.retraining.final import FinalOptions, final_dry_run, plan_final, run_final  # imports Ray
 
+    options = FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args))
+    if args.dry_run:  # reads the experiment only: no lock, so it may run beside a final in progress
+        print(final_dry_run(plan_final(options)))
+        return
     with experiment_lock(args.path, "study final"):
         _ray_log_beside(args.path, args.verbose)
-        outcome = run_final(FinalOptions(config_id=args.config_id, seeds=args.seeds, **_retraining_options(args)))
+        outcome = run_final(options)
     print_final(outcome)
     _analyze_after(outcome.experiment_uri, args.no_analyze)
 

@@ -102,3 +102,30 @@ def test_cv_again_resumes_the_same_replicate_set(experiment, capsys):
     # The first set made in the experiment is its own (cv.csv), known by the name its options give.
     assert json.loads((experiment / "cv.json").read_text())["replicate_set"] == "overall2-folds-2"
     assert not (experiment / "replicates").exists()
+
+
+def test_final_dry_run_estimates_from_the_rate_and_trains_nothing(experiment, smoke_data_dirs, capsys, monkeypatch):
+    from study.training import rate_probe
+    from study.training.loop import TRAIN_EVAL_SIZE
+    from study.tuning.cost import OVERHEAD_PER_TRIAL_S
+
+    probed = []
+
+    def known_rates(cfgs, threads, copies, seconds=1.0):
+        probed.append((cfgs[0], threads, copies))
+        return [rate_probe.Rates(train=1000.0, evaluate=4000.0, device="cpu")]
+
+    monkeypatch.setattr(rate_probe, "measure_rates_at_once", known_rates)
+    before = {p.name: p.stat().st_mtime_ns for p in experiment.iterdir()}
+    full, _ = smoke_data_dirs
+    assert main(["final", str(experiment), "--seeds", "3", "--max-epochs", "4", "--max-concurrent", "1",
+                 "--data-dir", str(full), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    [(cfg, threads, copies)] = probed
+    assert cfg.max_epochs == 4 and copies == 1  # the final's own configuration, as many at once as it will run
+    n_train = 1000  # the synthetic training split, all of it
+    evaluated = (10_000 + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
+    seed_s = 4 * n_train / 1000.0 + evaluated / 4000.0 + OVERHEAD_PER_TRIAL_S
+    assert "3 seeds (0, 1, 2), 4 epochs on 1,000 training images each" in out
+    assert f"{seed_s / 60:.1f} min in all" in out and "Estimated wall time" in out
+    assert {p.name: p.stat().st_mtime_ns for p in experiment.iterdir()} == before  # nothing written

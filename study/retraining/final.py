@@ -47,6 +47,7 @@ from study.runtime.tracking import check_trackers
 from study.runtime.ray_session import connect
 
 FOLDER = "final"
+TEST_IMAGES = 10_000  # FashionMNIST's test split
 RECORD = tables.FINAL_RECORD
 METRICS = tables.FINAL_METRICS
 
@@ -144,6 +145,45 @@ def final_table(results, plan: FinalPlan) -> pd.DataFrame:
             "error": error,
         })
     return pd.DataFrame(rows).sort_values("seed", ignore_index=True)
+
+
+def final_dry_run(plan: FinalPlan) -> str:
+    """`study final --dry-run`: what the final would train and its wall time on this machine, from a probe of the
+    chosen configuration's rates (as many probes at once as seeds will train at once on a CPU); nothing is trained
+    or tested."""
+    from dataclasses import replace
+
+    from study.training.loop import TRAIN_EVAL_SIZE
+    from study.training.rate_probe import measure_rates_at_once
+    from study.tuning.cost import OVERHEAD_PER_STAGE_S, OVERHEAD_PER_TRIAL_S, cpu_line, local_slots
+
+    resources = plan.resources
+    cfg = TrialConfig.from_flat(plan.config)
+    device, slots = local_slots(resources.cpus_per_trial, resources.gpus_per_trial)
+    on_gpu = device == "cuda"
+    at_once = min(len(plan.seeds), resources.max_concurrent or slots, slots)
+    # On a CPU the probes run as the seeds will, `at_once` together (they slow each other down).
+    [rates] = measure_rates_at_once([replace(cfg, device=device)], max(1, int(resources.cpus_per_trial)),
+                                    1 if on_gpu else at_once)
+    n_train = cfg.data.train_size or plan.dataset["images"]
+    # After the last epoch: the test set and the train-eval images, and both again once BN is re-estimated.
+    evaluated = (TEST_IMAGES + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
+    seed_s = cfg.max_epochs * n_train / rates.train + evaluated / rates.evaluate + OVERHEAD_PER_TRIAL_S
+    waves = math.ceil(len(plan.seeds) / at_once)
+    wall = waves * seed_s + OVERHEAD_PER_STAGE_S
+    lines = [
+        f"Plan: configuration {plan.config_id}, {plan.chosen_by}; {len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''} "
+        f"({', '.join(map(str, plan.seeds))}), {cfg.max_epochs} epochs on {n_train:,} training images each, "
+        f"{at_once} at once on the {'GPU' if on_gpu else 'CPU'} with {resources.cpus_per_trial:g} CPU"
+        f"{'s' if resources.cpus_per_trial != 1 else ''} each; then the 10,000 test images once per seed.",
+        f"One seed: {n_train / rates.train:.1f} s per epoch ({rates.train:,.0f} training images/s), "
+        f"{seed_s / 60:.1f} min in all.",
+        f"Estimated wall time: {wall / 60:.0f} min. Rates measured on this machine just now "
+        "(study.training.rate_probe); nothing was trained or tested: drop --dry-run to run it.",
+    ]
+    if not on_gpu:
+        lines.append(cpu_line(cfg.precision, "the final"))
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

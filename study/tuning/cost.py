@@ -248,17 +248,10 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
     with `gpus`, on that many GPUs, from the GPU check's rates (`rates_file`, default GPU_RATES_FILE)."""
     if gpus is not None:
         return _dry_run_on_gpus(plan, gpus, Path(rates_file) if rates_file else GPU_RATES_FILE)
-    import os
     from dataclasses import replace
 
-    import torch
-
     budget = plan.budget
-    gpus = torch.cuda.device_count()
-    if budget.gpus_per_trial > 0 and gpus:
-        device, slots = "cuda", int(gpus / budget.gpus_per_trial)
-    else:
-        device, slots = "cpu", max(1, int((os.cpu_count() or 1) // max(budget.cpus_per_trial, 1)))
+    device, slots = local_slots(budget.cpus_per_trial, budget.gpus_per_trial)
     concurrency = min(slots, plan.options.max_concurrent or slots)
     # On the CPU the probes run as the trials will: `concurrency` at once (one alone overstated their rate,
     # and the estimate fell 1.3-1.4x short of concurrent trials' real time).
@@ -266,17 +259,37 @@ def dry_run(plan: StudyPlan, gpus: int | None = None, rates_file: str | None = N
     rates = probe_rates(plan, lambda cfg: replace(cfg, device=device), at_once)
     source = f"measured on this machine just now, {at_once} probes at once as the trials will run (study.training.rate_probe)"
     text = describe(estimate(plan, concurrency, device, rates, source if at_once > 1 else RATES_FROM))
-    if budget.gpus_per_trial > 0 and not gpus:
+    if budget.gpus_per_trial > 0 and device == "cpu":
         text += ("\nThis budget gives each trial a GPU share and this machine has no GPU: the estimate is for its "
                  "CPUs, as with --gpus-per-trial 0. --gpus N estimates N GPUs from the GPU check's rates.")
     if device == "cpu":
-        from study.vocabulary.machine import cpu_has_bf16, cpu_name
-
-        bf16 = cpu_has_bf16()
-        text += (f"\nThis CPU: {cpu_name()}, {os.cpu_count()} cores, native bf16 instructions: {'yes' if bf16 else 'no'} "
-                 f"(precision {budget.precision}: the rates above use what it picks here); the estimate is for this "
-                 "kind of processor, so run --dry-run on the machine that will run the study.")
+        text += "\n" + cpu_line(budget.precision, "the study")
     return text + "\n" + resolution_line(plan)
+
+
+def local_slots(cpus_per_trial: float, gpus_per_trial: float) -> tuple[str, int]:
+    """The device trials would train on here and how many fit at once: the GPUs' shares when the trials ask for
+    a GPU and this machine has one, else its CPU cores."""
+    import os
+
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus_per_trial > 0 and gpus:
+        return "cuda", int(gpus / gpus_per_trial)
+    return "cpu", max(1, int((os.cpu_count() or 1) // max(cpus_per_trial, 1)))
+
+
+def cpu_line(precision: str, what: str) -> str:
+    """The dry run's closing line on the CPU it measured: its rates hold for this kind of processor only."""
+    import os
+
+    from study.vocabulary.machine import cpu_has_bf16, cpu_name
+
+    bf16 = cpu_has_bf16()
+    return (f"This CPU: {cpu_name()}, {os.cpu_count()} cores, native bf16 instructions: {'yes' if bf16 else 'no'} "
+            f"(precision {precision}: the rates above use what it picks here); the estimate is for this "
+            f"kind of processor, so run --dry-run on the machine that will run {what}.")
 
 
 def resolution_line(plan: StudyPlan) -> str:
