@@ -175,7 +175,7 @@ def final_dry_run(plan: FinalPlan) -> str:
         f"Plan: configuration {plan.config_id}, {plan.chosen_by}; {len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''} "
         f"({', '.join(map(str, plan.seeds))}), {cfg.max_epochs} epochs on {n_train:,} training images each, "
         f"{at_once} at once on the {'GPU' if on_gpu else 'CPU'} with {resources.cpus_per_trial:g} CPU"
-        f"{'s' if resources.cpus_per_trial != 1 else ''} each; then the 10,000 test images once per seed.",
+        f"{'s' if resources.cpus_per_trial != 1 else ''} each; then the {TEST_IMAGES:,} test images once per seed.",
         f"One seed: {n_train / rates.train:.1f} s per epoch ({rates.train:,.0f} training images/s), "
         f"{seed_s / 60:.1f} min in all.",
         f"Estimated wall time: {wall / 60:.0f} min. Rates measured on this machine just now "
