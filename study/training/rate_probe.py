@@ -18,10 +18,7 @@ import torch
 
 from study.data.device_data import DeviceSplit
 from study.training.loop import evaluate, resolve_device, start_training, steps_per_epoch, train_one_epoch
-from study.vocabulary.config import TrialConfig
-
-# Epochs the probe's learning-rate schedule is planned for: more than fit in any probe's few seconds.
-PROBE_SCHEDULE_EPOCHS = 10_000  # the most TrialConfig allows
+from study.vocabulary.config import MAX_EPOCHS, TrialConfig
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ def measure_rates(cfg: TrialConfig, threads: int, images: int = 1024, seconds: f
         split = DeviceSplit(x, y, x, y)
         # The probe runs as many epochs as fit in `seconds`, more than a short budget's max_epochs on a fast
         # machine: its schedule is planned for more (a one-cycle schedule refuses a step past its last).
-        probe_cfg = replace(cfg, max_epochs=PROBE_SCHEDULE_EPOCHS)
+        probe_cfg = replace(cfg, max_epochs=MAX_EPOCHS)  # more than fit in any probe's few seconds
         state = start_training(probe_cfg, steps_per_epoch(images, cfg.data.batch_size), device)
 
         def rate(run_once) -> float:

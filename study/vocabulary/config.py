@@ -26,6 +26,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("none", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")  # study.training.numerics
+MAX_EPOCHS = 10_000  # the most epochs a training may plan
 MAX_WIDTH_MULTIPLIER = 8.0  # the large model at 8x has 256-512-1024 channels: beyond it a typo is likelier than a plan
 
 
@@ -168,7 +169,7 @@ class TrialConfig:
     precision: str = "fp32"
 
     def __post_init__(self):
-        _integer("max_epochs", self.max_epochs, 1, 10000)
+        _integer("max_epochs", self.max_epochs, 1, MAX_EPOCHS)
         _integer("seed", self.seed, 0)
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
