@@ -8,11 +8,13 @@ repeated heading numbered `-1`, `-2`, ...
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,7 @@ def test_ci_runs_the_readmes_test_command_as_written():
 
 
 FINDINGS = ROOT / "docs" / "findings"
+HEADLINE_RUN = ROOT / "docs" / "headline-run"
 
 
 def test_readmes_findings_are_the_published_runs_verdicts():
@@ -121,12 +124,31 @@ def test_readmes_findings_are_the_published_runs_verdicts():
     assert said == {claim.id: claim.verdict for claim in published.claims}
 
 
-def test_the_published_run_holds_its_tables_and_report_but_no_tune_state():
-    names = {path.name for path in FINDINGS.iterdir()}
-    assert {"report.md", "report.html", "conclusions.json", "trials.csv", "epochs.csv", "cv.csv", "study.json"} <= names
-    assert not [path for path in FINDINGS.iterdir() if path.is_dir()]  # no trial folder, checkpoint, cv/ or optuna/
+@pytest.mark.parametrize("published, tables", [
+    (FINDINGS, {"report.md", "report.html", "conclusions.json", "trials.csv", "epochs.csv", "cv.csv", "study.json"}),
+    (HEADLINE_RUN, {"study.json", "trials.csv", "cv.csv", "final.csv", "final.json"}),
+], ids=["findings", "headline"])
+def test_a_published_run_holds_its_tables_but_no_tune_state(published, tables):
+    names = {path.name for path in published.iterdir()}
+    assert tables <= names
+    assert not [path for path in published.iterdir() if path.is_dir()]  # no trial folder, checkpoint, cv/ or optuna/
     assert not [name for name in names if name.startswith(TUNE_STATE)]
-    assert all(image in names for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (FINDINGS / "report.md").read_text()))
+    if (published / "report.md").exists():
+        assert all(image in names for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (published / "report.md").read_text()))
+
+
+def test_the_headline_numbers_quoted_are_the_published_finals():
+    """README, docs/headline.md and benchmarks/RESULTS.md quote docs/headline-run's `study final`: each seed's test
+    accuracy and their mean ± sd, as final.json records them."""
+    final = pd.read_csv(HEADLINE_RUN / "final.csv")
+    acc = final["test_acc"]
+    record = json.loads((HEADLINE_RUN / "final.json").read_text())["test_acc"]
+    assert record["n_seeds"] == len(acc) == 3 and set(final["status"]) == {"completed"}
+    assert round(record["mean"], 6) == round(acc.mean(), 6) and round(record["std"], 6) == round(acc.std(ddof=1), 6)
+    quoted = [f"{value:.4f}" for value in acc] + [f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f}"]
+    for page in ("README.md", "docs/headline.md", "benchmarks/RESULTS.md"):
+        text = (ROOT / page).read_text()
+        assert not [number for number in quoted if number not in text], page
 
 
 TUNE_STATE = ("experiment_state-", "tuner.pkl", "searcher-state-", "search_gen_state-", "basic-variant-state-")
