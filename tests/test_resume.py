@@ -174,6 +174,7 @@ def rung_entries(experiment: Path) -> dict[tuple[str, int, str], float]:
             for trial, score in level.items()}
 
 
+@pytest.mark.faults
 def test_killed_study_resumes_without_losing_or_repeating_a_trial(study_argv, tmp_path, ray_session, monkeypatch):
     """The driver's machine is lost (SIGKILL of the whole process group) mid-search, and the
     study resumes on a new head node from remote storage (a `file://` URI, as s3:// would be):
