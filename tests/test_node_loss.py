@@ -112,8 +112,8 @@ def failures(experiment: Path) -> dict[str, int]:
 @pytest.mark.faults
 def test_a_lost_worker_node_loses_no_trial(cluster, tmp_path):
     cluster, raylets = cluster
-    # Epochs long enough to catch the second trial between two of them: 3,000 images, 1 to 3 s on 2 cores
-    # (with 1,000, the fastest machine trained all 8 trials in 7 s, before the test saw the second on a node).
+    # Epochs long enough to catch the second trial between two of them: with 1,000 images the fastest machine
+    # trained all 8 trials in 7 s, before the test saw the second on a node; with 3,000 it passed 10 of 10.
     data = write_fake_fashion_mnist(tmp_path / "data", n_train=TRAIN_IMAGES + 200, n_test=100, seed=3, noise=1.0)
     space = tmp_path / "two_cells.yaml"
     space.write_text(SPACE)
