@@ -115,6 +115,7 @@ class StageProgress(tune.Callback):
     def _reset(self) -> None:
         self._started = time.monotonic()
         self._done_at_start: int | None = None
+        self._last_finish: tuple[int, float] = (0, 0.0)  # (trials finished, elapsed s) when that count was first seen
         self._last_draw = self._last_look = -math.inf
         self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
@@ -126,7 +127,7 @@ class StageProgress(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k != "_stream"}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _stream=None)
+        self.__dict__.update({"_last_finish": (0, 0.0)}, **state, _stream=None)  # a display pickled before it
 
     @property
     def stream(self) -> TextIO:
@@ -182,12 +183,18 @@ class StageProgress(tune.Callback):
         return done, text
 
     def _remaining(self, done: int, planned: int, elapsed: float) -> str:
+        """The time left at the pace of the trials this stage finished, counted from the last one to finish:
+        while the next runs, the estimate counts down instead of growing with the time since."""
+        if done != self._last_finish[0]:
+            self._last_finish = (done, elapsed)
         finished_here = done - (self._done_at_start or 0)
         if done >= planned:
             return ""
         if finished_here <= 0:
             return ", time left not known yet"
-        return f", ~{duration(elapsed / finished_here * (planned - done))} left"
+        at_last_finish = self._last_finish[1]
+        left = at_last_finish / finished_here * (planned - done) - (elapsed - at_last_finish)
+        return f", ~{duration(left)} left" if left >= 1 else ", about to finish"
 
     def _best(self, trials) -> tuple[float, str] | None:
         if self.metric is None:

@@ -56,6 +56,16 @@ def test_a_resumed_stage_estimates_from_what_it_finished_itself():
     assert display.status(after, now=display._started + 30)[1].endswith("30s, ~30s left")  # 1 of its own in 30 s
 
 
+def test_the_time_left_counts_down_while_the_last_trials_run():
+    display = StageProgress("final", planned=3, max_epochs=MAX_EPOCHS, stream=io.StringIO())
+    two_of_three = [trial("TERMINATED", best=0.9), trial("TERMINATED", best=0.9), trial("RUNNING", epoch=1)]
+    display.status([], now=display._started)  # the stage's first look: nothing finished yet
+    display.status(two_of_three[:1] + [trial("RUNNING", epoch=1)] * 2, now=display._started + 1000)
+    assert display.status(two_of_three, now=display._started + 2000)[1].endswith("33m20s, ~16m40s left")
+    assert display.status(two_of_three, now=display._started + 2600)[1].endswith("43m20s, ~6m40s left")
+    assert display.status(two_of_three, now=display._started + 3100)[1].endswith("51m40s, about to finish")
+
+
 def test_in_a_log_it_prints_a_line_per_fifth_of_the_planned_trials_and_a_last_one(monkeypatch):
     log = io.StringIO()
     display = StageProgress("search", planned=100, max_epochs=MAX_EPOCHS, stream=log)
