@@ -127,7 +127,7 @@ class StageProgress(tune.Callback):
         return {k: v for k, v in self.__dict__.items() if k != "_stream"}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"_last_finish": (0, 0.0)}, **state, _stream=None)  # a display pickled before it
+        self.__dict__.update(state, _stream=None)
 
     @property
     def stream(self) -> TextIO:
