@@ -304,7 +304,8 @@ def run_cv(options: CVOptions) -> CVOutcome:
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_cv_trial, configs=plan.trial_configs()))
     display = None if options.verbose else StageProgress(
-        "stage 2", len(plan.configs) * plan.n_replicates, int(next(iter(plan.configs.values()))["max_epochs"]))
+        "stage 2", len(plan.configs) * plan.n_replicates, int(next(iter(plan.configs.values()))["max_epochs"]),
+        to_max_epochs=True)
     results = fit_resumable(place.uri, place.folder, RECORD, plan.record(), trainable, plan.param_space(),
                             plan.resources, "cv", display, options.tracking, named={"replicate_set": place.name})
     cv = cv_table(results, plan)

@@ -205,7 +205,8 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     started = time.time()
     trainable = plan.resources.wrap(tune.with_parameters(train_final_trial, data_dir=plan.config["data_dir"]))
     # The test accuracy is no score to rank seeds by: no "best so far".
-    display = None if options.verbose else StageProgress("final", len(plan.seeds), int(plan.config["max_epochs"]), None)
+    display = None if options.verbose else StageProgress("final", len(plan.seeds), int(plan.config["max_epochs"]), None,
+                                                          to_max_epochs=True)
     results = fit_resumable(uri, FOLDER, RECORD, plan.record(), trainable, plan.param_space(), plan.resources,
                             "final", display, options.tracking)
     final = final_table(results, plan)

@@ -104,18 +104,23 @@ class StageProgress(tune.Callback):
 
     `metric` is the score whose maximum over a trial's results is "best so far" (with the
     trial's `cell`, or its `config_id` in stage 2), or None for a stage with none to show.
+    `to_max_epochs` says that every trial trains `max_epochs` unless it diverges or fails (no
+    early stopping: stage 2, the final): the time left is then paced by the epochs trained,
+    known from the first epoch, not by the trials finished (the final's first seed takes a
+    third of the run).
     """
 
     def __init__(self, stage: str, planned: int, max_epochs: int, metric: str | None = "val_acc",
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, to_max_epochs: bool = False):
         self.stage, self.planned, self.max_epochs, self.metric = stage, planned, max_epochs, metric
+        self.to_max_epochs = to_max_epochs
         self._stream = stream
         self._reset()
 
     def _reset(self) -> None:
         self._started = time.monotonic()
-        self._done_at_start: int | None = None
-        self._last_finish: tuple[int, float] = (0, 0.0)  # (trials finished, elapsed s) when that count was first seen
+        self._work_at_start: int | None = None  # trials finished, or epochs trained, when the stage started
+        self._last_work: tuple[int, float] = (0, 0.0)  # (that count, elapsed s) when the count was first seen
         self._last_draw = self._last_look = -math.inf
         self._last_step = 0  # a log gets its first line once a fifth of the trials are done, or after a minute
         self._line = ""
@@ -160,8 +165,6 @@ class StageProgress(tune.Callback):
                 name = "interrupted"
             counts[name] += 1
         done = counts["completed"] + counts["pruned"] + counts["diverged"] + counts["failed"]
-        if self._done_at_start is None:
-            self._done_at_start = done  # a resumed stage: what was finished before it started
         elapsed = (now if now is not None else time.monotonic()) - self._started
         planned = max(self.planned, len(trials))
         filled = round(BAR_WIDTH * done / planned) if planned else BAR_WIDTH
@@ -170,7 +173,7 @@ class StageProgress(tune.Callback):
         shown = ("running", "pruned", "diverged", "failed", *(["interrupted"] if counts["interrupted"] else []))
         best = self._best(trials)
         tail = ([f"best {self.metric} {best[0]:.4f} ({best[1]})"] if best is not None else []) + [
-            duration(elapsed) + self._remaining(done, planned, elapsed)]
+            duration(elapsed) + self._remaining(done >= planned, *self._work(trials, done, planned), elapsed)]
 
         def line(with_bar: bool, zero_counts: bool) -> str:
             counts_part = " · ".join(f"{name} {counts[name]}" for name in shown if zero_counts or counts[name])
@@ -182,18 +185,34 @@ class StageProgress(tune.Callback):
                 break
         return done, text
 
-    def _remaining(self, done: int, planned: int, elapsed: float) -> str:
-        """The time left at the pace of the trials this stage finished, counted from the last one to finish:
-        while the next runs, the estimate counts down instead of growing with the time since."""
-        if done != self._last_finish[0]:
-            self._last_finish = (done, elapsed)
-        finished_here = done - (self._done_at_start or 0)
-        if done >= planned:
+    def _work(self, trials, done: int, planned: int) -> tuple[int, int]:
+        """(units done, units left): trials finished and to finish, or with `to_max_epochs` epochs trained and to
+        train (a trial that ended early, diverged or failed, has none left)."""
+        if not self.to_max_epochs:
+            return done, planned - done
+        trained = left = 0
+        for trial in trials:
+            epoch = int((trial.last_result or {}).get("epoch") or 0)
+            trained += epoch
+            if trial.status not in ("TERMINATED", "ERROR"):
+                left += max(self.max_epochs - epoch, 0)
+        return trained, left + max(planned - len(trials), 0) * self.max_epochs
+
+    def _remaining(self, finished: bool, work_done: int, work_left: int, elapsed: float) -> str:
+        """The time left at the pace of the work this stage did itself (a resumed stage's earlier work took no
+        time here), counted from the last unit to finish: while the next runs, the estimate counts down instead
+        of growing with the time since."""
+        if self._work_at_start is None:
+            self._work_at_start = work_done
+        if work_done != self._last_work[0]:
+            self._last_work = (work_done, elapsed)
+        if finished:
             return ""
-        if finished_here <= 0:
+        done_here = work_done - self._work_at_start
+        if done_here <= 0:
             return ", time left not known yet"
-        at_last_finish = self._last_finish[1]
-        left = at_last_finish / finished_here * (planned - done) - (elapsed - at_last_finish)
+        at_last_work = self._last_work[1]
+        left = at_last_work / done_here * work_left - (elapsed - at_last_work)
         return f", ~{duration(left)} left" if left >= 1 else ", about to finish"
 
     def _best(self, trials) -> tuple[float, str] | None:

@@ -66,6 +66,28 @@ def test_the_time_left_counts_down_while_the_last_trials_run():
     assert display.status(two_of_three, now=display._started + 3100)[1].endswith("51m40s, about to finish")
 
 
+def test_a_stage_without_early_stopping_is_paced_by_epochs_from_the_first_one():
+    """The final's three 30-epoch seeds: the time left is known after an epoch, not after the first seed."""
+    display = StageProgress("final", planned=3, max_epochs=30, metric=None, stream=io.StringIO(), to_max_epochs=True)
+    display.status([], now=display._started)
+    assert display.status([trial("RUNNING", epoch=2)], now=display._started + 100)[1].endswith(
+        "1m40s, ~1h13m left")  # 50 s an epoch, 28 + 2 x 30 epochs to go
+    assert display.status([trial("RUNNING", epoch=2)], now=display._started + 130)[1].endswith("~1h12m left")
+    by_trials = StageProgress("final", planned=3, max_epochs=30, metric=None, stream=io.StringIO())
+    by_trials.status([], now=by_trials._started)
+    assert by_trials.status([trial("RUNNING", epoch=2)], now=by_trials._started + 100)[1].endswith("not known yet")
+
+
+def test_epochs_pace_leaves_out_what_ended_early_and_what_was_trained_before_a_resume():
+    display = StageProgress("stage 2", planned=3, max_epochs=MAX_EPOCHS, stream=io.StringIO(), to_max_epochs=True)
+    resumed = [trial("TERMINATED", epoch=1, best=0.1, diverged=True, train_loss=float("nan")),
+               trial("RUNNING", epoch=2, best=0.8)]
+    assert display.status(resumed, now=display._started + 5)[1].endswith("5s, time left not known yet")
+    later = [resumed[0], trial("RUNNING", epoch=3, best=0.8), trial("RUNNING", epoch=1, best=0.7)]
+    # 2 epochs in 20 s since the resume; 1 + 3 to go (the diverged trial has none left)
+    assert display.status(later, now=display._started + 20)[1].endswith("20s, ~40s left")
+
+
 def test_in_a_log_it_prints_a_line_per_fifth_of_the_planned_trials_and_a_last_one(monkeypatch):
     log = io.StringIO()
     display = StageProgress("search", planned=100, max_epochs=MAX_EPOCHS, stream=log)
