@@ -36,6 +36,7 @@ BAR_WIDTH = 24
 REDRAW_S = 0.25  # on a terminal
 PLAIN_PERIOD_S = 60.0  # elsewhere, a line at least this often while trials run
 PLAIN_STEPS = 5  # ... and one at every fifth of the planned trials
+ENDED = ("TERMINATED", "ERROR")  # Tune's statuses of a trial that trains no more in this run
 
 
 RAY_LOG = "ray.log"  # where Ray's own log lines go while the display runs
@@ -143,7 +144,7 @@ class StageProgress(tune.Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         # Every step, not only when the line is redrawn: at a signal's stop this must be exact.
-        self._unfinished = {t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")}
+        self._unfinished = {t.trial_id for t in trials if t.status not in ENDED}
         self._update(trials)
 
     def on_experiment_end(self, trials, **info) -> None:
@@ -194,7 +195,7 @@ class StageProgress(tune.Callback):
         for trial in trials:
             epoch = int((trial.last_result or {}).get("epoch") or 0)
             trained += epoch
-            if trial.status not in ("TERMINATED", "ERROR"):
+            if trial.status not in ENDED:
                 left += max(self.max_epochs - epoch, 0)
         return trained, left + max(planned - len(trials), 0) * self.max_epochs
 
