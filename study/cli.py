@@ -345,7 +345,7 @@ def print_final(outcome) -> None:
           f"{len(plan.seeds)} seeds, {plan.config.get('max_epochs')} epochs on "
           + (f"{train_size} training images" if train_size else "the whole training set"))
     columns = [c for c in ("seed", "status", "epochs", "train_loss", "train_acc", "test_loss", "test_acc", "test_ece",
-                           "var_shift_max", "test_acc_bn_reestimated", "test_ece_bn_reestimated")
+                           "test_acc_flip", "var_shift_max", "test_acc_bn_reestimated", "test_ece_bn_reestimated")
                if c in final and final[c].notna().any()]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(f"\n{final[columns].to_string(index=False)}")
@@ -353,6 +353,10 @@ def print_final(outcome) -> None:
     spread = lambda x: f" ± {x.std(ddof=1):.4f}" if len(x) > 1 else ""  # noqa: E731
     print(f"\nTest accuracy: {acc.mean():.4f}{spread(acc)} (mean ± standard deviation over {len(acc)} seeds); "
           f"test loss: {loss.mean():.4f}{spread(loss)}")
+    if "test_acc_flip" in final and final["test_acc_flip"].notna().any():
+        flip = final["test_acc_flip"].dropna()
+        print(f"Each test image averaged with its mirror image (flip test-time augmentation): test accuracy "
+              f"{flip.mean():.4f}{spread(flip)}")
     if "test_acc_bn_reestimated" in final and final["test_acc_bn_reestimated"].notna().any():
         after, ece, ece_after = (final[c].dropna() for c in ("test_acc_bn_reestimated", "test_ece", "test_ece_bn_reestimated"))
         print(f"With BN statistics re-estimated (Dropout off, after training): test accuracy {after.mean():.4f}"

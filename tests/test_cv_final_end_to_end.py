@@ -81,6 +81,8 @@ def test_final_csv_tests_the_cv_winner_once_per_seed(experiment):
     with_bn = final["bn"] != "none"
     assert final.loc[with_bn, mechanism].notna().all().all() and final.loc[~with_bn, mechanism].isna().all().all()
     assert (final.loc[with_bn, "var_shift_max"] >= 1).all()
+    # Every seed also tested with each image averaged with its mirror image, from the same evaluation.
+    assert final["test_acc_flip"].between(0, 1).all() and (final["test_loss_flip"] > 0).all()
 
 
 def test_final_reads_the_test_set(experiment, smoke_data_dirs, capsys):
@@ -124,7 +126,8 @@ def test_final_dry_run_estimates_from_the_rate_and_trains_nothing(experiment, sm
     [(cfg, threads, copies)] = probed
     assert cfg.max_epochs == 4 and copies == 1  # the final's own configuration, as many at once as it will run
     n_train = 1000  # the synthetic training split, all of it
-    evaluated = (10_000 + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
+    # The test images plain and both flip views, the train-eval images, and both again with BN re-estimated.
+    evaluated = 2 * 10_000 + (10_000 + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
     seed_s = 4 * n_train / 1000.0 + evaluated / 4000.0 + OVERHEAD_PER_TRIAL_S
     assert "3 seeds (0, 1, 2), 4 epochs on 1,000 training images each" in out
     assert f"{seed_s / 60:.1f} min in all" in out and "Estimated wall time" in out

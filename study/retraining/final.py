@@ -166,8 +166,9 @@ def final_dry_run(plan: FinalPlan) -> str:
     [rates] = measure_rates_at_once([replace(cfg, device=device)], max(1, int(resources.cpus_per_trial)),
                                     1 if on_gpu else at_once)
     n_train = cfg.data.train_size or plan.dataset["images"]
-    # After the last epoch: the test set and the train-eval images, and both again once BN is re-estimated.
-    evaluated = (TEST_IMAGES + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
+    # After the last epoch: the test set (then it and its mirror images) and the train-eval images, and those
+    # two again once BN is re-estimated.
+    evaluated = 2 * TEST_IMAGES + (TEST_IMAGES + TRAIN_EVAL_SIZE) * (2 if cfg.model.bn != "none" else 1)
     seed_s = cfg.max_epochs * n_train / rates.train + evaluated / rates.evaluate + OVERHEAD_PER_TRIAL_S
     waves = math.ceil(len(plan.seeds) / at_once)
     wall = waves * seed_s + OVERHEAD_PER_STAGE_S
@@ -197,6 +198,12 @@ class FinalOutcome:
         return self.final["test_acc"].dropna()
 
 
+def mean_and_sd(values: pd.Series) -> dict:
+    """final.json's summary of one test metric over the seeds that have it."""
+    return {"n_seeds": len(values), "mean": float(values.mean()) if len(values) else None,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None}
+
+
 def run_final(options: FinalOptions) -> FinalOutcome:
     """Train the chosen configuration with every seed and test each once; write final.csv."""
     plan = plan_final(options)
@@ -214,8 +221,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     acc = final["test_acc"].dropna()
     write_json(uri, RECORD, run_record(
         plan.record(), started, time.time(), chosen_by=plan.chosen_by,
-        test_acc={"n_seeds": len(acc), "mean": float(acc.mean()) if len(acc) else None,
-                  "std": float(acc.std(ddof=1)) if len(acc) > 1 else None},
+        test_acc=mean_and_sd(acc), test_acc_flip=mean_and_sd(final.get("test_acc_flip", pd.Series(dtype=float)).dropna()),
     ))
     if acc.empty:
         raise RetrainError(f"every seed failed, so nothing was tested; the first error: {final['error'].iloc[0]}")

@@ -53,11 +53,16 @@ def test_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     """test_loss, test_acc, the calibration of the test predictions (test_ece, test_conf_wrong: see
     `study.training.mechanism`), and train_eval_loss, train_eval_acc (eval mode, the fixed training
     images of `study.training.loop.TRAIN_EVAL_SIZE`) to set the test loss against, with the variance
-    shift measured on them. A model with BN is tested once more with its BN statistics re-estimated
-    (`study.training.loop.bn_reestimated`): test_acc_bn_reestimated, test_ece_bn_reestimated."""
+    shift measured on them. test_acc_flip, test_loss_flip: the same model, each test image scored by the
+    mean of its and its mirror image's class probabilities (`study.training.loop.evaluate`'s
+    flip_average). A model with BN is tested once more with its BN statistics re-estimated
+    (`study.training.loop.bn_reestimated`): test_acc_bn_reestimated, test_ece_bn_reestimated.
+    Every number comes from this one evaluation after the last epoch: nothing is chosen between them."""
     test = scored(state.model, split.val_x, split.val_y, state.numerics)
+    flipped = scored(state.model, split.val_x, split.val_y, state.numerics, flip_average=True)
     metrics = {**train_eval_metrics(state, split), "test_loss": test["loss"], "test_acc": test["acc"],
-               "test_ece": test["ece"], "test_conf_wrong": test["conf_wrong"]}
+               "test_ece": test["ece"], "test_conf_wrong": test["conf_wrong"],
+               "test_loss_flip": flipped["loss"], "test_acc_flip": flipped["acc"]}
     reestimated = bn_reestimated(state, split)
     if reestimated is not None:
         after = scored(reestimated, split.val_x, split.val_y, state.numerics)

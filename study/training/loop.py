@@ -206,9 +206,13 @@ def train_one_epoch(state: TrainingState, split: DeviceSplit) -> dict:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics: Numerics,
-             calibration: CalibrationBins | None = None) -> tuple[float, float]:
+             calibration: CalibrationBins | None = None, flip_average: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` in eval mode on uint8 images [N,1,28,28], computed with
-    `numerics` (the training's); each batch's class probabilities also go into `calibration` when given."""
+    `numerics` (the training's); each batch's class probabilities also go into `calibration` when given.
+
+    With `flip_average`, each image is scored by the mean of the class probabilities of the image and
+    its mirror image (left-right): test-time augmentation with the flip that training's augmentation
+    draws half the time, so the network has learnt both views. It costs a second forward pass."""
     device = numerics.device
     model.eval()
     loss_sum = torch.zeros((), device=device)
@@ -217,10 +221,16 @@ def evaluate(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics:
         xb, yb = x_uint8[start : start + EVAL_BATCH_SIZE], y[start : start + EVAL_BATCH_SIZE]
         with numerics.autocast():
             logits = model(numerics.prepare(xb)).float()
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
+            mirrored = model(numerics.prepare(xb.flip(-1))).float() if flip_average else None
+        if mirrored is None:
+            scores = logits
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+        else:  # the log of the mean of the two views' probabilities
+            scores = torch.logaddexp(logits.log_softmax(1), mirrored.log_softmax(1)) - math.log(2)
+            loss_sum += F.nll_loss(scores, yb, reduction="sum")
+        correct += (scores.argmax(1) == yb).sum()
         if calibration is not None:
-            calibration.add(logits.softmax(1), yb)
+            calibration.add(scores.softmax(1), yb)
     return loss_sum.item() / len(y), correct.item() / len(y)
 
 
@@ -243,10 +253,11 @@ def train_eval_metrics(state: TrainingState, split: DeviceSplit) -> dict:
     return {"train_eval_loss": loss, "train_eval_acc": acc, **summarise_shift(moments.variance_shift())}
 
 
-def scored(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics: Numerics) -> dict:
+def scored(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, numerics: Numerics,
+           flip_average: bool = False) -> dict:
     """loss, acc, ece and conf_wrong of `model` in eval mode on these images (`evaluate` with calibration)."""
     histogram = CalibrationBins(numerics.device)
-    loss, acc = evaluate(model, x_uint8, y, numerics, histogram)
+    loss, acc = evaluate(model, x_uint8, y, numerics, histogram, flip_average)
     ece, conf_wrong = histogram.result()
     return {"loss": loss, "acc": acc, "ece": ece, "conf_wrong": conf_wrong}
 

@@ -47,7 +47,7 @@ REPLICATE_METRICS = (
 # Metrics of a final-evaluation seed in final.csv.
 FINAL_METRICS = (
     "train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "test_loss", "test_acc", "test_ece", "test_conf_wrong",
-    "var_shift_max", "var_shift_mean", "test_acc_bn_reestimated", "test_ece_bn_reestimated",
+    "test_loss_flip", "test_acc_flip", "var_shift_max", "var_shift_mean", "test_acc_bn_reestimated", "test_ece_bn_reestimated",
 )
 
 

@@ -90,9 +90,9 @@ def _spy_on_evaluate(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     calls = []
     real = training.evaluate
 
-    def spy(model, x, y, device, calibration=None):
+    def spy(model, x, y, device, calibration=None, flip_average=False):
         calls.append((x.clone(), y.clone()))
-        return real(model, x, y, device, calibration)
+        return real(model, x, y, device, calibration, flip_average)
 
     monkeypatch.setattr(training, "evaluate", spy)
     return calls
@@ -237,3 +237,36 @@ def test_random_erasing_changes_training_and_leaves_its_absence_as_it_was(fake_d
     erased = fit(_config(fake_data_dir, max_epochs=1, random_erasing=0.5), split).history[0]
     assert plain["train_loss"] == explicit_zero["train_loss"]  # no draws at 0: the same random stream
     assert erased["train_loss"] != plain["train_loss"]
+
+
+def _numerics_and_images(fake_data_dir):
+    """fp32 CPU numerics as training chooses them, and 300 validation images of the fake data."""
+    cfg = _config(fake_data_dir, val_size=300)
+    split = load_split(cfg.data, torch.device("cpu"))
+    return start_training(cfg, 1).numerics, split.val_x, split.val_y
+
+
+def test_flip_average_scores_the_mean_of_the_two_views_probabilities(fake_data_dir):
+    num, x, y = _numerics_and_images(fake_data_dir)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))  # sees left and right apart
+    with torch.no_grad():
+        views = [model(numerics.normalize(v)).softmax(1) for v in (x, x.flip(-1))]
+    probs = (views[0] + views[1]) / 2
+    expected_loss = -probs[torch.arange(len(y)), y].log().mean().item()
+    expected_acc = (probs.argmax(1) == y).float().mean().item()
+
+    loss, acc = training.evaluate(model, x, y, num, flip_average=True)
+    assert loss == pytest.approx(expected_loss, rel=1e-5) and acc == pytest.approx(expected_acc)
+    # The mirror view changed the scores: plain evaluation is the first view alone.
+    plain_loss, plain_acc = training.evaluate(model, x, y, num)
+    assert plain_loss == pytest.approx(-views[0][torch.arange(len(y)), y].log().mean().item(), rel=1e-5)
+    assert plain_loss != pytest.approx(loss, rel=1e-3)
+
+
+def test_flip_average_changes_nothing_for_a_mirror_symmetric_model(fake_data_dir):
+    num, x, y = _numerics_and_images(fake_data_dir)
+    torch.manual_seed(0)
+    # Each image's mean per row, then a linear map: the same for an image and its mirror.
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d((28, 1)), torch.nn.Flatten(), torch.nn.Linear(28, 10))
+    assert training.evaluate(model, x, y, num, flip_average=True) == pytest.approx(training.evaluate(model, x, y, num))
