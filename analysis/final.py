@@ -11,9 +11,11 @@ import pandas as pd
 from analysis import stats
 
 METHOD = "mean test accuracy over seeds, " + stats.T_INTERVAL
-# Means over seeds reported beside the accuracy, where final.csv has them: calibration, and the same
-# networks with their BN statistics re-estimated (study.training.mechanism).
-MEANS = ("test_loss", "test_ece", "test_conf_wrong", "var_shift_max", "test_acc_bn_reestimated", "test_ece_bn_reestimated")
+# Means over seeds reported beside the accuracy, where final.csv has them: the accuracy with each test image
+# averaged with its mirror image, calibration, and the same networks with their BN statistics re-estimated
+# (study.training.mechanism).
+MEANS = ("test_acc_flip", "test_loss", "test_ece", "test_conf_wrong", "var_shift_max", "test_acc_bn_reestimated",
+         "test_ece_bn_reestimated")
 
 
 def summarise_final(final: pd.DataFrame) -> pd.DataFrame:

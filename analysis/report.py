@@ -166,8 +166,11 @@ def _importance(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
 def _final(c: Conclusions, plots: dict, skipped: dict) -> list[Block]:
     if not c.final:
         return [Block("p", "No final.csv: the winners have not been evaluated on the test set yet.")]
-    blocks = [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI"],
-                    [[f.config_id, f.cell, f.n_seeds, pct(f.test_acc), ci_pct(f.ci_low, f.ci_high)] for f in c.final])]
+    blocks = [Block("table", ["config", "cell", "seeds", "test accuracy", "95% CI", "with mirror images (mean)"],
+                    [[f.config_id, f.cell, f.n_seeds, pct(f.test_acc), ci_pct(f.ci_low, f.ci_high),
+                      pct(f.test_acc_flip)] for f in c.final]),
+              Block("p", "With mirror images: the same test evaluation, each image scored by the mean of its and its "
+                    "mirror image's class probabilities (flip test-time augmentation).")]
     measured = [f for f in c.final if ok(f.test_ece)]
     if measured:
         blocks.append(Block("p", "The same networks' calibration and variance shift, and with their BN statistics "

@@ -271,6 +271,7 @@ class FinalResult:
     method: str
     test_loss: float | None = None
     # Means over the seeds (None where final.csv lacks them, or without BN).
+    test_acc_flip: float | None = None  # each test image averaged with its mirror image
     test_ece: float | None = None
     test_conf_wrong: float | None = None
     var_shift_max: float | None = None
