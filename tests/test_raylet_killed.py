@@ -3,6 +3,7 @@ ended 14 s later with exit 1, Ray's log dump and ActorDiedError tracebacks), and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 import pandas as pd
 import pytest
 
+from study.runtime import raylet_watch
 from study.runtime.raylet_watch import EXIT_CODE, raylet_message
 
 
@@ -48,6 +50,32 @@ def test_the_message_names_the_raylet_and_the_resume_command():
     text = raylet_message(123, -9, ["run", "--name", "my study"])
     assert "raylet, pid 123" in text and "killed by signal 9" in text
     assert text.endswith("Resume with the same command:\n  study run --name 'my study'")
+
+
+class _EndedRaylet:
+    pid = 4242
+
+    def poll(self):
+        return -9
+
+
+@pytest.mark.parametrize(("connected", "exits"), [(True, True), (False, False)])
+def test_the_watch_ends_the_process_only_while_the_driver_is_connected(monkeypatch, connected, exits):
+    """A raylet that ends under a connected driver was killed; after `ray.shutdown()` (the driver disconnected
+    first) it ended on purpose, and a later command in the same process must not be ended by an old watch."""
+    exited = []
+
+    def record_exit(code):
+        exited.append(code)
+        raise SystemExit(code)  # as os._exit would, the watch goes no further
+
+    monkeypatch.setattr(raylet_watch, "_driver_connected", lambda: connected)
+    monkeypatch.setattr(raylet_watch.os, "_exit", record_exit)
+    monkeypatch.setattr(raylet_watch, "POLL_S", 0.01)
+    raylet_watch._stopped.clear()
+    with pytest.raises(SystemExit) if exits else contextlib.nullcontext():
+        raylet_watch._watch(_EndedRaylet())  # the first poll sees the raylet ended
+    assert exited == ([EXIT_CODE] if exits else [])
 
 
 @pytest.mark.faults

@@ -46,11 +46,19 @@ def _watch(process) -> None:
         code = process.poll()
         if code is None:
             continue
-        if _stopped.is_set():  # Ray shut down on purpose meanwhile
+        # Shut down on purpose meanwhile: the process exiting, or `ray.shutdown()` (a second command in the same
+        # process, a test), which disconnects the driver before it ends the raylet.
+        if _stopped.is_set() or not _driver_connected():
             return
         sys.stderr.write(raylet_message(process.pid, code, sys.argv[1:]) + "\n")
         sys.stderr.flush()
         os._exit(EXIT_CODE)
+
+
+def _driver_connected() -> bool:
+    import ray
+
+    return ray.is_initialized()
 
 
 def raylet_message(pid: int, code: int, argv: list[str]) -> str:
