@@ -221,7 +221,7 @@ def run_final(options: FinalOptions) -> FinalOutcome:
     acc = final["test_acc"].dropna()
     write_json(uri, RECORD, run_record(
         plan.record(), started, time.time(), chosen_by=plan.chosen_by,
-        test_acc=mean_and_sd(acc), test_acc_flip=mean_and_sd(final.get("test_acc_flip", pd.Series(dtype=float)).dropna()),
+        test_acc=mean_and_sd(acc), test_acc_flip=mean_and_sd(final["test_acc_flip"].dropna()),
     ))
     if acc.empty:
         raise RetrainError(f"every seed failed, so nothing was tested; the first error: {final['error'].iloc[0]}")
